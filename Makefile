@@ -1,0 +1,54 @@
+# Sluice: `make run` starts the local stack, `make test` runs every check. Both install what they need.
+SHELL := /bin/bash
+VENV ?= .venv
+SAM_VENV ?= .venv-sam
+# Prefer the Lambda runtime's Python (3.13) where it is installed; the code also runs on 3.11.
+PYTHON ?= $(shell for v in 3.13 3.12 3.11; do \
+	  if python$$v -c '' 2>/dev/null; then echo python$$v; exit; fi; \
+	  if command -v pyenv >/dev/null && p=$$(pyenv latest $$v 2>/dev/null) && PYENV_VERSION=$$p python$$v -c '' 2>/dev/null; then echo "PYENV_VERSION=$$p python$$v"; exit; fi; \
+	done; echo python3)
+PY := $(VENV)/bin/python
+export PYTHONPATH := shared:.
+
+.PHONY: install run test lint unit typecheck template-check openapi bench api-key clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+$(SAM_VENV)/.installed:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install -q aws-sam-cli
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(PY) -m local.stack
+
+test: lint
+	$(PY) -m pytest -q
+
+lint: install $(SAM_VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/cfn-lint template.yaml
+	$(SAM_VENV)/bin/sam validate --lint -t template.yaml
+	$(PY) -m local.check_template
+
+openapi: install
+	$(PY) -m local.openapi > docs/openapi.json
+
+bench: install
+	$(PY) -m bench.run
+
+# Create an API key. Against the local stack: AWS_ENDPOINT_URL=<printed moto URL>; against AWS: your
+# credentials and TABLE_NAME=<the stack's TableName output>.
+api-key: install
+	$(PY) -m sluice.api_keys $(ARGS)
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .pytest_cache .mypy_cache .ruff_cache build .sluice

@@ -1,0 +1,26 @@
+"""DELETE /v1/connections/{connection_id}: remove a connection and everything it owns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sluice import connections
+from sluice.api import current_caller, envelope, make_resolver
+from sluice.observability import logger
+from sluice.storage import get_table
+
+app = make_resolver()
+
+
+@app.delete("/v1/connections/<connection_id>")
+def delete_connection(connection_id: str) -> dict[str, Any]:
+    connections.delete(current_caller(app), connection_id, get_table())
+    return envelope(message=f"Connection with id '{connection_id}' has been deleted")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,25 @@
+"""GET /v1/destinations/{destination_id}: a group's destination (its id is the group id)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sluice import groups
+from sluice.api import current_caller, envelope, make_resolver
+from sluice.observability import logger
+from sluice.storage import get_table
+
+app = make_resolver()
+
+
+@app.get("/v1/destinations/<destination_id>")
+def get_destination(destination_id: str) -> dict[str, Any]:
+    return envelope(groups.get_destination(current_caller(app), destination_id, get_table()))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,30 @@
+"""GET /v1/groups: the caller's groups, a page at a time."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sluice import groups
+from sluice.api import current_caller, envelope, make_resolver
+from sluice.observability import logger
+from sluice.storage import get_table
+
+app = make_resolver()
+
+
+@app.get("/v1/groups")
+def list_groups(
+    cursor: Annotated[str | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    page = groups.list_groups(current_caller(app), cursor, limit, get_table())
+    return envelope(page, "Groups list retrieved successfully")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

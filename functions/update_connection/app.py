@@ -1,0 +1,28 @@
+"""PATCH /v1/connections/{connection_id}: change a connection (absent keys keep their value)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sluice import connections
+from sluice.api import current_caller, envelope, make_resolver
+from sluice.observability import logger
+from sluice.requests_models import UpdateConnectionRequest
+from sluice.storage import get_table
+
+app = make_resolver()
+
+
+@app.patch("/v1/connections/<connection_id>")
+def update_connection(connection_id: str, request: Annotated[UpdateConnectionRequest, Body()]) -> dict[str, Any]:
+    connection = connections.update(current_caller(app), connection_id, request, get_table())
+    return envelope(connections.to_wire(connection), "Connection has been updated")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,97 @@
+"""Creates the template's stateful resources (tables, key, bus, rules, secrets) on moto, so that the
+local stack and the tests run against what template.yaml declares instead of a second copy of it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from local.template import Tag, resources
+
+_TABLE_PROPS = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "BillingMode")
+
+
+@dataclass
+class LocalResources:
+    """Physical names of what was created, as the functions' environment wants them."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    # Rule logical id -> (queue url, target function logical id)
+    rule_queues: dict[str, tuple[str, str]] = field(default_factory=dict)
+    schedules: dict[str, tuple[str, str]] = field(default_factory=dict)  # rule id -> (expression, function)
+
+
+def _physical(logical_id: str, stack: str) -> str:
+    return f"{stack}-{logical_id}"
+
+
+def create_resources(session: Any, stack: str = "sluice") -> LocalResources:
+    created = LocalResources()
+    env = created.env
+    ddb = session.client("dynamodb")
+    for logical_id, resource in resources("AWS::DynamoDB::Table").items():
+        props = {k: v for k, v in resource["Properties"].items() if k in _TABLE_PROPS}
+        name = _physical(logical_id, stack)
+        ddb.create_table(TableName=name, **props)
+        if logical_id == "Table":
+            env["TABLE_NAME"] = name
+        elif logical_id == "IdempotencyTable":
+            env["IDEMPOTENCY_TABLE_NAME"] = name
+
+    kms = session.client("kms")
+    for logical_id in resources("AWS::KMS::Key"):
+        key_id = kms.create_key(Description=f"{stack} {logical_id}")["KeyMetadata"]["KeyId"]
+        if logical_id == "SecretsKey":
+            env["KMS_KEY_ID"] = key_id
+
+    events = session.client("events")
+    for logical_id in resources("AWS::Events::EventBus"):
+        name = f"{stack}-bus"
+        events.create_event_bus(Name=name)
+        env["EVENT_BUS_NAME"] = name
+
+    secrets = session.client("secretsmanager")
+    for logical_id, resource in resources("AWS::SecretsManager::Secret").items():
+        name = _physical(logical_id, stack)
+        secrets.create_secret(Name=name, SecretString=json.dumps({"signing_key": _random_key()}))
+        if logical_id == "ConnectCardSecret":
+            env["CONNECT_CARD_SECRET_ID"] = name
+        del resource
+
+    sqs = session.client("sqs")
+    for function_id, resource in resources("AWS::Serverless::Function").items():
+        for event_id, event in (resource["Properties"].get("Events") or {}).items():
+            props = event.get("Properties", {})
+            if event["Type"] == "EventBridgeRule":
+                queue_name = f"{stack}-{function_id}-{event_id}"
+                queue_url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+                queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+                    "Attributes"
+                ]["QueueArn"]
+                rule_name = f"{stack}-{function_id}-{event_id}"
+                events.put_rule(
+                    Name=rule_name,
+                    EventBusName=env["EVENT_BUS_NAME"],
+                    EventPattern=json.dumps(props["Pattern"]),
+                )
+                events.put_targets(
+                    Rule=rule_name,
+                    EventBusName=env["EVENT_BUS_NAME"],
+                    Targets=[{"Id": "local", "Arn": queue_arn}],
+                )
+                created.rule_queues[f"{function_id}.{event_id}"] = (queue_url, function_id)
+            elif event["Type"] in ("Schedule", "ScheduleV2"):
+                expression = props["Schedule"] if event["Type"] == "Schedule" else props["ScheduleExpression"]
+                created.schedules[f"{function_id}.{event_id}"] = (str(expression), function_id)
+    return created
+
+
+def _random_key() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(32)
+
+
+def _unwrap(value: Any) -> Any:
+    return value.value if isinstance(value, Tag) else value

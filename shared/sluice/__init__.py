@@ -1,0 +1,1 @@
+"""Sluice: a self-hosted, Fivetran-compatible Connections service on AWS serverless."""

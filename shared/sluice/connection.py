@@ -1,0 +1,125 @@
+"""The Connection aggregate: every attribute, its defaults, and how it reads on the wire."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from sluice.timestamps import to_wire
+
+SYNC_FREQUENCIES = (1, 5, 15, 30, 60, 120, 180, 360, 480, 720, 1440)
+DAILY = 1440
+
+ScheduleType = Literal["auto", "manual"]
+DataDelaySensitivity = Literal["LOW", "NORMAL", "HIGH", "SYNC_FREQUENCY", "CUSTOM"]
+NetworkingMethodIn = Literal["Directly", "SshTunnel", "ProxyAgent", "PrivateLink"]
+NetworkingMethod = Literal["Directly", "SshTunnel", "ProxyAgent", "PrivateLink", "UnmanagedProxyAgent", "Unknown"]
+SetupState = Literal["incomplete", "connected", "broken"]
+# What the sync engine records; `paused` is derived from the `paused` flag on the way out.
+EngineSyncState = Literal["scheduled", "syncing", "rescheduled"]
+UpdateState = Literal["on_schedule", "delayed"]
+DestinationSchemaNames = Literal["FIVETRAN_NAMING", "SOURCE_NAMING"]
+SetupTestStatus = Literal["PASSED", "SKIPPED", "WARNING", "FAILED", "JOB_FAILED"]
+
+
+class SetupTestResult(BaseModel):
+    title: str
+    status: SetupTestStatus
+    message: str = ""
+    details: Any = None
+
+
+class Connection(BaseModel):
+    """A connection as the domain sees it; storage keys live elsewhere."""
+
+    id: str
+    account_id: str
+    group_id: str
+    service: str
+    service_version: int = 1
+    schema_: str = Field(alias="schema")
+    connected_by: str
+    created_at: datetime
+    succeeded_at: datetime | None = None
+    failed_at: datetime | None = None
+    paused: bool = False
+    pause_after_trial: bool = False
+    sync_frequency: int = 360
+    schedule_type: ScheduleType = "auto"
+    daily_sync_time: str | None = None
+    data_delay_sensitivity: DataDelaySensitivity = "NORMAL"
+    data_delay_threshold: int = 0
+    networking_method: NetworkingMethod = "Directly"
+    private_link_id: str | None = None
+    proxy_agent_id: str | None = None
+    hybrid_deployment_agent_id: str | None = None
+    destination_schema_names: DestinationSchemaNames = "FIVETRAN_NAMING"
+    # The service config with every secret replaced by "******"; naming keys included.
+    config: dict[str, Any] = Field(default_factory=dict)
+    # KMS ciphertexts (base64) keyed by JSON pointer into config ("auth/token"), plus "$auth".
+    secrets: dict[str, str] = Field(default_factory=dict)
+    setup_state: SetupState = "incomplete"
+    sync_state: EngineSyncState = "scheduled"
+    update_state: UpdateState = "on_schedule"
+    is_historical_sync: bool = True
+    rescheduled_for: datetime | None = None
+    setup_tests: list[SetupTestResult] | None = None
+    version: int = 0
+
+    model_config = {"populate_by_name": True}
+
+    @property
+    def schema_name(self) -> str:
+        return self.schema_
+
+
+def wire_sync_state(connection: Connection) -> str:
+    if connection.sync_state == "syncing":
+        return "syncing"
+    return "paused" if connection.paused else connection.sync_state
+
+
+def to_wire_object(connection: Connection, naming_keys: tuple[str, ...]) -> dict[str, Any]:
+    """The `data` object of get, create, update, test and list items: every key, always."""
+    c = connection
+    config = {k: v for k, v in c.config.items() if k not in naming_keys}
+    body: dict[str, Any] = {
+        "id": c.id,
+        "group_id": c.group_id,
+        "service": c.service,
+        "service_version": c.service_version,
+        "schema": c.schema_,
+        "connected_by": c.connected_by,
+        "created_at": to_wire(c.created_at),
+        "succeeded_at": to_wire(c.succeeded_at),
+        "failed_at": to_wire(c.failed_at),
+        "paused": c.paused,
+        "pause_after_trial": c.pause_after_trial,
+        "sync_frequency": c.sync_frequency,
+        "schedule_type": c.schedule_type,
+        "daily_sync_time": c.daily_sync_time if c.sync_frequency == DAILY else None,
+        "data_delay_sensitivity": c.data_delay_sensitivity,
+        "data_delay_threshold": c.data_delay_threshold,
+        "networking_method": c.networking_method,
+        "private_link_id": c.private_link_id,
+        "proxy_agent_id": c.proxy_agent_id,
+        "hybrid_deployment_agent_id": c.hybrid_deployment_agent_id,
+        "destination_schema_names": c.destination_schema_names,
+        "source_sync_details": None,
+        "config": config,
+        "status": {
+            "setup_state": c.setup_state,
+            "sync_state": wire_sync_state(c),
+            "update_state": c.update_state,
+            "is_historical_sync": c.is_historical_sync,
+            "rescheduled_for": to_wire(c.rescheduled_for) if c.sync_state == "rescheduled" else None,
+            "schema_status": "ready",
+            "tasks": [],
+            "warnings": [],
+        },
+    }
+    if c.setup_tests is not None:
+        body["setup_tests"] = [t.model_dump(mode="json") for t in c.setup_tests]
+    return body

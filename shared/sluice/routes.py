@@ -1,0 +1,47 @@
+"""Every route of the public API and the function that serves it. template.yaml wires the same table
+(a test keeps the two equal); the fallback function uses it to tell 404 from 405."""
+
+from __future__ import annotations
+
+import re
+
+# (method, path with {parameters}, function). Paths are written once, under /v1/connections; every
+# /v1/connections route is also served under /v1/connectors (API Gateway and the resolver alias them).
+ROUTES: tuple[tuple[str, str, str], ...] = (
+    ("POST", "/v1/groups", "create_group"),
+    ("GET", "/v1/groups", "list_groups"),
+    ("GET", "/v1/groups/{group_id}", "get_group"),
+    ("POST", "/v1/destinations", "create_destination"),
+    ("GET", "/v1/destinations/{destination_id}", "get_destination"),
+    ("POST", "/v1/connections", "create_connection"),
+    ("GET", "/v1/connections", "list_connections"),
+    ("GET", "/v1/groups/{group_id}/connections", "list_connections"),
+    ("GET", "/v1/connections/{connection_id}", "get_connection"),
+    ("PATCH", "/v1/connections/{connection_id}", "update_connection"),
+    ("DELETE", "/v1/connections/{connection_id}", "delete_connection"),
+)
+
+def canonical_path(path: str) -> tuple[str, bool]:
+    """The path with trailing slashes dropped and /connectors read as /connections, and whether it
+    came in through the alias."""
+    path = path.rstrip("/") or "/"
+    parts = path.split("/")
+    # /v1/connectors/... and /v1/groups/{id}/connectors/...
+    positions = [i for i in (2, 4) if len(parts) > i and parts[i] == "connectors"]
+    if positions == [4] and parts[2] != "groups":
+        positions = []
+    for i in positions:
+        parts[i] = "connections"
+    return "/".join(parts), bool(positions)
+
+
+def _pattern(path: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\{[^/]+\}", "[^/]+", path) + "$")
+
+
+_COMPILED = [(method, _pattern(path), function) for method, path, function in ROUTES]
+
+
+def allowed_methods(path: str) -> list[str]:
+    canonical, _ = canonical_path(path)
+    return sorted({method for method, pattern, _ in _COMPILED if pattern.match(canonical)})

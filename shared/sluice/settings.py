@@ -1,0 +1,42 @@
+"""The one place that reads the environment: every setting Sluice knows, read once."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    idempotency_table_name: str
+    event_bus_name: str
+    kms_key_id: str
+    connect_card_secret_id: str
+    region: str
+    # Outbound requests to loopback addresses are refused unless this is set (local stack, tests).
+    allow_loopback: bool
+    # Base URL of the public API, used to build Connect Card links; empty means "from the request".
+    public_base_url: str
+    scheduler_shards: int
+
+
+@cache
+def get_settings() -> Settings:
+    env = os.environ
+    return Settings(
+        table_name=env.get("TABLE_NAME", "sluice"),
+        idempotency_table_name=env.get("IDEMPOTENCY_TABLE_NAME", "sluice-idempotency"),
+        event_bus_name=env.get("EVENT_BUS_NAME", "sluice"),
+        kms_key_id=env.get("KMS_KEY_ID", "alias/sluice"),
+        connect_card_secret_id=env.get("CONNECT_CARD_SECRET_ID", "sluice/connect-card"),
+        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        allow_loopback=_flag(env.get("SLUICE_ALLOW_LOOPBACK")),
+        public_base_url=env.get("PUBLIC_BASE_URL", "").rstrip("/"),
+        scheduler_shards=int(env.get("SCHEDULER_SHARDS", "4")),
+    )

@@ -1,0 +1,395 @@
+"""DynamoDB access: item shapes, keys, conditional writes and cursors. The only module that touches boto3's
+DynamoDB API; ClientErrors become domain errors here."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sluice.connection import Connection
+from sluice.errors import (
+    ConcurrentUpdate,
+    ConnectionNotFound,
+    Conflict,
+    GroupNotFound,
+    InvalidInput,
+    SchemaTaken,
+    SluiceError,
+)
+from sluice.timestamps import from_wire, to_wire
+
+# Item attributes that hold JSON documents as strings (free-form maps with floats and empty values).
+_JSON_ATTRIBUTES = ("config", "secrets", "setup_tests")
+_CONNECTION_DATETIMES = ("created_at", "succeeded_at", "failed_at", "rescheduled_for")
+
+
+# ---- keys: the one place that knows them ---------------------------------------------------------------
+
+def connection_key(connection_id: str) -> dict[str, str]:
+    return {"pk": f"CONN#{connection_id}", "sk": "CONN"}
+
+
+def group_key(group_id: str) -> dict[str, str]:
+    return {"pk": f"GROUP#{group_id}", "sk": "GROUP"}
+
+
+def destination_key(group_id: str) -> dict[str, str]:
+    return {"pk": f"GROUP#{group_id}", "sk": "DEST"}
+
+
+def schema_guard_key(group_id: str, schema: str) -> dict[str, str]:
+    return {"pk": f"GROUP#{group_id}", "sk": f"SCHEMA#{schema}"}
+
+
+def api_key_key(api_key: str) -> dict[str, str]:
+    return {"pk": f"APIKEY#{api_key}", "sk": "APIKEY"}
+
+
+def account_connections_partition(account_id: str) -> str:
+    return f"ACCT#{account_id}#CONN"
+
+
+def account_groups_partition(account_id: str) -> str:
+    return f"ACCT#{account_id}#GROUP"
+
+
+# ---- serialization -------------------------------------------------------------------------------------
+
+def _serializer() -> Any:
+    from boto3.dynamodb.types import TypeSerializer
+
+    return TypeSerializer()
+
+
+def _deserializer() -> Any:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    return TypeDeserializer()
+
+
+def to_dynamo(item: dict[str, Any]) -> dict[str, Any]:
+    ser = _serializer()
+    return {k: ser.serialize(v) for k, v in item.items() if v is not None}
+
+
+def from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
+    des = _deserializer()
+    return {k: _plain(des.deserialize(v)) for k, v in item.items()}
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal; the domain wants ints."""
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def connection_to_item(connection: Connection) -> dict[str, Any]:
+    item: dict[str, Any] = connection.model_dump(mode="python", by_alias=True)
+    for name in _CONNECTION_DATETIMES:
+        item[name] = to_wire(item[name])
+    for name in _JSON_ATTRIBUTES:
+        value = item[name]
+        item[name] = None if value is None else json.dumps(value, separators=(",", ":"))
+    return {
+        **connection_key(connection.id),
+        "gsi1pk": account_connections_partition(connection.account_id),
+        "gsi1sk": f"{connection.group_id}#{connection.schema_name}",
+        "type": "connection",
+        **item,
+    }
+
+
+def connection_from_item(item: dict[str, Any]) -> Connection:
+    data = dict(item)
+    for name in _JSON_ATTRIBUTES:
+        if isinstance(data.get(name), str):
+            data[name] = json.loads(data[name])
+    for name in _CONNECTION_DATETIMES:
+        data[name] = from_wire(data.get(name))
+    fields = Connection.model_fields
+    return Connection.model_validate(
+        {k: v for k, v in data.items() if k in fields or k == "schema"}
+    )
+
+
+# ---- cursors -------------------------------------------------------------------------------------------
+
+def encode_cursor(last_key: dict[str, Any] | None) -> str | None:
+    if not last_key:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(from_dynamo(last_key)).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, partition: str) -> dict[str, Any] | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        key = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise InvalidInput("Invalid cursor") from None
+    expected = {"pk", "sk", "gsi1pk", "gsi1sk"}
+    if (
+        not isinstance(key, dict)
+        or set(key) != expected
+        or not all(isinstance(v, str) for v in key.values())
+        or key["gsi1pk"] != partition
+    ):
+        raise InvalidInput("Invalid cursor")
+    return to_dynamo(key)
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+# ---- the table -----------------------------------------------------------------------------------------
+
+def _error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def _cancellation_codes(exc: Exception) -> list[str]:
+    response = getattr(exc, "response", None) or {}
+    return [str(r.get("Code", "None")) for r in response.get("CancellationReasons", [])]
+
+
+class Table:
+    """The domain table. Every read is a GetItem or a Query on a key."""
+
+    def __init__(self, client: Any, name: str) -> None:
+        self._client = client
+        self.name = name
+
+    # -- generic ------------------------------------------------------------------------------------
+
+    def get(self, key: dict[str, str], consistent: bool = True) -> dict[str, Any] | None:
+        response = self._client.get_item(TableName=self.name, Key=to_dynamo(key), ConsistentRead=consistent)
+        item = response.get("Item")
+        return from_dynamo(item) if item else None
+
+    def put_new(self, item: dict[str, Any], conflict: Callable[[], SluiceError]) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.put_item(
+                TableName=self.name,
+                Item=to_dynamo(item),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                raise conflict() from None
+            raise
+
+    def query_page(
+        self,
+        partition: str,
+        limit: int,
+        cursor: str | None,
+        sk_prefix: str | None = None,
+        sk_equals: str | None = None,
+        keep: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> Page:
+        """One page of the gsi1 partition, in sort-key order, `limit` items at most."""
+        condition = "gsi1pk = :p"
+        values: dict[str, Any] = {":p": partition}
+        if sk_equals is not None:
+            condition += " AND gsi1sk = :s"
+            values[":s"] = sk_equals
+        elif sk_prefix is not None:
+            condition += " AND begins_with(gsi1sk, :s)"
+            values[":s"] = sk_prefix
+        start = decode_cursor(cursor, partition)
+        items: list[dict[str, Any]] = []
+        while True:
+            request: dict[str, Any] = {
+                "TableName": self.name,
+                "IndexName": "gsi1",
+                "KeyConditionExpression": condition,
+                "ExpressionAttributeValues": to_dynamo(values),
+                "Limit": limit - len(items),
+            }
+            if start:
+                request["ExclusiveStartKey"] = start
+            response = self._client.query(**request)
+            batch = [from_dynamo(i) for i in response.get("Items", [])]
+            items.extend(i for i in batch if keep is None or keep(i))
+            start = response.get("LastEvaluatedKey")
+            if not start or len(items) >= limit:
+                break
+        next_cursor = None
+        if start and items:
+            last = items[-1]
+            next_cursor = encode_cursor(
+                to_dynamo({k: last[k] for k in ("pk", "sk", "gsi1pk", "gsi1sk")})
+            )
+        return Page(items=items, next_cursor=next_cursor)
+
+    def transact(self, actions: list[dict[str, Any]], on_cancel: Callable[[list[str]], SluiceError]) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.transact_write_items(TransactItems=actions)
+        except ClientError as exc:
+            if _error_code(exc) == "TransactionCanceledException":
+                raise on_cancel(_cancellation_codes(exc)) from None
+            raise
+
+    def query_partition(self, pk: str, sk_prefix: str) -> Iterable[dict[str, Any]]:
+        """Every item of one partition under a sort-key prefix (children of an aggregate)."""
+        start = None
+        while True:
+            values = {":p": pk, ":s": sk_prefix} if sk_prefix else {":p": pk}
+            condition = "pk = :p AND begins_with(sk, :s)" if sk_prefix else "pk = :p"
+            request: dict[str, Any] = {
+                "TableName": self.name,
+                "KeyConditionExpression": condition,
+                "ExpressionAttributeValues": to_dynamo(values),
+                "ConsistentRead": True,
+            }
+            if start:
+                request["ExclusiveStartKey"] = start
+            response = self._client.query(**request)
+            yield from (from_dynamo(i) for i in response.get("Items", []))
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                return
+
+    def delete_many(self, keys: list[dict[str, str]]) -> None:
+        for offset in range(0, len(keys), 25):
+            requests = [{"DeleteRequest": {"Key": to_dynamo(k)}} for k in keys[offset : offset + 25]]
+            pending: dict[str, Any] = {self.name: requests}
+            while pending:
+                response = self._client.batch_write_item(RequestItems=pending)
+                pending = response.get("UnprocessedItems") or {}
+
+    # -- groups & destinations -----------------------------------------------------------------------
+
+    def get_owned(self, key: dict[str, str], account_id: str) -> dict[str, Any] | None:
+        item = self.get(key)
+        if item is None or item.get("account_id") != account_id:
+            return None
+        return item
+
+    # -- connections ---------------------------------------------------------------------------------
+
+    def get_connection(self, account_id: str | None, connection_id: str) -> Connection:
+        """A connection by id; `account_id` None means any account (workers acting on events)."""
+        item = self.get(connection_key(connection_id))
+        if item is None or (account_id is not None and item.get("account_id") != account_id):
+            raise ConnectionNotFound(connection_id)
+        return connection_from_item(item)
+
+    def create_connection(self, connection: Connection) -> None:
+        item = connection_to_item(connection)
+        guard = {
+            **schema_guard_key(connection.group_id, connection.schema_name),
+            "connection_id": connection.id,
+        }
+
+        def cancelled(codes: list[str]) -> SluiceError:
+            if codes and codes[0] == "ConditionalCheckFailed":
+                return GroupNotFound(connection.group_id)
+            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                return SchemaTaken(connection.schema_name)
+            return Conflict("The connection could not be created; retry")
+
+        self.transact(
+            [
+                {
+                    "ConditionCheck": {
+                        "TableName": self.name,
+                        "Key": to_dynamo(group_key(connection.group_id)),
+                        "ConditionExpression": "account_id = :a",
+                        "ExpressionAttributeValues": to_dynamo({":a": connection.account_id}),
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.name,
+                        "Item": to_dynamo(guard),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.name,
+                        "Item": to_dynamo(item),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ],
+            cancelled,
+        )
+
+    def replace_connection(self, connection: Connection, expected_version: int) -> Connection:
+        """Write a changed connection if nobody changed it since `expected_version` was read."""
+        from botocore.exceptions import ClientError
+
+        saved = connection.model_copy(update={"version": expected_version + 1})
+        try:
+            self._client.put_item(
+                TableName=self.name,
+                Item=to_dynamo(connection_to_item(saved)),
+                ConditionExpression="version = :v",
+                ExpressionAttributeValues=to_dynamo({":v": expected_version}),
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                raise ConcurrentUpdate() from None
+            raise
+        return saved
+
+    def delete_connection(self, connection: Connection) -> None:
+        def cancelled(codes: list[str]) -> SluiceError:
+            if codes and codes[0] == "ConditionalCheckFailed":
+                return ConnectionNotFound(connection.id)
+            return ConcurrentUpdate()
+
+        self.transact(
+            [
+                {
+                    "Delete": {
+                        "TableName": self.name,
+                        "Key": to_dynamo(connection_key(connection.id)),
+                        "ConditionExpression": "account_id = :a",
+                        "ExpressionAttributeValues": to_dynamo({":a": connection.account_id}),
+                    }
+                },
+                {
+                    "Delete": {
+                        "TableName": self.name,
+                        "Key": to_dynamo(schema_guard_key(connection.group_id, connection.schema_name)),
+                    }
+                },
+            ],
+            cancelled,
+        )
+        # Children (state snapshots, sync runs) live in the connection's partition.
+        children = [
+            {"pk": i["pk"], "sk": i["sk"]}
+            for i in self.query_partition(connection_key(connection.id)["pk"], "")
+        ]
+        self.delete_many(children)
+
+
+def get_table() -> Table:
+    from sluice.aws import client
+    from sluice.settings import get_settings
+
+    return Table(client("dynamodb"), get_settings().table_name)

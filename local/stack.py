@@ -256,6 +256,7 @@ def make_http_handler(stack: LocalStack) -> type[BaseHTTPRequestHandler]:
 def start_moto(port: int = 0) -> Any:
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, bound_port = server.get_host_and_port()

@@ -76,13 +76,12 @@ def reveal(config: dict[str, Any], plain: dict[str, str]) -> dict[str, Any]:
 
 
 def merge_config(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """Fivetran's PATCH rule for config: absent keeps, null clears, objects merge, others replace."""
+    """Fivetran's PATCH rule for config: an absent key keeps its value, null clears it, and a present
+    key replaces it whole (so `auth` can switch type; secrets inside may come back as "******")."""
     merged = copy.deepcopy(stored)
     for key, value in patch.items():
         if value is None:
             merged.pop(key, None)
-        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge_config(merged[key], value)
         else:
             merged[key] = copy.deepcopy(value)
     return merged

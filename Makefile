@@ -10,7 +10,7 @@ PYTHON ?= $(shell for v in 3.13 3.12 3.11; do \
 PY := $(VENV)/bin/python
 export PYTHONPATH := shared:.
 
-.PHONY: install run test lint unit typecheck template-check openapi bench api-key clean
+.PHONY: install clients run test lint unit typecheck template-check openapi bench api-key clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +23,26 @@ $(SAM_VENV)/.installed:
 	$(SAM_VENV)/bin/python -m pip install -q aws-sam-cli
 	touch $@
 
+# The real Fivetran clients, each in its own virtual environment (they pin heavy dependencies).
+CLIENTS ?= .venv-clients
+$(CLIENTS)/fivetran-cli/.installed:
+	$(PYTHON) -m venv $(CLIENTS)/fivetran-cli
+	env -u PYTHONPATH $(CLIENTS)/fivetran-cli/bin/python -m pip install -q 'fivetran-cli==1.1.0'
+	touch $@
+
+$(CLIENTS)/dagster/.installed:
+	$(PYTHON) -m venv $(CLIENTS)/dagster
+	env -u PYTHONPATH $(CLIENTS)/dagster/bin/python -m pip install -q 'dagster-fivetran>=0.29,<0.30'
+	touch $@
+
 install: $(VENV)/.installed
+
+clients: $(CLIENTS)/fivetran-cli/.installed
 
 run: install
 	$(PY) -m local.stack
 
-test: lint
+test: lint clients
 	$(PY) -m pytest -q
 
 lint: install $(SAM_VENV)/.installed
@@ -51,4 +65,4 @@ api-key: install
 	$(PY) -m sluice.api_keys $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .pytest_cache .mypy_cache .ruff_cache build .sluice
+	rm -rf $(VENV) $(SAM_VENV) $(CLIENTS) .pytest_cache .mypy_cache .ruff_cache build .sluice

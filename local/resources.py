@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from local.template import Tag, resources
+from local.template import resources
 
 _TABLE_PROPS = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "BillingMode")
 
@@ -20,13 +20,14 @@ class LocalResources:
     # Rule logical id -> (queue url, target function logical id)
     rule_queues: dict[str, tuple[str, str]] = field(default_factory=dict)
     schedules: dict[str, tuple[str, str]] = field(default_factory=dict)  # rule id -> (expression, function)
+    bus_log_queue: str = ""  # a queue that receives every Sluice event (local stack only)
 
 
 def _physical(logical_id: str, stack: str) -> str:
     return f"{stack}-{logical_id}"
 
 
-def create_resources(session: Any, stack: str = "sluice") -> LocalResources:
+def create_resources(session: Any, stack: str = "sluice", bus_log: bool = False) -> LocalResources:
     created = LocalResources()
     env = created.env
     ddb = session.client("dynamodb")
@@ -52,33 +53,23 @@ def create_resources(session: Any, stack: str = "sluice") -> LocalResources:
         env["EVENT_BUS_NAME"] = name
 
     secrets = session.client("secretsmanager")
-    for logical_id, resource in resources("AWS::SecretsManager::Secret").items():
+    for logical_id in resources("AWS::SecretsManager::Secret"):
         name = _physical(logical_id, stack)
         secrets.create_secret(Name=name, SecretString=json.dumps({"signing_key": _random_key()}))
         if logical_id == "ConnectCardSecret":
             env["CONNECT_CARD_SECRET_ID"] = name
-        del resource
 
     sqs = session.client("sqs")
+    if bus_log:
+        created.bus_log_queue = _queue_rule(
+            sqs, events, env["EVENT_BUS_NAME"], f"{stack}-bus-log", {"source": ["sluice"]}
+        )
     for function_id, resource in resources("AWS::Serverless::Function").items():
         for event_id, event in (resource["Properties"].get("Events") or {}).items():
             props = event.get("Properties", {})
             if event["Type"] == "EventBridgeRule":
-                queue_name = f"{stack}-{function_id}-{event_id}"
-                queue_url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
-                queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-                    "Attributes"
-                ]["QueueArn"]
-                rule_name = f"{stack}-{function_id}-{event_id}"
-                events.put_rule(
-                    Name=rule_name,
-                    EventBusName=env["EVENT_BUS_NAME"],
-                    EventPattern=json.dumps(props["Pattern"]),
-                )
-                events.put_targets(
-                    Rule=rule_name,
-                    EventBusName=env["EVENT_BUS_NAME"],
-                    Targets=[{"Id": "local", "Arn": queue_arn}],
+                queue_url = _queue_rule(
+                    sqs, events, env["EVENT_BUS_NAME"], f"{stack}-{function_id}-{event_id}", props["Pattern"]
                 )
                 created.rule_queues[f"{function_id}.{event_id}"] = (queue_url, function_id)
             elif event["Type"] in ("Schedule", "ScheduleV2"):
@@ -87,11 +78,16 @@ def create_resources(session: Any, stack: str = "sluice") -> LocalResources:
     return created
 
 
+def _queue_rule(sqs: Any, events: Any, bus: str, name: str, pattern: dict[str, Any]) -> str:
+    """A rule on the bus delivering to a new SQS queue (moto cannot invoke Lambda targets)."""
+    queue_url: str = sqs.create_queue(QueueName=name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "local", "Arn": queue_arn}])
+    return queue_url
+
+
 def _random_key() -> str:
     import secrets
 
     return secrets.token_urlsafe(32)
-
-
-def _unwrap(value: Any) -> Any:
-    return value.value if isinstance(value, Tag) else value

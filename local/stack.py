@@ -193,7 +193,33 @@ class LocalStack:
             log.exception("scheduled %s failed", function_id)
             return None
 
+    def _record_bus(self, queue_url: str) -> None:
+        """Append every event on the bus to <data dir>/events.jsonl, so a local user can see them."""
+        from sluice.aws import client
+
+        sqs = client("sqs")
+        path = self.data_dir / "events.jsonl"
+        while not self._stop.is_set():
+            try:
+                messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+                    "Messages", []
+                )
+            except Exception:
+                if self._stop.is_set():
+                    return
+                time.sleep(1)
+                continue
+            with path.open("a") as log_file:
+                for message in messages:
+                    event = json.loads(message["Body"])
+                    log_file.write(json.dumps(event) + "\n")
+                    log.info("event: %s %s", event.get("detail-type"), event.get("detail", {}).get("connection_id", ""))
+            for message in messages:
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
     def start_workers(self) -> None:
+        if self.resources.bus_log_queue:
+            self._spawn(lambda: self._record_bus(self.resources.bus_log_queue))
         for queue_url, function_id in self.resources.rule_queues.values():
             self._spawn(lambda q=queue_url, f=function_id: self._poll_rule(q, f))
         for expression, function_id in self.resources.schedules.values():
@@ -283,7 +309,7 @@ def prepare_environment(endpoint: str, data_dir: Path) -> LocalResources:
     )
     import boto3
 
-    resources = create_resources(boto3.session.Session(region_name=REGION))
+    resources = create_resources(boto3.session.Session(region_name=REGION), bus_log=True)
     os.environ.update(resources.env)
     shared = str(Path(__file__).resolve().parent.parent / "shared")
     if shared not in sys.path:
@@ -326,7 +352,7 @@ class RunningStack:
     """A started local stack (used by `main` and by the e2e and compat tests)."""
 
     def __init__(self, port: int = 0, data_dir: Path | None = None) -> None:
-        self.data_dir = (data_dir or Path(".sluice")).resolve()
+        self.data_dir = (data_dir or Path(os.environ.get("SLUICE_DATA_DIR") or ".sluice")).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.moto, self.aws_endpoint = start_moto()
         resources = prepare_environment(self.aws_endpoint, self.data_dir)

@@ -1,0 +1,39 @@
+"""Command line: create an API key in a Sluice table (on AWS, or on the local stack's moto).
+
+    TABLE_NAME=<stack output TableName> python -m sluice.api_keys [--account ID] [--user ID]
+
+The secret is printed once and stored only as a salted hash. Use --account to add a key to an
+existing account (it then sees that account's groups and connections).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from sluice.auth import create_api_key
+from sluice.storage import get_table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sluice.api_keys", description=__doc__.splitlines()[0])
+    parser.add_argument("--account", help="account id to add the key to (default: a new account)")
+    parser.add_argument("--user", help="user id the key acts as (default: a new user)")
+    args = parser.parse_args(argv)
+    key = create_api_key(get_table(), account_id=args.account, user_id=args.user)
+    print(
+        json.dumps(
+            {
+                "api_key": key.api_key,
+                "api_secret": key.api_secret,
+                "account_id": key.account_id,
+                "user_id": key.user_id,
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,118 @@
+"""Fivetran's own CLI (PyPI fivetran-cli) against the local stack, changed only in its base URL."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.compat.conftest import client_python
+from tests.support.local_stack import LocalStackProcess
+
+# The CLI keeps its base URL in this module constant and has no option for it.
+RUN_CLI = (
+    "import sys, fivetran_cli.http.config as config; config.DEFAULT_BASE_URL = sys.argv[1]; "
+    "sys.argv = ['fivetran'] + sys.argv[2:]; from fivetran_cli import main; sys.exit(main())"
+)
+
+
+@pytest.fixture
+def fivetran(stack: LocalStackProcess, tmp_path: Path):
+    python = client_python("fivetran-cli")
+    key = base64.b64encode(f"{stack.api_key}:{stack.api_secret}".encode()).decode()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),  # the CLI writes its config under $HOME
+        "DO_NOT_TRACK": "1",  # and sends telemetry unless told not to
+        "FIVETRAN_API_KEY": key,
+    }
+
+    def run(*args: str) -> dict:
+        result = subprocess.run(
+            [str(python), "-c", RUN_CLI, stack.url, *args, "--output", "json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, f"fivetran {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        return json.loads(result.stdout)
+
+    return run
+
+
+def test_cli_create_get_update_list_delete(stack: LocalStackProcess, fivetran) -> None:
+    schema = "cli_" + uuid.uuid4().hex[:8]
+    body = {
+        "group_id": stack.group_id,
+        "service": "rest_api",
+        "sync_frequency": 120,
+        "config": {
+            "schema": schema,
+            "base_url": "https://api.example.com",
+            "auth": {"type": "bearer", "token": "cli-token-secret"},
+            "tables": [{"name": "orders", "path": "/orders", "primary_key": ["id"]}],
+        },
+    }
+    created = fivetran("beta", "connection", "create", "--config", json.dumps(body))
+    connection = created["data"]
+    assert created["code"] == "Success"
+    assert connection["schema"] == schema
+    assert connection["sync_frequency"] == 120
+    assert connection["config"]["auth"]["token"] == "******"
+
+    got = fivetran("beta", "connection", "get", "--connection-id", connection["id"])
+    assert got["data"] == connection
+
+    updated = fivetran(
+        "beta", "connection", "update", "--connection-id", connection["id"], "--config", '{"paused": true}'
+    )
+    assert updated["data"]["paused"] is True
+    assert updated["data"]["status"]["sync_state"] == "paused"
+
+    listed = fivetran("beta", "connection", "list", "--group-id", stack.group_id)
+    assert connection["id"] in [c["id"] for c in listed["data"]["items"]]
+
+    deleted = fivetran("beta", "connection", "delete", "--connection-id", connection["id"], "--yes")
+    assert deleted["code"] == "Success"
+    assert connection["id"] in deleted["message"]
+
+
+def test_cli_list_follows_next_cursor_across_pages(stack: LocalStackProcess, fivetran) -> None:
+    # The CLI never sends `limit`; with more than one default page (100) it must follow next_cursor.
+    import requests
+
+    http = requests.Session()
+    http.auth = stack.auth
+    group = http.post(f"{stack.url}/v1/groups", json={"name": "cli_pages_" + uuid.uuid4().hex[:6]}).json()["data"]
+    for i in range(105):
+        reply = http.post(
+            f"{stack.url}/v1/connections",
+            json={
+                "group_id": group["id"],
+                "service": "s3",
+                "config": {"schema": "files", "table": f"t{i}", "bucket": "some-bucket"},
+            },
+        )
+        assert reply.status_code == 201, reply.text
+    listed = fivetran("beta", "connection", "list", "--group-id", group["id"])
+    assert len({c["id"] for c in listed["data"]["items"]}) == 105
+
+
+def test_cli_reports_not_found(stack: LocalStackProcess, tmp_path: Path) -> None:
+    python = client_python("fivetran-cli")
+    key = base64.b64encode(f"{stack.api_key}:{stack.api_secret}".encode()).decode()
+    result = subprocess.run(
+        [str(python), "-c", RUN_CLI, stack.url, "beta", "connection", "get", "--connection-id", "nope"],
+        env={"HOME": str(tmp_path), "DO_NOT_TRACK": "1", "FIVETRAN_API_KEY": key, "PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "doesn't exist" in result.stderr

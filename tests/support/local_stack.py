@@ -1,0 +1,118 @@
+"""Starts the local stack (`python -m local.stack`) in its own process, as a user would, for e2e and
+compat tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LocalStackProcess:
+    url: str
+    api_key: str
+    api_secret: str
+    group_id: str
+    data_dir: Path
+    process: subprocess.Popen[str]
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return (self.api_key, self.api_secret)
+
+    def session(self) -> requests.Session:
+        session = requests.Session()
+        session.auth = self.auth
+        return session
+
+    def events(self) -> list[dict[str, Any]]:
+        import json
+
+        path = self.data_dir / "events.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    def wait_for_events(self, detail_type: str, count: int = 1, timeout: float = 15) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [e for e in self.events() if e["detail-type"] == detail_type]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_local_stack(data_dir: Path, timeout: float = 90) -> LocalStackProcess:
+    port = free_port()
+    api_key, api_secret = "e2e-" + secrets.token_hex(4), secrets.token_urlsafe(24)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        "PORT": str(port),
+        "SLUICE_API_KEY": api_key,
+        "SLUICE_API_SECRET": api_secret,
+        "SLUICE_DATA_DIR": str(data_dir),
+        "PYTHONPATH": f"{ROOT / 'shared'}:{ROOT}",
+        "PYTHONUNBUFFERED": "1",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local.stack"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    ready = threading.Event()
+    group: list[str] = []
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            output.append(line)
+            if match := re.search(r"group:\s+(\S+)", line):
+                group.append(match.group(1))
+            if "Ctrl-C stops it" in line:
+                ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while not ready.wait(0.2):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("local stack did not start:\n" + "".join(output))
+    return LocalStackProcess(
+        url=f"http://127.0.0.1:{port}",
+        api_key=api_key,
+        api_secret=api_secret,
+        group_id=group[0],
+        data_dir=data_dir,
+        process=process,
+        output=output,
+    )

@@ -45,7 +45,11 @@ def _names(tag: Tag) -> list[str]:
     if tag.name == "Sub":
         text = tag.value[0] if isinstance(tag.value, list) else tag.value
         local = set(tag.value[1]) if isinstance(tag.value, list) and len(tag.value) > 1 else set()
-        return [n.split(".")[0] for n in re.findall(r"\$\{([^!][^}]*)\}", str(text)) if n.split(".")[0] not in local]
+        return [
+            n.split(".")[0]
+            for n in re.findall(r"\$\{([^!][^}]*)\}", str(text))
+            if n.split(".")[0] not in local
+        ]
     return []
 
 
@@ -82,7 +86,9 @@ def function_errors(template: dict[str, Any]) -> list[str]:
             if not code_dir.is_dir():
                 errors.append(f"{name}: CodeUri {props.get('CodeUri')!r} is not a folder")
             elif not module.is_file():
-                errors.append(f"{name}: Handler {props.get('Handler')!r} names no module in {props.get('CodeUri')}")
+                errors.append(
+                    f"{name}: Handler {props.get('Handler')!r} names no module in {props.get('CodeUri')}"
+                )
             elif not _module_defines(module, function):
                 errors.append(f"{name}: {module.relative_to(ROOT)} defines no function {function!r}")
         elif resource["Type"] == "AWS::Serverless::LayerVersion":
@@ -109,8 +115,12 @@ def expected_routes() -> set[tuple[str, str, str]]:
 def route_errors() -> list[str]:
     declared = {(r.method, r.path, r.function) for r in api_routes()}
     expected = expected_routes()
-    return [f"template routes {m} {p} to {f}, which sluice.routes does not list" for m, p, f in declared - expected] + [
-        f"sluice.routes lists {m} {p} -> {f}, which template.yaml does not route" for m, p, f in expected - declared
+    return [
+        f"template routes {m} {p} to {f}, which sluice.routes does not list"
+        for m, p, f in declared - expected
+    ] + [
+        f"sluice.routes lists {m} {p} -> {f}, which template.yaml does not route"
+        for m, p, f in expected - declared
     ]
 
 

@@ -1,6 +1,6 @@
 """Writes the OpenAPI document of the whole API, merged from every API function's resolver.
 
-    python -m local.openapi > docs/openapi.json      (or `make openapi`)
+python -m local.openapi > docs/openapi.json      (or `make openapi`)
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ def create_resources(session: Any, stack: str = "sluice", bus_log: bool = False)
             env["KMS_KEY_ID"] = key_id
 
     events = session.client("events")
-    for logical_id in resources("AWS::Events::EventBus"):
+    if resources("AWS::Events::EventBus"):
         name = f"{stack}-bus"
         events.create_event_bus(Name=name)
         env["EVENT_BUS_NAME"] = name
@@ -81,7 +81,9 @@ def create_resources(session: Any, stack: str = "sluice", bus_log: bool = False)
 def _queue_rule(sqs: Any, events: Any, bus: str, name: str, pattern: dict[str, Any]) -> str:
     """A rule on the bus delivering to a new SQS queue (moto cannot invoke Lambda targets)."""
     queue_url: str = sqs.create_queue(QueueName=name)["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
     events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "local", "Arn": queue_arn}])
     return queue_url

@@ -41,7 +41,9 @@ REGION = "us-east-1"
 _api_lock = threading.Lock()
 
 
-def _json_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+def _json_error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     return {
         "statusCode": status,
         "headers": {"Content-Type": "application/json", **(headers or {})},
@@ -76,7 +78,9 @@ class LocalStack:
             return cached[1]
         request = {
             "type": "REQUEST",
-            "methodArn": f"arn:aws:execute-api:{REGION}:{ACCOUNT}:local/v1stage/{event['httpMethod']}{event['path']}",
+            "methodArn": (
+                f"arn:aws:execute-api:{REGION}:{ACCOUNT}:local/v1stage/{event['httpMethod']}{event['path']}"
+            ),
             "resource": event["resource"],
             "path": event["path"],
             "httpMethod": event["httpMethod"],
@@ -132,7 +136,10 @@ class LocalStack:
         context = self._authorize(event)
         if context is None:
             return _json_error(
-                401, "Unauthorized", "Missing or invalid credentials", {"WWW-Authenticate": 'Basic realm="sluice"'}
+                401,
+                "Unauthorized",
+                "Missing or invalid credentials",
+                {"WWW-Authenticate": 'Basic realm="sluice"'},
             )
         event["requestContext"]["authorizer"] = {**context, "principalId": context.get("user_id")}
         handler = handler_for(route.function)
@@ -144,7 +151,9 @@ class LocalStack:
     def invoke_worker(self, function_id: str, event: dict[str, Any]) -> Any:
         lock = self._worker_locks.setdefault(function_id, threading.Lock())
         with lock:
-            return handler_for(function_id)(event, LocalContext(function_name=function_id, timeout_seconds=900))
+            return handler_for(function_id)(
+                event, LocalContext(function_name=function_id, timeout_seconds=900)
+            )
 
     def _poll_rule(self, queue_url: str, function_id: str) -> None:
         from sluice.aws import client
@@ -201,9 +210,9 @@ class LocalStack:
         path = self.data_dir / "events.jsonl"
         while not self._stop.is_set():
             try:
-                messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
-                    "Messages", []
-                )
+                messages = sqs.receive_message(
+                    QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+                ).get("Messages", [])
             except Exception:
                 if self._stop.is_set():
                     return
@@ -213,7 +222,11 @@ class LocalStack:
                 for message in messages:
                     event = json.loads(message["Body"])
                     log_file.write(json.dumps(event) + "\n")
-                    log.info("event: %s %s", event.get("detail-type"), event.get("detail", {}).get("connection_id", ""))
+                    log.info(
+                        "event: %s %s",
+                        event.get("detail-type"),
+                        event.get("detail", {}).get("connection_id", ""),
+                    )
             for message in messages:
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
@@ -380,8 +393,10 @@ def main() -> None:
     seeded = running.seeded
     from_env = bool(os.environ.get("SLUICE_API_SECRET"))
     secret_line = "(from SLUICE_API_SECRET)" if from_env else seeded["api_secret"]
-    auth = "$(printf '%s:%s' \"$SLUICE_API_KEY\" \"$SLUICE_API_SECRET\" | base64 -w0)" if from_env else (
-        base64.b64encode(f"{seeded['api_key']}:{seeded['api_secret']}".encode()).decode()
+    auth = (
+        '$(printf \'%s:%s\' "$SLUICE_API_KEY" "$SLUICE_API_SECRET" | base64 -w0)'
+        if from_env
+        else (base64.b64encode(f"{seeded['api_key']}:{seeded['api_secret']}".encode()).decode())
     )
     print(
         "\n".join(

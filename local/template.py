@@ -41,7 +41,7 @@ _Loader.add_multi_constructor("!", _construct_tag)
 
 @cache
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
-    return yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+    return yaml.load(path.read_text(), Loader=_Loader)
 
 
 def resources(kind: str | None = None) -> dict[str, dict[str, Any]]:

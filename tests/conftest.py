@@ -17,7 +17,7 @@ REGION = "us-east-1"
 
 def _forget_cached_clients() -> None:
     from sluice.aws import reset_clients
-    from sluice.connections import secret_box
+    from sluice.config_secrets import secret_box
     from sluice.settings import get_settings
 
     get_settings.cache_clear()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from sluice.auth import authenticate
 from sluice.observability import logger
 from sluice.storage import get_table
@@ -28,7 +27,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if caller is None:
         logger.info("rejected credentials")
         # API Gateway turns this exact message into a 401 (the UNAUTHORIZED gateway response).
-        raise Exception("Unauthorized")  # noqa: TRY002
+        raise Exception("Unauthorized")
     return {
         "principalId": caller.user_id,
         "policyDocument": _policy("Allow", event.get("methodArn", "")),

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from sluice import connections
 from sluice.api import current_caller, envelope, make_resolver
 from sluice.observability import logger
@@ -43,7 +42,9 @@ def list_connections(
 
 
 @app.get("/v1/groups/<group_id>/connections")
-def list_group_connections(group_id: str, schema: Schema = None, cursor: Cursor = None, limit: Limit = 100) -> dict[str, Any]:
+def list_group_connections(
+    group_id: str, schema: Schema = None, cursor: Cursor = None, limit: Limit = 100
+) -> dict[str, Any]:
     page = connections.list_for_group(current_caller(app), group_id, schema, cursor, limit, get_table())
     return _page_out(page)
 

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from sluice import connections
 from sluice.api import current_caller, envelope, make_resolver
 from sluice.observability import logger
@@ -18,7 +17,9 @@ app = make_resolver()
 
 
 @app.patch("/v1/connections/<connection_id>")
-def update_connection(connection_id: str, request: Annotated[UpdateConnectionRequest, Body()]) -> dict[str, Any]:
+def update_connection(
+    connection_id: str, request: Annotated[UpdateConnectionRequest, Body()]
+) -> dict[str, Any]:
     connection = connections.update(current_caller(app), connection_id, request, get_table())
     return envelope(connections.to_wire(connection), "Connection has been updated")
 

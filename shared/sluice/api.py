@@ -131,7 +131,9 @@ def make_resolver() -> SluiceResolver:
     def handle_not_found(_: Exception) -> Response[str]:
         event = app.current_event
         if allowed_methods(event.path):
-            error: SluiceError = MethodNotAllowed(f"Method {event.http_method} is not allowed on {event.path}")
+            error: SluiceError = MethodNotAllowed(
+                f"Method {event.http_method} is not allowed on {event.path}"
+            )
         else:
             error = NotFound(f"No route matches {event.http_method} {event.path}")
         return error_response(error)

@@ -6,6 +6,7 @@ import base64
 import copy
 import json
 from collections.abc import Iterator
+from functools import cache
 from typing import Any
 
 from sluice.errors import InvalidInput
@@ -15,7 +16,9 @@ MASK = "******"
 AUTH_POINTER = "$auth"  # the write-only top-level `auth` object
 
 
-def _walk(node: Any, path: SecretPath, pointer: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any, str]]:
+def _walk(
+    node: Any, path: SecretPath, pointer: tuple[str, ...]
+) -> Iterator[tuple[tuple[str, ...], Any, str]]:
     """Yield (parent pointer, parent container, key) for every place `path` reaches in `node`."""
     if not path:
         return
@@ -33,7 +36,9 @@ def _walk(node: Any, path: SecretPath, pointer: tuple[str, ...]) -> Iterator[tup
         yield pointer, node, head
 
 
-def split_secrets(config: dict[str, Any], paths: frozenset[SecretPath]) -> tuple[dict[str, Any], dict[str, str]]:
+def split_secrets(
+    config: dict[str, Any], paths: frozenset[SecretPath]
+) -> tuple[dict[str, Any], dict[str, str]]:
     """Return the config with secrets masked, and the secret values by JSON pointer.
 
     A value that is already the mask is left out of the secrets: it means "keep what is stored".
@@ -139,3 +144,11 @@ def seal_config(
     elif AUTH_POINTER in stored:
         kept[AUTH_POINTER] = stored[AUTH_POINTER]
     return masked, {**kept, **box.encrypt(connection_id, new_values)}
+
+
+@cache
+def secret_box() -> SecretBox:
+    from sluice.aws import client
+    from sluice.settings import get_settings
+
+    return SecretBox(client("kms"), get_settings().kms_key_id)

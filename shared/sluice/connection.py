@@ -15,7 +15,9 @@ DAILY = 1440
 ScheduleType = Literal["auto", "manual"]
 DataDelaySensitivity = Literal["LOW", "NORMAL", "HIGH", "SYNC_FREQUENCY", "CUSTOM"]
 NetworkingMethodIn = Literal["Directly", "SshTunnel", "ProxyAgent", "PrivateLink"]
-NetworkingMethod = Literal["Directly", "SshTunnel", "ProxyAgent", "PrivateLink", "UnmanagedProxyAgent", "Unknown"]
+NetworkingMethod = Literal[
+    "Directly", "SshTunnel", "ProxyAgent", "PrivateLink", "UnmanagedProxyAgent", "Unknown"
+]
 SetupState = Literal["incomplete", "connected", "broken"]
 # What the sync engine records; `paused` is derived from the `paused` flag on the way out.
 EngineSyncState = Literal["scheduled", "syncing", "rescheduled"]
@@ -67,6 +69,15 @@ class Connection(BaseModel):
     rescheduled_for: datetime | None = None
     setup_tests: list[SetupTestResult] | None = None
     version: int = 0
+    # Internal bookkeeping, never on the wire.
+    active_sync_id: str | None = None  # the sync holding the lease
+    lease_expires_at: datetime | None = None
+    state_seq: int = 0  # sequence number of the latest STATE# snapshot (0: none yet)
+    resync_pending: bool = False  # a resync asked for while paused waits for unpause
+    next_sync_at: datetime | None = None  # the scheduler's sparse index key (None: not scheduled)
+    connected_since: datetime | None = None
+    consecutive_failures: int = 0
+    delay_announced: bool = False  # a Data Delayed event was sent for the current episode
 
     model_config = {"populate_by_name": True}
 

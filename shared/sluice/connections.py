@@ -3,33 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from sluice.caller import Caller
-from sluice.config_secrets import SecretBox, merge_config, seal_config
+from sluice.config_secrets import merge_config, seal_config, secret_box
 from sluice.connection import Connection, to_wire_object
 from sluice.errors import ConcurrentUpdate, GroupNotFound, InvalidInput
 from sluice.events import publish
 from sluice.ids import new_id
 from sluice.requests_models import ConnectionSettings, CreateConnectionRequest, UpdateConnectionRequest
+from sluice.schedule import connection_next_sync_at
 from sluice.services import get_service
 from sluice.services.base import Service
 from sluice.storage import Table, account_connections_partition, connection_from_item, group_key
+from sluice.sync_events import SyncRequest, request_sync
 from sluice.timestamps import utc_now
 from sluice.validation import parse
 
 # Request fields that are actions, not attributes: they are never stored.
 _ACTION_FIELDS = frozenset({"run_setup_tests", "trust_certificates", "trust_fingerprints", "config", "auth"})
 _UPDATE_RETRIES = 3
-
-
-@cache
-def secret_box() -> SecretBox:
-    from sluice.aws import client
-    from sluice.settings import get_settings
-
-    return SecretBox(client("kms"), get_settings().kms_key_id)
+# Changing any of these moves the connection on the sync grid at once.
+_SCHEDULE_FIELDS = frozenset({"sync_frequency", "daily_sync_time", "schedule_type", "paused"})
 
 
 def to_wire(connection: Connection) -> dict[str, Any]:
@@ -48,7 +43,9 @@ def _check_rules(connection: Connection) -> None:
     if connection.networking_method == "ProxyAgent" and not connection.proxy_agent_id:
         raise InvalidInput("Field 'proxy_agent_id' is required when networking_method is ProxyAgent")
     if connection.data_delay_sensitivity == "CUSTOM" and connection.data_delay_threshold <= 0:
-        raise InvalidInput("Field 'data_delay_threshold' must be greater than 0 when data_delay_sensitivity is CUSTOM")
+        raise InvalidInput(
+            "Field 'data_delay_threshold' must be greater than 0 when data_delay_sensitivity is CUSTOM"
+        )
 
 
 def _validated_config(service: Service, config: dict[str, Any]) -> dict[str, Any]:
@@ -136,11 +133,19 @@ def _apply_update(connection: Connection, request: UpdateConnectionRequest) -> C
         changes.update(config=masked, secrets=secrets)
     elif request.auth is not None:
         _, secrets = seal_config(
-            connection.id, connection.config, service.secret_paths, connection.secrets, secret_box(),
+            connection.id,
+            connection.config,
+            service.secret_paths,
+            connection.secrets,
+            secret_box(),
             auth=request.auth,
         )
         changes["secrets"] = secrets
+    if request.paused is False and connection.resync_pending:
+        changes["resync_pending"] = False  # the resync asked for while paused starts now
     updated = connection.model_copy(update=changes)
+    if _SCHEDULE_FIELDS & set(changes):
+        updated = updated.model_copy(update={"next_sync_at": connection_next_sync_at(updated, utc_now())})
     # model_copy skips validation: re-validate so the stored item always satisfies the model.
     updated = Connection.model_validate(updated.model_dump(by_alias=True))
     _check_rules(updated)
@@ -161,6 +166,8 @@ def update(caller: Caller, connection_id: str, request: UpdateConnectionRequest,
                 raise
             continue
         publish("Connection Updated", _event_detail(saved))
+        if current.resync_pending and not saved.resync_pending:
+            request_sync(SyncRequest(saved.account_id, saved.id, reason="unpause", historical=True))
         return saved
     raise ConcurrentUpdate()
 

@@ -89,3 +89,15 @@ class CreateDestinationRequest(Body):
     run_setup_tests: bool | None = None
     trust_certificates: bool | None = None
     trust_fingerprints: bool | None = None
+
+
+class SyncBody(Body):
+    force: bool | None = None
+
+
+class ResyncBody(Body):
+    scope: dict[str, list[str]] | None = None
+
+
+class StateBody(Body):
+    state: dict[str, Any]

@@ -19,7 +19,15 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v1/connections/{connection_id}", "get_connection"),
     ("PATCH", "/v1/connections/{connection_id}", "update_connection"),
     ("DELETE", "/v1/connections/{connection_id}", "delete_connection"),
+    ("POST", "/v1/connections/{connection_id}/sync", "sync_connection"),
+    ("POST", "/v1/connections/{connection_id}/force", "sync_connection"),
+    ("POST", "/v1/connections/{connection_id}/resync", "resync_connection"),
+    ("POST", "/v1/connections/{connection_id}/schemas/tables/resync", "resync_connection"),
+    ("GET", "/v1/connections/{connection_id}/state", "get_connection_state"),
+    ("PATCH", "/v1/connections/{connection_id}/state", "update_connection_state"),
+    ("GET", "/v1/connections/{connection_id}/schemas", "get_connection_schemas"),
 )
+
 
 def canonical_path(path: str) -> tuple[str, bool]:
     """The path with trailing slashes dropped and /connectors read as /connections, and whether it

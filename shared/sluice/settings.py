@@ -24,6 +24,10 @@ class Settings:
     # Base URL of the public API, used to build Connect Card links; empty means "from the request".
     public_base_url: str
     scheduler_shards: int
+    # Where relative duckdb destination paths live (the local stack sets it; empty: the working folder).
+    data_dir: str
+    # A sync commits a checkpoint at most this often (seconds); each commit is one DynamoDB transaction.
+    sync_commit_every_seconds: float
 
 
 @cache
@@ -39,4 +43,6 @@ def get_settings() -> Settings:
         allow_loopback=_flag(env.get("SLUICE_ALLOW_LOOPBACK")),
         public_base_url=env.get("PUBLIC_BASE_URL", "").rstrip("/"),
         scheduler_shards=int(env.get("SCHEDULER_SHARDS", "4")),
+        data_dir=env.get("SLUICE_DATA_DIR", ""),
+        sync_commit_every_seconds=float(env.get("SYNC_COMMIT_EVERY_SECONDS", "10")),
     )

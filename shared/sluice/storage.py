@@ -13,8 +13,8 @@ from typing import Any
 from sluice.connection import Connection
 from sluice.errors import (
     ConcurrentUpdate,
-    ConnectionNotFound,
     Conflict,
+    ConnectionNotFound,
     GroupNotFound,
     InvalidInput,
     SchemaTaken,
@@ -24,10 +24,19 @@ from sluice.timestamps import from_wire, to_wire
 
 # Item attributes that hold JSON documents as strings (free-form maps with floats and empty values).
 _JSON_ATTRIBUTES = ("config", "secrets", "setup_tests")
-_CONNECTION_DATETIMES = ("created_at", "succeeded_at", "failed_at", "rescheduled_for")
+_CONNECTION_DATETIMES = (
+    "created_at",
+    "succeeded_at",
+    "failed_at",
+    "rescheduled_for",
+    "lease_expires_at",
+    "next_sync_at",
+    "connected_since",
+)
 
 
 # ---- keys: the one place that knows them ---------------------------------------------------------------
+
 
 def connection_key(connection_id: str) -> dict[str, str]:
     return {"pk": f"CONN#{connection_id}", "sk": "CONN"}
@@ -49,6 +58,18 @@ def api_key_key(api_key: str) -> dict[str, str]:
     return {"pk": f"APIKEY#{api_key}", "sk": "APIKEY"}
 
 
+def state_key(connection_id: str, seq: int) -> dict[str, str]:
+    return {"pk": f"CONN#{connection_id}", "sk": f"STATE#{seq:012d}"}
+
+
+def run_key(connection_id: str, started_at: str, sync_id: str) -> dict[str, str]:
+    return {"pk": f"CONN#{connection_id}", "sk": f"RUN#{started_at}#{sync_id}"}
+
+
+def schedule_partition(shard: int) -> str:
+    return f"SCHED#{shard}"
+
+
 def account_connections_partition(account_id: str) -> str:
     return f"ACCT#{account_id}#CONN"
 
@@ -58,6 +79,7 @@ def account_groups_partition(account_id: str) -> str:
 
 
 # ---- serialization -------------------------------------------------------------------------------------
+
 
 def _serializer() -> Any:
     from boto3.dynamodb.types import TypeSerializer
@@ -101,13 +123,20 @@ def connection_to_item(connection: Connection) -> dict[str, Any]:
     for name in _JSON_ATTRIBUTES:
         value = item[name]
         item[name] = None if value is None else json.dumps(value, separators=(",", ":"))
-    return {
+    keys = {
         **connection_key(connection.id),
         "gsi1pk": account_connections_partition(connection.account_id),
         "gsi1sk": f"{connection.group_id}#{connection.schema_name}",
         "type": "connection",
-        **item,
     }
+    if connection.next_sync_at is not None:
+        # The sparse, sharded scheduler index: only connections with a next sync carry its keys.
+        from sluice.schedule import shard_for
+        from sluice.settings import get_settings
+
+        keys["sched_pk"] = schedule_partition(shard_for(connection.id, get_settings().scheduler_shards))
+        keys["sched_sk"] = f"{item['next_sync_at']}#{connection.id}"
+    return {**keys, **item}
 
 
 def connection_from_item(item: dict[str, Any]) -> Connection:
@@ -118,12 +147,11 @@ def connection_from_item(item: dict[str, Any]) -> Connection:
     for name in _CONNECTION_DATETIMES:
         data[name] = from_wire(data.get(name))
     fields = Connection.model_fields
-    return Connection.model_validate(
-        {k: v for k, v in data.items() if k in fields or k == "schema"}
-    )
+    return Connection.model_validate({k: v for k, v in data.items() if k in fields or k == "schema"})
 
 
 # ---- cursors -------------------------------------------------------------------------------------------
+
 
 def encode_cursor(last_key: dict[str, Any] | None) -> str | None:
     if not last_key:
@@ -157,6 +185,7 @@ class Page:
 
 
 # ---- the table -----------------------------------------------------------------------------------------
+
 
 def _error_code(exc: Exception) -> str:
     response = getattr(exc, "response", None) or {}
@@ -235,9 +264,7 @@ class Table:
         next_cursor = None
         if start and items:
             last = items[-1]
-            next_cursor = encode_cursor(
-                to_dynamo({k: last[k] for k in ("pk", "sk", "gsi1pk", "gsi1sk")})
-            )
+            next_cursor = encode_cursor(to_dynamo({k: last[k] for k in ("pk", "sk", "gsi1pk", "gsi1sk")}))
         return Page(items=items, next_cursor=next_cursor)
 
     def transact(self, actions: list[dict[str, Any]], on_cancel: Callable[[list[str]], SluiceError]) -> None:

@@ -89,7 +89,9 @@ def test_cli_list_follows_next_cursor_across_pages(stack: LocalStackProcess, fiv
 
     http = requests.Session()
     http.auth = stack.auth
-    group = http.post(f"{stack.url}/v1/groups", json={"name": "cli_pages_" + uuid.uuid4().hex[:6]}).json()["data"]
+    group = http.post(f"{stack.url}/v1/groups", json={"name": "cli_pages_" + uuid.uuid4().hex[:6]}).json()[
+        "data"
+    ]
     for i in range(105):
         reply = http.post(
             f"{stack.url}/v1/connections",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 
 import pytest
-
 from sluice.auth import create_api_key
+
 from tests.support.api_events import invoke as _unused  # noqa: F401 - keeps the support import path warm
 from tests.support.api_events import sample_event
 
@@ -41,15 +41,15 @@ def test_valid_key_is_allowed_with_account_and_user_in_context(aws, table) -> No
     [None, "", "Bearer abc", "Basic !!!", "Basic " + base64.b64encode(b"nocolon").decode()],
 )
 def test_malformed_credentials_are_unauthorized(aws, table, header) -> None:
-    with pytest.raises(Exception, match="^Unauthorized$"):
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
         authorize(header)
 
 
 def test_wrong_secret_and_unknown_key_are_unauthorized(aws, table) -> None:
     key = create_api_key(table)
-    with pytest.raises(Exception, match="^Unauthorized$"):
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
         authorize(basic(key.api_key, key.api_secret + "x"))
-    with pytest.raises(Exception, match="^Unauthorized$"):
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
         authorize(basic("unknown", key.api_secret))
 
 

@@ -7,7 +7,9 @@ from tests.support.api_events import Account, call, make_group
 
 def test_create_and_get_destination(aws) -> None:
     group_id = make_group()
-    reply = call("create_destination", body={"group_id": group_id, "service": "duckdb", "config": {"path": "a.duckdb"}})
+    reply = call(
+        "create_destination", body={"group_id": group_id, "service": "duckdb", "config": {"path": "a.duckdb"}}
+    )
     assert reply.status == 201, reply.body
     assert reply.data["id"] == group_id
     assert reply.data["service"] == "duckdb"
@@ -35,7 +37,9 @@ def test_bad_destinations(aws) -> None:
     assert call("create_destination", body={"group_id": group_id, "service": "oracle"}).status == 400
     reply = call("create_destination", body={"group_id": group_id, "service": "duckdb", "config": {}})
     assert reply.body == {"code": "InvalidInput", "message": "Field 'config.path' is required"}
-    missing = call("create_destination", body={"group_id": "nope", "service": "duckdb", "config": {"path": "x"}})
+    missing = call(
+        "create_destination", body={"group_id": "nope", "service": "duckdb", "config": {"path": "x"}}
+    )
     assert missing.status == 404 and missing.body["code"] == "NotFound_Group"
 
 

@@ -23,7 +23,10 @@ def test_get_through_the_connectors_alias_and_trailing_slash(aws) -> None:
 def test_unknown_id_is_404_not_found_connection(aws) -> None:
     reply = call("get_connection", path=connection_path("missing"))
     assert reply.status == 404
-    assert reply.body == {"code": "NotFound_Connection", "message": "Connection with id 'missing' doesn't exist"}
+    assert reply.body == {
+        "code": "NotFound_Connection",
+        "message": "Connection with id 'missing' doesn't exist",
+    }
 
 
 def test_another_accounts_connection_is_404(aws) -> None:

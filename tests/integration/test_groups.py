@@ -13,7 +13,10 @@ def test_create_group_is_201_with_id_name_created_at(aws) -> None:
 
 
 def test_group_name_is_required_and_checked(aws) -> None:
-    assert call("create_group", body={}).body == {"code": "InvalidInput", "message": "Field 'name' is required"}
+    assert call("create_group", body={}).body == {
+        "code": "InvalidInput",
+        "message": "Field 'name' is required",
+    }
     assert call("create_group", body={"name": "bad name!"}).status == 400
 
 

@@ -6,12 +6,12 @@ import json
 
 import boto3
 import pytest
-
 from sluice.errors import ConcurrentUpdate
-from tests.support.api_events import Account, call, connection_path, make_connection, make_group
+
+from tests.support.api_events import DEFAULT, Account, call, connection_path, make_connection, make_group
 
 
-def patch(connection_id: str, body: dict, alias: bool = False, account: Account = Account()) -> object:
+def patch(connection_id: str, body: dict, alias: bool = False, account: Account = DEFAULT) -> object:
     return call("update_connection", path=connection_path(connection_id, alias), body=body, account=account)
 
 

@@ -16,13 +16,17 @@ class BusTap:
         arn = self._sqs.get_queue_attributes(QueueUrl=self._queue, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
-        events.put_rule(Name="bus-tap", EventBusName=bus_name, EventPattern=json.dumps({"source": ["sluice"]}))
+        events.put_rule(
+            Name="bus-tap", EventBusName=bus_name, EventPattern=json.dumps({"source": ["sluice"]})
+        )
         events.put_targets(Rule="bus-tap", EventBusName=bus_name, Targets=[{"Id": "tap", "Arn": arn}])
 
     def drain(self) -> list[dict[str, Any]]:
         seen: list[dict[str, Any]] = []
         while True:
-            messages = self._sqs.receive_message(QueueUrl=self._queue, MaxNumberOfMessages=10).get("Messages", [])
+            messages = self._sqs.receive_message(QueueUrl=self._queue, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
             if not messages:
                 return seen
             for message in messages:

@@ -1,10 +1,21 @@
-"""Destination services (a group's destination): their config models."""
+"""Destination services (a group's destination): their config models and the writer the sync engine calls."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import hashlib
+import json
+from base64 import b64encode
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
+from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sluice.errors import SluiceError
+
+if TYPE_CHECKING:
+    from sluice.services.base import TableSpec
 
 
 class DestinationConfig(BaseModel):
@@ -22,3 +33,109 @@ class S3DestinationConfig(DestinationConfig):
 
 
 DESTINATION_CONFIGS: dict[str, type[DestinationConfig]] = {"duckdb": DuckDbConfig, "s3": S3DestinationConfig}
+
+
+# ---- the writer contract ----------------------------------------------------------------------------------
+
+# System columns every destination table carries (Fivetran's names).
+SYNCED_COLUMN = "_fivetran_synced"
+DELETED_COLUMN = "_fivetran_deleted"
+# The key of a table whose source has no primary key: a hash of the row (see `fivetran_id`).
+ID_COLUMN = "_fivetran_id"
+
+
+class DestinationError(SluiceError):
+    """Writing to the destination failed; the message is safe to show to the user."""
+
+    code = "DestinationError"
+
+
+class Destination(Protocol):
+    """Where one sync run writes its rows. The engine opens one per run and closes it at the end.
+
+    Idempotency: every write is keyed, so replaying the operations since the last committed
+    checkpoint (a retried or continued sync) leaves the destination as if they had run once.
+    `duckdb` merges by primary key (a replayed row replaces itself); `s3` writes each batch to an
+    object key derived from `(schema, table, batch_id)` (a replayed batch overwrites itself). For
+    that, the engine must give a replayed batch the same `batch_id` (and, for byte-identical
+    objects, the same `synced_at`), and two different batches of one table different ids.
+
+    A table without a primary key (`TableSpec.primary_key == ()`) is keyed by `_fivetran_id`, a
+    hash of the row: identical rows collapse into one, as in Fivetran.
+
+    Not thread-safe: one sync run, one thread.
+    """
+
+    def upsert(
+        self, schema: str, table: TableSpec, rows: list[dict[str, Any]], synced_at: datetime, batch_id: str
+    ) -> int:
+        """Insert or replace `rows` (whole rows: a column missing from a row becomes null) by primary key.
+
+        Within one batch the last row of a key wins. Returns the number of rows written.
+        """
+        ...
+
+    def delete(
+        self, schema: str, table: TableSpec, keys: list[dict[str, Any]], synced_at: datetime, batch_id: str
+    ) -> int:
+        """Soft-delete rows by primary key: they stay, with `_fivetran_deleted = true`.
+
+        `keys` hold the primary key columns (for a table without one: the whole row, or `_fivetran_id`).
+        Returns the number of delete records written (`duckdb`: rows that matched).
+        """
+        ...
+
+    def flush(self) -> None:
+        """Make everything written so far durable; the engine calls it before committing a checkpoint.
+
+        Raises `DestinationError` if an earlier write failed.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release the connection and temporary files. Safe to call twice; never raises for earlier writes."""
+        ...
+
+
+def open_destination(service: str, config: dict[str, Any]) -> Destination:
+    """The writer for a group's destination (`service` and its stored `config`)."""
+    model = DESTINATION_CONFIGS.get(service)
+    if model is None:
+        raise DestinationError(f"Unknown destination service '{service}'")
+    try:
+        parsed = model.model_validate(config)
+    except ValidationError as exc:
+        raise DestinationError(f"Invalid '{service}' destination config: {exc.errors()[0]['msg']}") from exc
+    # Deferred: each writer pulls its own client library (duckdb is not in the Lambda layer).
+    if isinstance(parsed, DuckDbConfig):
+        from sluice.destinations.duckdb import DuckDbDestination
+
+        return DuckDbDestination(parsed)
+    if isinstance(parsed, S3DestinationConfig):
+        from sluice.destinations.s3 import S3Destination
+
+        return S3Destination(parsed)
+    raise DestinationError(f"Destination service '{service}' has no writer")
+
+
+# ---- value encoding shared by the writers ------------------------------------------------------------------
+
+
+def json_default(value: Any) -> Any:
+    """JSON for the values sources may yield beyond JSON's own (timestamps, decimals, ids, bytes)."""
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, Decimal | UUID):
+        return str(value)  # a string keeps every digit; a float would not
+    if isinstance(value, bytes | bytearray | memoryview):
+        return b64encode(value).decode("ascii")
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def fivetran_id(row: dict[str, Any]) -> str:
+    """The key of a row of a table without a primary key: a hash of its values, stable across replays."""
+    data = {k: v for k, v in row.items() if k not in (SYNCED_COLUMN, DELETED_COLUMN, ID_COLUMN)}
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=json_default)
+    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()

@@ -1,0 +1,24 @@
+"""GET /v1/connections/{id}/state: the latest committed sync state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from sluice import syncs
+from sluice.api import current_caller, envelope, make_resolver
+from sluice.observability import logger
+from sluice.storage import get_table
+
+app = make_resolver()
+
+
+@app.get("/v1/connections/<connection_id>/state")
+def get_connection_state(connection_id: str) -> dict[str, Any]:
+    return envelope({"state": syncs.get_state(current_caller(app), connection_id, get_table())})
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,36 @@
+"""POST /v1/connections/{id}/resync and /schemas/tables/resync: a historical re-sync."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from sluice import syncs
+from sluice.api import current_caller, envelope, make_resolver
+from sluice.errors import InvalidInput
+from sluice.observability import logger
+from sluice.requests_models import ResyncBody
+from sluice.storage import get_table
+
+app = make_resolver()
+
+
+@app.post("/v1/connections/<connection_id>/resync")
+def resync_connection(connection_id: str, request: Annotated[ResyncBody, Body()]) -> dict[str, Any]:
+    message = syncs.trigger_resync(current_caller(app), connection_id, request.scope or None, get_table())
+    return envelope(message=message)
+
+
+@app.post("/v1/connections/<connection_id>/schemas/tables/resync")
+def resync_tables(connection_id: str, scope: Annotated[dict[str, list[str]], Body()]) -> dict[str, Any]:
+    if not scope:
+        raise InvalidInput("Name at least one schema and its tables to re-sync")
+    syncs.trigger_resync(current_caller(app), connection_id, scope, get_table())
+    return envelope(message="Re-sync has been triggered successfully")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,34 @@
+"""POST /v1/connections/{id}/sync (and the legacy /force): ask for a sync."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from sluice import syncs
+from sluice.api import current_caller, envelope, make_resolver
+from sluice.observability import logger
+from sluice.requests_models import SyncBody
+from sluice.storage import get_table
+
+app = make_resolver()
+
+
+@app.post("/v1/connections/<connection_id>/sync")
+def sync_connection(connection_id: str, request: Annotated[SyncBody, Body()]) -> dict[str, Any]:
+    message = syncs.trigger_sync(current_caller(app), connection_id, bool(request.force), get_table())
+    return envelope(message=message)
+
+
+@app.post("/v1/connections/<connection_id>/force")
+def force_sync(connection_id: str) -> dict[str, Any]:
+    # The legacy route: despite its name, Fivetran documents it as a plain (unforced) sync.
+    message = syncs.trigger_sync(current_caller(app), connection_id, False, get_table())
+    return envelope(message=message)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

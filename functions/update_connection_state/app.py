@@ -1,0 +1,27 @@
+"""PATCH /v1/connections/{id}/state: replace the whole state of a paused connection."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from sluice import syncs
+from sluice.api import current_caller, envelope, make_resolver
+from sluice.observability import logger
+from sluice.requests_models import StateBody
+from sluice.storage import get_table
+
+app = make_resolver()
+
+
+@app.patch("/v1/connections/<connection_id>/state")
+def update_connection_state(connection_id: str, request: Annotated[StateBody, Body()]) -> dict[str, Any]:
+    state = syncs.replace_state(current_caller(app), connection_id, request.state, get_table())
+    return envelope({"state": state}, "Connection state has been updated")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,518 @@
+"""The `duckdb` destination: a DuckDB file, a schema per connection, a table per source table, merged by key.
+
+Each batch is serialized to JSON once and parsed by DuckDB's own JSON reader inside the single
+statement that merges it (`INSERT OR REPLACE ... SELECT ... FROM read_json(...)`); no row passes
+through Python one at a time on the DuckDB side. Column types come from the table once it exists:
+a batch whose values all fit the current types takes that one statement (the fast path). A batch
+with new columns or values that do not fit (a float in a BIGINT column, text in a TIMESTAMP
+column) takes the evolving path: DuckDB infers the batch's types, new columns are added, and
+conflicting columns are widened (numbers to DOUBLE, dates to timestamps, otherwise VARCHAR or
+JSON), all in one transaction.
+
+`duckdb` is a dev/local-stack dependency, not part of the Lambda layer: it is imported lazily.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from types import NoneType
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from sluice.destinations import (
+    DELETED_COLUMN,
+    ID_COLUMN,
+    SYNCED_COLUMN,
+    DestinationError,
+    DuckDbConfig,
+    fivetran_id,
+    json_default,
+)
+from sluice.settings import get_settings
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from sluice.services.base import TableSpec
+
+SYSTEM_COLUMNS = frozenset({SYNCED_COLUMN, DELETED_COLUMN})
+
+_INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT")
+_UNSIGNED = ("UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT")
+_FLOATS = ("FLOAT", "DOUBLE")
+_TIMESTAMP_TZ = "TIMESTAMP WITH TIME ZONE"
+_TEMPORALS = ("DATE", "TIMESTAMP", _TIMESTAMP_TZ)  # in widening order
+# A column seen only with nulls is VARCHAR with this comment until its first value gives it a type.
+# The comment (not memory) marks it, so the next run knows too.
+_UNTYPED = "sluice:untyped"
+_ONLY_NULL: frozenset[type] = frozenset({NoneType})
+
+# The Python value types that a column of each type takes from the JSON reader without loss. A batch
+# with any other value goes through inference and widening instead (a float into BIGINT would round).
+# None means "anything": VARCHAR and JSON columns keep any JSON value as text.
+_FITS: dict[str, frozenset[type] | None] = {
+    **{t: frozenset({int, NoneType}) for t in _INTEGERS + _UNSIGNED},
+    **{t: frozenset({int, float, NoneType}) for t in _FLOATS},
+    "BOOLEAN": frozenset({bool, NoneType}),
+    # Strings that do not parse make DuckDB raise; the batch then takes the evolving path.
+    "DATE": frozenset({str, date, NoneType}),
+    "TIMESTAMP": frozenset({str, datetime, NoneType}),
+    _TIMESTAMP_TZ: frozenset({str, datetime, NoneType}),
+    "TIME": frozenset({str, time, NoneType}),
+    "UUID": frozenset({str, UUID, NoneType}),  # DuckDB 1.1 infers UUID from hex strings
+    "VARCHAR": None,
+    "JSON": None,
+}
+
+
+# ---- where the file lives ----------------------------------------------------------------------------------
+
+
+def data_dir() -> Path:
+    """The folder that relative DuckDB paths are under (the local stack's `SLUICE_DATA_DIR`)."""
+    return Path(get_settings().data_dir or ".")
+
+
+def resolve_path(path: str) -> str:
+    """The database file of a config `path`: absolute as given, relative under `data_dir()`."""
+    if path == ":memory:":
+        return path
+    given = Path(path).expanduser()
+    if given.is_absolute():
+        resolved = given
+    else:
+        base = data_dir().resolve()
+        resolved = (base / given).resolve()
+        if not resolved.is_relative_to(base):
+            raise DestinationError(f"DuckDB path '{path}' leaves the data folder")
+    resolved.parent.mkdir(parents=True, exist_ok=True)
+    return str(resolved)
+
+
+# ---- types -------------------------------------------------------------------------------------------------
+
+
+def _normalize(duckdb_type: str) -> str | None:
+    """A column type as this writer keeps it: nested values are JSON, an all-null column has no type yet."""
+    upper = duckdb_type.upper()
+    if upper in ('"NULL"', "NULL"):
+        return None
+    if upper.endswith("]") or upper.startswith(("STRUCT", "MAP", "UNION")):
+        return "JSON"
+    if upper == "TIMESTAMPTZ":
+        return _TIMESTAMP_TZ
+    return upper
+
+
+def widen(existing: str, incoming: str) -> str:
+    """The type a column takes so that both its values and the batch's fit without loss."""
+    if existing == incoming or existing in ("VARCHAR", "JSON"):
+        return existing  # text and JSON columns take any value as it is: never rewritten
+    if incoming == "JSON":
+        return "JSON"
+    numbers = _INTEGERS + _UNSIGNED
+    if existing in numbers and incoming in numbers:
+        if existing in _INTEGERS and incoming in _INTEGERS:
+            return max(existing, incoming, key=_INTEGERS.index)
+        return "HUGEINT"  # mixed signedness: HUGEINT holds both
+    if existing in numbers + _FLOATS and incoming in numbers + _FLOATS:
+        return "DOUBLE"
+    if existing in _TEMPORALS and incoming in _TEMPORALS:
+        return max(existing, incoming, key=_TEMPORALS.index)
+    return "VARCHAR"
+
+
+# ---- SQL text ----------------------------------------------------------------------------------------------
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _columns_arg(columns: dict[str, str]) -> str:
+    """read_json's `columns` argument: JSON key -> type."""
+    return "{" + ", ".join(f"{_literal(name)}: {_literal(kind)}" for name, kind in columns.items()) + "}"
+
+
+@dataclass
+class _Table:
+    """What this run knows of one destination table (read from the catalog once, then kept current)."""
+
+    catalog: str
+    schema: str
+    name: str
+    key: tuple[str, ...]
+    columns: dict[str, str]  # data columns (not the system ones) -> normalized type, in table order
+    untyped: set[str]  # columns that have only ever held nulls
+    merge_sql: str = ""  # the fast-path statement, built on first use
+
+    @property
+    def qualified(self) -> str:
+        # Fully qualified: a schema named like the database file would otherwise be ambiguous.
+        return f"{_ident(self.catalog)}.{_ident(self.schema)}.{_ident(self.name)}"
+
+    def refresh(self) -> None:
+        self.merge_sql = ""  # the columns changed: build it again
+
+    def fits(self, rows: list[dict[str, Any]], names: set[str]) -> bool:
+        """Whether every value of the batch takes the current column types as it is (the fast path)."""
+        if not names <= self.columns.keys():
+            return False
+        for name in names:
+            allowed = _ONLY_NULL if name in self.untyped else _FITS.get(self.columns[name], frozenset())
+            if allowed is not None and not {type(row.get(name)) for row in rows} <= allowed:
+                return False
+        return True
+
+
+class DuckDbDestination:
+    """A DuckDB database file; one connection for the whole sync run. See `Destination`."""
+
+    def __init__(self, config: DuckDbConfig) -> None:
+        import duckdb  # deferred: not in the Lambda layer
+
+        self._duckdb = duckdb
+        self.path = resolve_path(config.path)
+        try:
+            self._con: duckdb.DuckDBPyConnection | None = duckdb.connect(self.path)
+            self._con.execute("SET TimeZone = 'UTC'")
+            found = self._con.execute("SELECT current_database()").fetchone()
+        except duckdb.Error as exc:
+            raise DestinationError(f"Cannot open DuckDB database '{config.path}': {exc}") from exc
+        self._catalog = str(found[0]) if found else "memory"
+        self._tables: dict[tuple[str, str], _Table | None] = {}
+        # One batch file for the run, rewritten in place: truncating to zero and rewriting would make
+        # ext4 flush it on every close (auto_da_alloc), which costs milliseconds per batch.
+        fd, self._batch_path = tempfile.mkstemp(prefix="sluice-batch-", suffix=".json")
+        self._batch_fd: int | None = fd
+        self._batch_literal = _literal(self._batch_path)
+
+    # -- the Destination protocol ----------------------------------------------------------------------------
+
+    def upsert(
+        self, schema: str, table: TableSpec, rows: list[dict[str, Any]], synced_at: datetime, batch_id: str
+    ) -> int:
+        if not rows:
+            return 0
+        key = table.primary_key or (ID_COLUMN,)
+        if not table.primary_key:
+            rows = [{**row, ID_COLUMN: fivetran_id(row)} for row in rows]
+        rows = _last_per_key(rows, key, table.name)
+        names = set().union(*rows) - SYSTEM_COLUMNS
+        self._write_batch(rows)
+        target = self._table(schema, table.name)
+        if target is not None and target.fits(rows, names):
+            try:
+                self._connection().execute(self._merge_sql(target), [_utc(synced_at)])
+                return len(rows)
+            except (self._duckdb.ConversionException, self._duckdb.InvalidInputException):
+                pass  # a value that the types could not take after all (a malformed timestamp): evolve
+            except (self._duckdb.BinderException, self._duckdb.CatalogException):
+                # The table changed under this run (another connection altered it): look again.
+                self._tables.pop((schema, table.name), None)
+                target = self._table(schema, table.name)
+            except self._duckdb.Error as exc:
+                raise DestinationError(f"Writing to '{schema}.{table.name}' failed: {exc}") from exc
+        self._evolve_and_merge(schema, table.name, key, target, rows, synced_at)
+        return len(rows)
+
+    def delete(
+        self, schema: str, table: TableSpec, keys: list[dict[str, Any]], synced_at: datetime, batch_id: str
+    ) -> int:
+        if not keys:
+            return 0
+        target = self._table(schema, table.name)
+        if target is None:
+            return 0  # nothing was ever written: nothing to delete
+        if not table.primary_key:
+            keys = [{ID_COLUMN: row.get(ID_COLUMN) or fivetran_id(row)} for row in keys]
+        missing = [name for name in target.key if any(row.get(name) is None for row in keys)]
+        if missing:
+            raise DestinationError(f"Deletes for table '{table.name}' lack key column '{missing[0]}'")
+        self._write_batch(keys)
+        # Keys are read as text (or as JSON/text when the column is) and cast to the key's type:
+        # a key that cannot have that type matches nothing instead of failing.
+        read: dict[str, str] = {}
+        match: list[str] = []
+        for name in target.key:
+            kind = target.columns[name]
+            read[name] = kind if kind in ("VARCHAR", "JSON") else "VARCHAR"
+            value = f"k.{_ident(name)}" if read[name] == kind else f"TRY_CAST(k.{_ident(name)} AS {kind})"
+            match.append(f"t.{_ident(name)} = {value}")
+        sql = (
+            f"UPDATE {target.qualified} AS t "
+            f"SET {_ident(DELETED_COLUMN)} = true, {_ident(SYNCED_COLUMN)} = $1 "
+            f"FROM (SELECT DISTINCT * FROM read_json({self._batch_literal}, format = 'array', "
+            f"columns = {_columns_arg(read)})) AS k WHERE {' AND '.join(match)}"
+        )
+        try:
+            result = self._connection().execute(sql, [_utc(synced_at)]).fetchone()
+        except self._duckdb.Error as exc:
+            raise DestinationError(f"Deleting from '{schema}.{table.name}' failed: {exc}") from exc
+        return int(result[0]) if result else 0
+
+    def flush(self) -> None:
+        # Every upsert and delete is its own committed transaction, and DuckDB syncs its WAL on
+        # commit: all that is written is already durable.
+        self._connection()
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        if self._batch_fd is not None:
+            os.close(self._batch_fd)
+            self._batch_fd = None
+            Path(self._batch_path).unlink(missing_ok=True)
+
+    def __enter__(self) -> DuckDbDestination:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            raise DestinationError("The DuckDB destination is closed")
+        return self._con
+
+    def _write_batch(self, rows: list[dict[str, Any]]) -> None:
+        if self._batch_fd is None:
+            raise DestinationError("The DuckDB destination is closed")
+        data = json.dumps(rows, separators=(",", ":"), default=json_default).encode()
+        written = os.pwrite(self._batch_fd, data, 0)
+        os.ftruncate(self._batch_fd, written)
+
+    def _merge_sql(self, target: _Table) -> str:
+        if not target.merge_sql:
+            names = ", ".join(_ident(name) for name in target.columns)
+            target.merge_sql = (
+                f"INSERT OR REPLACE INTO {target.qualified} ({names}, {_ident(SYNCED_COLUMN)}, "
+                f"{_ident(DELETED_COLUMN)}) SELECT {names}, $1, false FROM read_json({self._batch_literal}, "
+                f"format = 'array', columns = {_columns_arg(target.columns)})"
+            )
+        return target.merge_sql
+
+    def _table(self, schema: str, name: str) -> _Table | None:
+        """The table as it is in the database, or None if it does not exist yet (cached for the run)."""
+        if (schema, name) in self._tables:
+            return self._tables[(schema, name)]
+        con = self._connection()
+        # DuckDB matches identifiers case-insensitively: so does this lookup.
+        found = con.execute(
+            "SELECT schema_name, table_name, column_name, data_type, comment FROM duckdb_columns() "
+            "WHERE database_name = current_database() AND lower(schema_name) = lower($1) "
+            "AND lower(table_name) = lower($2) ORDER BY column_index",
+            [schema, name],
+        ).fetchall()
+        target: _Table | None = None
+        if found:
+            real_schema, real_name = found[0][0], found[0][1]
+            key_row = con.execute(
+                "SELECT constraint_column_names FROM duckdb_constraints() "
+                "WHERE database_name = current_database() AND schema_name = $1 AND table_name = $2 "
+                "AND constraint_type = 'PRIMARY KEY'",
+                [real_schema, real_name],
+            ).fetchone()
+            columns = {
+                column: _normalize(kind) or "VARCHAR"
+                for _, _, column, kind, _ in found
+                if column not in SYSTEM_COLUMNS
+            }
+            untyped = {column for _, _, column, _, comment in found if comment == _UNTYPED}
+            key = tuple(key_row[0]) if key_row else ()
+            target = _Table(self._catalog, real_schema, real_name, key, columns, untyped)
+        self._tables[(schema, name)] = target
+        return target
+
+    def _infer(self, rows: list[dict[str, Any]], key: tuple[str, ...]) -> dict[str, str | None]:
+        """The batch's columns and the types DuckDB infers for them from all its rows (None: only nulls)."""
+        described = (
+            self._connection()
+            .execute(
+                f"DESCRIBE SELECT * FROM read_json({self._batch_literal}, format = 'array', sample_size = -1)"
+            )
+            .fetchall()
+        )
+        inferred = {row[0]: _normalize(row[1]) for row in described if row[0] not in SYSTEM_COLUMNS}
+        for column, kind in inferred.items():
+            # DuckDB versions differ on all-null columns ("NULL" or JSON): decide here, alike for all.
+            if kind is not None and all(row.get(column) is None for row in rows):
+                inferred[column] = None
+        if key == (ID_COLUMN,):
+            inferred[ID_COLUMN] = "VARCHAR"  # ours, a hex digest: text (DuckDB 1.1 would infer UUID)
+        return inferred
+
+    def _evolve_and_merge(
+        self,
+        schema: str,
+        name: str,
+        key: tuple[str, ...],
+        target: _Table | None,
+        rows: list[dict[str, Any]],
+        synced_at: datetime,
+    ) -> None:
+        """Create the table or add and widen its columns for this batch, then merge it: one transaction."""
+        con = self._connection()
+        try:
+            inferred = self._infer(rows, key)
+        except self._duckdb.Error as exc:
+            raise DestinationError(f"Reading a batch for '{schema}.{name}' failed: {exc}") from exc
+        if target is not None and target.key != key:
+            raise DestinationError(
+                f"Table '{schema}.{name}' has primary key {list(target.key)}, the source now has "
+                f"{list(key)}: a historical resync into a fresh table is needed"
+            )
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if target is None:
+                target = self._create(schema, name, key, inferred)
+            else:
+                self._evolve(target, inferred)
+            con.execute(self._merge_sql(target), [_utc(synced_at)])
+            con.execute("COMMIT")
+        except Exception as exc:
+            con.execute("ROLLBACK")
+            self._tables.pop((schema, name), None)  # re-read the catalog next time
+            if isinstance(exc, self._duckdb.Error):
+                raise DestinationError(f"Writing to '{schema}.{name}' failed: {exc}") from exc
+            raise
+
+    def _create(
+        self, schema: str, name: str, key: tuple[str, ...], inferred: dict[str, str | None]
+    ) -> _Table:
+        missing = [column for column in key if column not in inferred]
+        if missing:
+            raise DestinationError(f"Rows for table '{name}' lack primary key column '{missing[0]}'")
+        columns = {column: kind or "VARCHAR" for column, kind in inferred.items()}
+        definitions = [f"{_ident(column)} {kind}" for column, kind in columns.items()]
+        definitions += [f"{_ident(SYNCED_COLUMN)} {_TIMESTAMP_TZ}", f"{_ident(DELETED_COLUMN)} BOOLEAN"]
+        definitions.append(f"PRIMARY KEY ({', '.join(_ident(column) for column in key)})")
+        con = self._connection()
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(self._catalog)}.{_ident(schema)}")
+        target = _Table(self._catalog, schema, name, key, columns, set())
+        con.execute(f"CREATE TABLE {target.qualified} ({', '.join(definitions)})")
+        for column, kind in inferred.items():
+            if kind is None:
+                self._mark_untyped(target, column, untyped=True)
+        self._tables[(schema, name)] = target
+        return target
+
+    def _evolve(self, target: _Table, inferred: dict[str, str | None]) -> None:
+        con = self._connection()
+        by_lower = {column.lower(): column for column in target.columns}
+        changed: dict[str, str] = {}
+        for column, incoming in inferred.items():
+            existing_name = by_lower.get(column.lower())
+            if existing_name is None:
+                kind = incoming or "VARCHAR"
+                con.execute(f"ALTER TABLE {target.qualified} ADD COLUMN {_ident(column)} {kind}")
+                target.columns[column] = kind
+                by_lower[column.lower()] = column
+                if incoming is None:
+                    self._mark_untyped(target, column, untyped=True)
+                continue
+            if existing_name != column:
+                # The same column spelt in another case: DuckDB treats them as one.
+                raise DestinationError(
+                    f"Column '{column}' of table '{target.name}' clashes with "
+                    f"existing column '{existing_name}'"
+                )
+            existing = target.columns[column]
+            if incoming is None or incoming == existing:
+                continue
+            if column in target.untyped:
+                changed[column] = incoming  # its first values: they give it its type
+            elif (wanted := widen(existing, incoming)) != existing:
+                changed[column] = wanted
+        if not changed:
+            target.refresh()
+            return
+        if any(column in target.key for column in changed):
+            self._rebuild(target, changed)  # DuckDB cannot alter the type of a key column
+        else:
+            for column, kind in changed.items():
+                con.execute(
+                    f"ALTER TABLE {target.qualified} ALTER {_ident(column)} SET DATA TYPE {kind} "
+                    f"USING {_convert(column, kind)}"
+                )
+        target.columns.update(changed)
+        for column in changed.keys() & target.untyped:
+            self._mark_untyped(target, column, untyped=False)
+        target.refresh()
+
+    def _mark_untyped(self, target: _Table, column: str, *, untyped: bool) -> None:
+        comment = _literal(_UNTYPED) if untyped else "NULL"
+        self._connection().execute(f"COMMENT ON COLUMN {target.qualified}.{_ident(column)} IS {comment}")
+        if untyped:
+            target.untyped.add(column)
+        else:
+            target.untyped.discard(column)
+
+    def _rebuild(self, target: _Table, changed: dict[str, str]) -> None:
+        """Copy the table into one with the new column types (inside the caller's transaction)."""
+        con = self._connection()
+        kinds = {**target.columns, **changed}
+        columns = (
+            [f"{_ident(column)} {kind}" for column, kind in kinds.items()]
+            + [f"{_ident(SYNCED_COLUMN)} {_TIMESTAMP_TZ}", f"{_ident(DELETED_COLUMN)} BOOLEAN"]
+            + [f"PRIMARY KEY ({', '.join(_ident(column) for column in target.key)})"]
+        )
+        staging = (
+            f"{_ident(target.catalog)}.{_ident(target.schema)}.{_ident(target.name + '__sluice_rebuild')}"
+        )
+        values = [
+            _convert(column, changed[column]) if column in changed else _ident(column) for column in kinds
+        ]
+        con.execute(f"CREATE TABLE {staging} ({', '.join(columns)})")
+        con.execute(
+            f"INSERT INTO {staging} SELECT {', '.join(values)}, "
+            f"{_ident(SYNCED_COLUMN)}, {_ident(DELETED_COLUMN)} FROM {target.qualified}"
+        )
+        con.execute(f"DROP TABLE {target.qualified}")
+        con.execute(f"ALTER TABLE {staging} RENAME TO {_ident(target.name)}")
+        for column in target.untyped - changed.keys():
+            self._mark_untyped(target, column, untyped=True)  # comments stay with the old table
+
+
+def _convert(column: str, kind: str) -> str:
+    """The expression that turns a column's current values into `kind`."""
+    if kind == "JSON":
+        return f"to_json({_ident(column)})"
+    return f"CAST({_ident(column)} AS {kind})"
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _last_per_key(rows: list[dict[str, Any]], key: tuple[str, ...], table: str) -> list[dict[str, Any]]:
+    """The rows with one row per key, the last one of each (DuckDB refuses or ignores a repeated key)."""
+    try:
+        if len(key) == 1:
+            (column,) = key
+            values = [row.get(column) for row in rows]
+            distinct = set(values)
+            if None in distinct:
+                raise DestinationError(f"A row of table '{table}' has no value for primary key '{column}'")
+            if len(distinct) == len(rows):
+                return rows
+            return list(dict(zip(values, rows, strict=True)).values())
+        tuples = [tuple(row.get(column) for column in key) for row in rows]
+        if any(None in values for values in tuples):
+            raise DestinationError(f"A row of table '{table}' lacks a value of its primary key {list(key)}")
+        by_key = dict(zip(tuples, rows, strict=True))
+        return rows if len(by_key) == len(rows) else list(by_key.values())
+    except TypeError as exc:  # an unhashable key value: a list or an object
+        raise DestinationError(f"Primary key values of table '{table}' must be scalars") from exc

@@ -1,0 +1,540 @@
+"""The one guarded HTTP client for every request to a user-supplied address (sources, setup tests).
+
+What it guarantees, whatever the caller does:
+- each host is resolved once per session and every address it resolves to must be public:
+  loopback (unless `allow_loopback`), private (RFC 1918, CGNAT, ULA), link-local (169.254.0.0/16,
+  the cloud metadata address), multicast, unspecified, reserved and documentation ranges are
+  refused, as are IPv6 forms that embed such an IPv4 address (mapped, 6to4, Teredo, NAT64);
+- the connection goes to the address that was checked (DNS rebinding cannot swap it), while the
+  Host header, TLS SNI and certificate hostname check still use the hostname;
+- redirects are followed by hand (at most 5) and each target is checked the same way; credentials
+  are dropped when a redirect leaves the origin;
+- every request has connect and read timeouts and a total time bound, and bodies are capped
+  (50 MiB by default) after decompression;
+- proxies and netrc from the environment are ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import socket
+import ssl
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+from requests.utils import parse_header_links
+from urllib3.connectionpool import HTTPConnectionPool
+
+from sluice.services.base import SourceError
+from sluice.settings import get_settings
+
+MAX_BYTES = 50 * 1024 * 1024
+MAX_REDIRECTS = 5
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 60.0
+# Wall-clock bound for one request, body included (a read timeout alone allows a slow drip forever).
+TOTAL_TIMEOUT = 300.0
+_CHUNK = 256 * 1024
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# Headers that carry credentials: never sent on to another origin by a redirect.
+_CREDENTIAL_HEADERS = ("Authorization", "Proxy-Authorization", "Cookie")
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Explicit lists, because `is_global` / `is_private` changed between Python 3.11 and 3.13.
+_REFUSED_V4: tuple[tuple[ipaddress.IPv4Network, str], ...] = tuple(
+    (ipaddress.IPv4Network(net), why)
+    for net, why in (
+        ("0.0.0.0/8", 'an unspecified ("this network") address'),
+        ("10.0.0.0/8", "a private network address"),
+        ("100.64.0.0/10", "a carrier-grade NAT (shared) address"),
+        ("127.0.0.0/8", "a loopback address"),
+        ("169.254.0.0/16", "a link-local address (this range holds the cloud metadata service)"),
+        ("172.16.0.0/12", "a private network address"),
+        ("192.0.0.0/24", "an IETF protocol assignment address"),
+        ("192.0.2.0/24", "a documentation address"),
+        ("192.168.0.0/16", "a private network address"),
+        ("198.18.0.0/15", "a benchmarking address"),
+        ("198.51.100.0/24", "a documentation address"),
+        ("203.0.113.0/24", "a documentation address"),
+        ("224.0.0.0/4", "a multicast address"),
+        ("240.0.0.0/4", "a reserved address"),
+    )
+)
+_REFUSED_V6: tuple[tuple[ipaddress.IPv6Network, str], ...] = tuple(
+    (ipaddress.IPv6Network(net), why)
+    for net, why in (
+        ("::/128", "an unspecified address"),
+        ("::1/128", "a loopback address"),
+        ("100::/64", "a discard-only address"),
+        ("2001:db8::/32", "a documentation address"),
+        ("fc00::/7", "a private (unique local) address"),
+        ("fe80::/10", "a link-local address"),
+        ("fec0::/10", "a site-local address"),
+        ("ff00::/8", "a multicast address"),
+    )
+)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+class OutboundError(SourceError):
+    """A request to a user-supplied address could not be made or completed."""
+
+
+class RefusedAddress(OutboundError):
+    """The address is not on the public internet (or is the cloud metadata service)."""
+
+
+class HostNotFound(OutboundError):
+    """The hostname does not resolve."""
+
+
+class ResponseTooLarge(OutboundError):
+    """The response body is larger than the session allows."""
+
+
+class TooManyRedirects(OutboundError):
+    """The server redirected more often than allowed (or in a loop)."""
+
+
+class RequestTimedOut(OutboundError):
+    """The whole request (body included) took longer than its time bound."""
+
+
+class ConnectFailed(OutboundError):
+    """TCP or TLS could not be established."""
+
+
+class CertificateNotTrusted(ConnectFailed):
+    """The server's TLS certificate does not verify; `fingerprint` is its SHA-256 (hex)."""
+
+    def __init__(self, message: str, fingerprint: str | None) -> None:
+        super().__init__(message)
+        self.fingerprint = fingerprint
+
+
+def why_refused(address: str | IPAddress, *, allow_loopback: bool | None = None) -> str | None:
+    """Why an address may not be reached (None when it may)."""
+    ip = ipaddress.ip_address(address) if isinstance(address, str) else address
+    if allow_loopback is None:
+        allow_loopback = get_settings().allow_loopback
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.scope_id:
+            return "a scoped (link-local) address"
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None:
+            # The embedded IPv4 address is what is really reached; loopback stays refused here
+            # because the kernel reaches it through a path the loopback allowance never meant.
+            inner = why_refused(embedded, allow_loopback=False)
+            return f"{inner} (inside the IPv6 address {ip})" if inner else None
+        table: Iterable[tuple[Any, str]] = _REFUSED_V6
+    else:
+        table = _REFUSED_V4
+    for network, why in table:
+        if ip in network:
+            if allow_loopback and ip.is_loopback:
+                return None
+            return why
+    if not ip.is_global:
+        return "not a public internet address"
+    return None
+
+
+def resolve(host: str, port: int) -> str:
+    """The one address a host is reached at, checked; raises RefusedAddress or HostNotFound."""
+    literal = host.strip("[]")
+    try:
+        infos = socket.getaddrinfo(literal, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise HostNotFound(f"The host '{host}' could not be resolved (DNS): check the spelling") from exc
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    # IPv4 first: Lambda functions (outside dual-stack VPCs) have no IPv6 route out.
+    addresses.sort(key=lambda a: ":" in a)
+    if not addresses:
+        raise HostNotFound(f"The host '{host}' has no address")
+    allow_loopback = get_settings().allow_loopback
+    # Every address must pass: a name that resolves to a public and a private address is refused,
+    # so that no resolver ordering can send us inside.
+    for address in addresses:
+        why = why_refused(address, allow_loopback=allow_loopback)
+        if why:
+            shown = host if host == address else f"{host}' ({address})"
+            raise RefusedAddress(
+                f"Refused to connect to '{shown}': it is {why}. Sluice only connects to public "
+                "internet addresses; expose the API on a public address"
+            )
+    return addresses[0]
+
+
+def _default_port(scheme: str) -> int:
+    return 443 if scheme == "https" else 80
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _default_port(scheme)
+
+
+class _PinnedAdapter(HTTPAdapter):
+    """Connects to the address `resolve` checked, keeping the hostname for Host, SNI and verification."""
+
+    def __init__(self, pins: dict[tuple[str, int], str], fingerprint: str | None) -> None:
+        self._pins = pins
+        self._fingerprint = fingerprint
+        super().__init__(pool_connections=4, pool_maxsize=4, max_retries=0)
+
+    def address_for(self, host: str, port: int) -> str:
+        key = (host, port)
+        if key not in self._pins:
+            self._pins[key] = resolve(host, port)
+        return self._pins[key]
+
+    def get_connection_with_tls_context(
+        self,
+        request: requests.PreparedRequest,
+        verify: bool | str | None,
+        proxies: Mapping[str, str] | None = None,
+        cert: tuple[str, str] | str | None = None,
+    ) -> HTTPConnectionPool:
+        if self._fingerprint:
+            verify = False  # the fingerprint check below replaces chain verification
+        host_params, typed_kwargs = self.build_connection_pool_key_attributes(
+            request, True if verify is None else verify, cert
+        )
+        pool_kwargs: dict[str, Any] = dict(typed_kwargs)
+        scheme, host, port = _origin(request.url or "")
+        if scheme not in ("http", "https") or not host:
+            raise OutboundError(f"Only http and https URLs can be fetched, not '{scheme}'")
+        host_params["host"] = self.address_for(host, port)
+        if scheme == "https":
+            pool_kwargs["server_hostname"] = host
+            if self._fingerprint:
+                # Trusted by its fingerprint (a setup test recorded it): urllib3 compares it itself.
+                pool_kwargs["assert_fingerprint"] = self._fingerprint
+            else:
+                pool_kwargs["assert_hostname"] = host
+        pool: HTTPConnectionPool = self.poolmanager.connection_from_host(
+            **host_params, pool_kwargs=pool_kwargs
+        )
+        return pool
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A fully read response."""
+
+    status: int
+    url: str
+    headers: CaseInsensitiveDict[str]
+    content: bytes
+    elapsed: float = 0.0
+    history: tuple[str, ...] = field(default=())
+
+    def text(self, limit: int | None = None) -> str:
+        body = self.content if limit is None else self.content[:limit]
+        return body.decode("utf-8", errors="replace")
+
+    def next_link(self) -> str | None:
+        """The RFC 5988 `Link: <...>; rel="next"` target, made absolute."""
+        header = self.headers.get("Link")
+        if not header:
+            return None
+        for link in parse_header_links(header):
+            rels = link.get("rel", "").lower().split()
+            if "next" in rels and link.get("url"):
+                return urljoin(self.url, link["url"])
+        return None
+
+
+class GuardedSession:
+    """A requests session that only talks to public addresses (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        headers: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        sensitive_headers: Iterable[str] = (),
+        timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT),
+        total_timeout: float = TOTAL_TIMEOUT,
+        max_bytes: int = MAX_BYTES,
+        max_redirects: int = MAX_REDIRECTS,
+        trust_certificates: bool = False,
+        trusted_fingerprint: str | None = None,
+        ca_bundle: str | None = None,
+    ) -> None:
+        self._pins: dict[tuple[str, int], str] = {}
+        self._session = requests.Session()
+        self._session.trust_env = False  # no proxies or netrc from the environment
+        adapter = _PinnedAdapter(
+            self._pins, trusted_fingerprint.replace(":", "") if trusted_fingerprint else None
+        )
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._adapter = adapter
+        self._session.headers.update({"Accept": "application/json", "User-Agent": "Sluice/1 (+rest_api)"})
+        if headers:
+            self._session.headers.update(headers)
+        self._auth = auth
+        self._sensitive = {h.lower() for h in (*_CREDENTIAL_HEADERS, *sensitive_headers)}
+        self.timeout = timeout
+        self.total_timeout = total_timeout
+        self.max_bytes = max_bytes
+        self.max_redirects = max_redirects
+        # A CA bundle file (a private CA) or the system trust store; trust_certificates skips checks.
+        # A fingerprint replaces chain checks (the adapter has urllib3 compare it on every connection).
+        trusted = trust_certificates or bool(trusted_fingerprint)
+        self._verify: bool | str = False if trusted else (ca_bundle or True)
+
+    def __enter__(self) -> GuardedSession:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._session.close()
+
+    def address_for(self, url: str) -> str:
+        """Resolve and check a URL's host now (the session keeps using this address)."""
+        _, host, port = _origin(url)
+        return self._adapter.address_for(host, port)
+
+    def get(
+        self,
+        url: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: tuple[float, float] | None = None,
+    ) -> Reply:
+        return self.request("GET", url, params=params, headers=headers, timeout=timeout)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        headers: Mapping[str, str] | None = None,
+        data: bytes | None = None,
+        timeout: tuple[float, float] | None = None,
+    ) -> Reply:
+        timeout = timeout or self.timeout
+        started = time.monotonic()
+        bound = started + self.total_timeout
+        origin = _origin(url)
+        extra = dict(headers or {})
+        left_origin = False
+        history: list[str] = []
+        prepared = self._prepare(method, url, params, extra, data, left_origin)
+        while True:
+            response = self._send(prepared, timeout)
+            try:
+                if response.status_code in _REDIRECTS and "Location" in response.headers:
+                    if len(history) >= self.max_redirects:
+                        raise TooManyRedirects(
+                            f"{_redacted(url)} redirected more than {self.max_redirects} times; "
+                            "use the final URL"
+                        )
+                    target = urljoin(prepared.url or url, response.headers["Location"])
+                    history.append(prepared.url or url)
+                    if response.status_code == 303 or (
+                        response.status_code in (301, 302) and method not in ("GET", "HEAD")
+                    ):
+                        method, data = "GET", None
+                    # Leaving the origin drops every credential for the rest of the chain, as
+                    # browsers and requests do.
+                    left_origin = left_origin or _origin(target) != origin
+                    prepared = self._prepare(method, target, None, extra, data, left_origin)
+                    continue
+                content = self._read(response, url, bound)
+            finally:
+                response.close()
+            return Reply(
+                status=response.status_code,
+                url=prepared.url or url,
+                headers=response.headers,
+                content=content,
+                elapsed=time.monotonic() - started,
+                history=tuple(history),
+            )
+
+    def _prepare(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str | int] | None,
+        headers: dict[str, str],
+        data: bytes | None,
+        strip_credentials: bool,
+    ) -> requests.PreparedRequest:
+        scheme, host, _ = _origin(url)
+        if scheme not in ("http", "https") or not host:
+            raise OutboundError(f"Only http and https URLs can be fetched, not '{_redacted(url)}'")
+        if not strip_credentials:
+            request = requests.Request(
+                method, url, params=params, headers=headers, data=data, auth=self._auth
+            )
+            return self._session.prepare_request(request)
+        merged = {**self._session.headers, **headers}
+        kept = {k: v for k, v in merged.items() if k.lower() not in self._sensitive}
+        return requests.Request(method, url, params=params, headers=kept, data=data).prepare()
+
+    def _send(self, prepared: requests.PreparedRequest, timeout: tuple[float, float]) -> requests.Response:
+        _, host, port = _origin(prepared.url or "")
+        # The pool connects to an address, so the Host header must be set from the hostname here.
+        default = port == _default_port(_origin(prepared.url or "")[0])
+        prepared.headers["Host"] = host if default else f"{host}:{port}"
+        if ":" in host:
+            prepared.headers["Host"] = f"[{host}]" if default else f"[{host}]:{port}"
+        try:
+            return self._session.send(
+                prepared, stream=True, timeout=timeout, allow_redirects=False, verify=self._verify
+            )
+        except requests.exceptions.SSLError as exc:
+            raise CertificateNotTrusted(
+                f"TLS with {host} failed: {_ssl_reason(exc)}. If the server uses a self-signed or private "
+                "certificate, run the setup tests with trust_certificates",
+                None,
+            ) from exc
+
+    def _read(self, response: requests.Response, url: str, bound: float) -> bytes:
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            raise ResponseTooLarge(
+                f"The response from {_redacted(url)} is {int(declared):,} bytes, over the "
+                f"{self.max_bytes:,} byte limit; use a smaller page size"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_content(_CHUNK):
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise ResponseTooLarge(
+                    f"The response from {_redacted(url)} is over the {self.max_bytes:,} byte limit; "
+                    "use a smaller page size"
+                )
+            if time.monotonic() > bound:
+                raise RequestTimedOut(f"The response from {_redacted(url)} took too long to arrive")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _redacted(url: str) -> str:
+    """A URL without its query (which may hold a key) for messages."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+
+
+def _ssl_reason(exc: BaseException) -> str:
+    """The most specific TLS reason in an exception chain (requests wraps urllib3 wraps ssl)."""
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return str(current.verify_message or current.reason or "the certificate does not verify")
+        if isinstance(current, ssl.SSLError) and current.reason:
+            return str(current.reason)
+        pending.extend(
+            a for a in (current.__cause__, current.__context__, *current.args) if isinstance(a, BaseException)
+        )
+    return "the certificate does not verify"
+
+
+# ---- probing TCP and TLS (setup tests) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What connecting to a URL's host established."""
+
+    host: str
+    address: str
+    port: int
+    tls: bool
+    # SHA-256 of the server certificate (DER), upper-case hex pairs joined by ':' (as browsers show it).
+    fingerprint: str | None = None
+    # The certificate verified against the system trust store (None without TLS).
+    verified: bool | None = None
+    tls_version: str | None = None
+
+
+def fingerprint_of(der: bytes) -> str:
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
+def probe(url: str, *, trust_certificates: bool = False, timeout: float = CONNECT_TIMEOUT) -> Probe:
+    """Open TCP (and TLS for https) to a URL's host at its checked address, then close.
+
+    Raises RefusedAddress, HostNotFound, ConnectFailed, or CertificateNotTrusted (with the
+    certificate's fingerprint) when TLS does not verify and `trust_certificates` is false.
+    """
+    scheme, host, port = _origin(url)
+    address = resolve(host, port)
+    if scheme != "https":
+        with _connect(host, address, port, timeout):
+            return Probe(host, address, port, tls=False)
+    try:
+        verified = ssl.create_default_context()
+        with (
+            _connect(host, address, port, timeout) as sock,
+            verified.wrap_socket(sock, server_hostname=host) as tls,
+        ):
+            return Probe(host, address, port, True, _peer_fingerprint(tls), True, tls.version())
+    except ssl.SSLCertVerificationError as exc:
+        reason = exc.verify_message or "the certificate does not verify"
+        unverified = ssl.create_default_context()
+        unverified.check_hostname = False
+        unverified.verify_mode = ssl.CERT_NONE
+        with (
+            _connect(host, address, port, timeout) as sock,
+            unverified.wrap_socket(sock, server_hostname=host) as tls,
+        ):
+            found = _peer_fingerprint(tls)
+            if trust_certificates:
+                return Probe(host, address, port, True, found, False, tls.version())
+        raise CertificateNotTrusted(
+            f"The TLS certificate of {host} is not trusted ({reason}). If this server uses a self-signed "
+            f"or private certificate you trust, run the setup tests again with trust_certificates "
+            f"(SHA-256 fingerprint {found})",
+            found,
+        ) from exc
+    except ssl.SSLError as exc:
+        raise ConnectFailed(
+            f"TLS handshake with {host}:{port} failed ({exc.reason or exc}); is it an https port?"
+        ) from exc
+
+
+def _connect(host: str, address: str, port: int, timeout: float) -> socket.socket:
+    try:
+        return socket.create_connection((address, port), timeout=timeout)
+    except TimeoutError as exc:
+        raise ConnectFailed(
+            f"Connecting to {host}:{port} timed out after {timeout:.0f}s: check the port and that the "
+            "server's firewall accepts connections from this AWS region"
+        ) from exc
+    except ConnectionRefusedError as exc:
+        raise ConnectFailed(f"{host}:{port} refused the connection: check the base URL's port") from exc
+    except OSError as exc:
+        raise ConnectFailed(f"Could not connect to {host}:{port} ({exc.strerror or exc})") from exc
+
+
+def _peer_fingerprint(tls: ssl.SSLSocket) -> str | None:
+    der = tls.getpeercert(binary_form=True)
+    return fingerprint_of(der) if der else None

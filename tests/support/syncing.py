@@ -1,0 +1,99 @@
+"""Helpers for sync tests: a duckdb destination, a rest_api connection to a SampleApi, the worker."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from local.functions import load_module
+from local.lambda_context import LocalContext
+from tests.support.api_events import EVENTS, call, make_group
+
+
+def make_group_with_duckdb(path: Path) -> str:
+    group_id = make_group()
+    reply = call(
+        "create_destination", body={"group_id": group_id, "service": "duckdb", "config": {"path": str(path)}}
+    )
+    assert reply.status == 201, reply.body
+    return group_id
+
+
+def sample_api_config(
+    url: str, token: str | None = None, style: str = "next_link", **table: Any
+) -> dict[str, Any]:
+    pagination: dict[str, Any] = {
+        "none": {"type": "none"},
+        "next_link": {"type": "next_link", "next_path": "links.next"},
+        "link_header": {"type": "link_header"},
+        "cursor": {"type": "cursor", "cursor_path": "meta.next_cursor", "cursor_param": "cursor"},
+        "page": {"type": "page", "page_param": "page", "size_param": "per_page"},
+        "offset": {"type": "offset", "offset_param": "offset", "limit_param": "limit"},
+    }[style]
+    return {
+        "schema": "shop",
+        "base_url": url,
+        "auth": {"type": "bearer", "token": token} if token else {"type": "none"},
+        "page_size": table.pop("page_size", 50),
+        "tables": [
+            {
+                "name": "items",
+                "path": f"/{style}/items",
+                "records_path": "" if style in ("none", "link_header") else "data",
+                "primary_key": ["id"],
+                "cursor_field": "updated_at",
+                "cursor_param": "updated_since",
+                "pagination": pagination,
+                **table,
+            }
+        ],
+    }
+
+
+def make_rest_connection(group_id: str, config: dict[str, Any], **body: Any) -> dict[str, Any]:
+    reply = call(
+        "create_connection",
+        body={
+            "group_id": group_id,
+            "service": "rest_api",
+            "config": config,
+            "run_setup_tests": False,
+            **body,
+        },
+    )
+    assert reply.status == 201, reply.body
+    return dict(reply.data)
+
+
+def sync_event(connection_id: str, event_id: str | None = None, **detail: Any) -> dict[str, Any]:
+    event = copy.deepcopy(json.loads((EVENTS / "sync_worker.json").read_text()))
+    event["id"] = event_id or str(uuid.uuid4())
+    event["detail"].update({"connection_id": connection_id, **detail})
+    return event
+
+
+def run_worker(event: dict[str, Any], timeout_seconds: float = 900) -> dict[str, Any]:
+    module = load_module("functions/sync_worker")
+    return dict(
+        module.lambda_handler(
+            event, LocalContext(function_name="sync_worker", timeout_seconds=timeout_seconds)
+        )
+    )
+
+
+def duckdb_rows(path: Path, table: str = "shop.items") -> dict[Any, dict[str, Any]]:
+    import duckdb
+
+    with duckdb.connect(str(path), read_only=True) as db:
+        cursor = db.execute(f"SELECT * FROM {table}")
+        columns = [c[0] for c in cursor.description]
+        return {row[columns.index("id")]: dict(zip(columns, row, strict=True)) for row in cursor.fetchall()}
+
+
+def get_connection(connection_id: str) -> dict[str, Any]:
+    reply = call("get_connection", path=f"/v1/connections/{connection_id}")
+    assert reply.status == 200, reply.body
+    return dict(reply.data)

@@ -55,6 +55,7 @@ class ApiRoute:
     path: str  # API Gateway form: /v1/connections/{connection_id}, /{proxy+}
     function: str  # logical id
     module_dir: str  # functions/<op>
+    authorized: bool = True  # False for `Auth: {Authorizer: NONE}` (pages with their own token)
 
     def matcher(self) -> re.Pattern[str]:
         pattern = re.sub(r"\{[^/]+\+\}", ".+", self.path)
@@ -81,6 +82,7 @@ def api_routes() -> list[ApiRoute]:
                     path=event["Properties"]["Path"],
                     function=name,
                     module_dir=props["CodeUri"].rstrip("/"),
+                    authorized=(event["Properties"].get("Auth") or {}).get("Authorizer") != "NONE",
                 )
             )
     return sorted(routes, key=lambda r: r.specificity)

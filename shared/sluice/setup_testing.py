@@ -1,0 +1,89 @@
+"""Setup tests: run a service's tests on a connection's config and record what they mean.
+
+All PASSED, SKIPPED or WARNING makes `setup_state` connected; any FAILED or JOB_FAILED makes it
+incomplete when the connection was never connected, else broken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from sluice.config_secrets import AUTH_POINTER, reveal
+from sluice.connection import Connection, SetupState, SetupTestResult
+from sluice.errors import ConcurrentUpdate
+from sluice.schedule import connection_next_sync_at
+from sluice.services import get_service
+from sluice.services.base import SetupTestOptions
+from sluice.storage import Table
+from sluice.timestamps import utc_now
+
+logger = Logger(service="sluice", child=True)
+
+_FAILURES = {"FAILED", "JOB_FAILED"}
+_RETRIES = 3
+SETUP_TESTS_REQUESTED = "Setup Tests Requested"
+
+
+def setup_state_after(results: list[SetupTestResult], previous: Connection) -> SetupState:
+    if any(r.status in _FAILURES for r in results):
+        return "broken" if previous.connected_since is not None else "incomplete"
+    return "connected"
+
+
+def run_tests(service_name: str, config: dict[str, Any], options: SetupTestOptions) -> list[SetupTestResult]:
+    """The service's tests; a crash inside them becomes one JOB_FAILED result, never an exception."""
+    try:
+        return list(get_service(service_name).setup_tests(config, options))
+    except Exception as exc:  # a bug in a test must not take the API call down with it
+        logger.exception("setup tests crashed", extra={"service": service_name})
+        return [
+            SetupTestResult(
+                title="Running setup tests",
+                status="JOB_FAILED",
+                message=f"The setup tests could not run ({type(exc).__name__}); try again or contact support",
+            )
+        ]
+
+
+def revealed_config(connection: Connection, decrypt: Callable[[str, dict[str, str]], dict[str, str]]) -> dict[str, Any]:
+    secrets = {k: v for k, v in connection.secrets.items() if k != AUTH_POINTER}
+    return reveal(connection.config, decrypt(connection.id, secrets) if secrets else {})
+
+
+def with_results(connection: Connection, results: list[SetupTestResult], now: datetime) -> Connection:
+    """The connection with these results recorded and its setup state (and schedule) following them."""
+    state = setup_state_after(results, connection)
+    changes: dict[str, Any] = {"setup_tests": results, "setup_state": state}
+    if state == "connected" and connection.connected_since is None:
+        changes["connected_since"] = now
+    updated = connection.model_copy(update=changes)
+    if state != connection.setup_state:
+        updated = updated.model_copy(update={"next_sync_at": connection_next_sync_at(updated, now)})
+    return updated
+
+
+def test_and_record(
+    table: Table,
+    account_id: str | None,
+    connection_id: str,
+    options: SetupTestOptions,
+    decrypt: Callable[[str, dict[str, str]], dict[str, str]],
+    config: dict[str, Any] | None = None,
+) -> Connection:
+    """Run the tests on the stored config (or on `config`, the plain one a caller already holds) and
+    store the results. Re-reads and retries when the connection changes meanwhile."""
+    connection = table.get_connection(account_id, connection_id)
+    plain = config if config is not None else revealed_config(connection, decrypt)
+    results = run_tests(connection.service, plain, options)
+    for attempt in range(_RETRIES):
+        try:
+            return table.replace_connection(with_results(connection, results, utc_now()), connection.version)
+        except ConcurrentUpdate:
+            if attempt == _RETRIES - 1:
+                raise
+            connection = table.get_connection(account_id, connection_id)
+    raise ConcurrentUpdate()

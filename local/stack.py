@@ -133,15 +133,16 @@ class LocalStack:
             "body": text,
             "isBase64Encoded": False,
         }
-        context = self._authorize(event)
-        if context is None:
-            return _json_error(
-                401,
-                "Unauthorized",
-                "Missing or invalid credentials",
-                {"WWW-Authenticate": 'Basic realm="sluice"'},
-            )
-        event["requestContext"]["authorizer"] = {**context, "principalId": context.get("user_id")}
+        if route.authorized:
+            context = self._authorize(event)
+            if context is None:
+                return _json_error(
+                    401,
+                    "Unauthorized",
+                    "Missing or invalid credentials",
+                    {"WWW-Authenticate": 'Basic realm="sluice"'},
+                )
+            event["requestContext"]["authorizer"] = {**context, "principalId": context.get("user_id")}
         handler = handler_for(route.function)
         with _api_lock:
             return dict(handler(event, LocalContext(function_name=route.function)))

@@ -14,7 +14,8 @@ from sluice.ids import new_id
 from sluice.requests_models import ConnectionSettings, CreateConnectionRequest, UpdateConnectionRequest
 from sluice.schedule import connection_next_sync_at
 from sluice.services import get_service
-from sluice.services.base import Service
+from sluice.services.base import Service, SetupTestOptions
+from sluice.setup_testing import run_tests, test_and_record, with_results
 from sluice.storage import Table, account_connections_partition, connection_from_item, group_key
 from sluice.sync_events import SyncRequest, request_sync
 from sluice.timestamps import utc_now
@@ -23,6 +24,8 @@ from sluice.validation import parse
 # Request fields that are actions, not attributes: they are never stored.
 _ACTION_FIELDS = frozenset({"run_setup_tests", "trust_certificates", "trust_fingerprints", "config", "auth"})
 _UPDATE_RETRIES = 3
+# Setup tests run inside the API call: keep them well inside API Gateway's 29-second limit.
+SETUP_TESTS_TIMEOUT = 20.0
 # Changing any of these moves the connection on the sync grid at once.
 _SCHEDULE_FIELDS = frozenset({"sync_frequency", "daily_sync_time", "schedule_type", "paused"})
 
@@ -81,8 +84,21 @@ def create(caller: Caller, request: CreateConnectionRequest, table: Table) -> Co
     )
     _check_rules(connection)
     table.create_connection(connection)
+    if request.run_setup_tests is not False:
+        # The plain config is in hand: the tests need no decryption here.
+        results = run_tests(service.name, config, _test_options(request))
+        tested = with_results(connection, results, utc_now())
+        connection = table.replace_connection(tested, connection.version)
     publish("Connection Created", _event_detail(connection))
     return connection
+
+
+def _test_options(request: ConnectionSettings) -> SetupTestOptions:
+    return SetupTestOptions(
+        trust_certificates=bool(request.trust_certificates),
+        trust_fingerprints=bool(request.trust_fingerprints),
+        timeout=SETUP_TESTS_TIMEOUT,
+    )
 
 
 def get(caller: Caller, connection_id: str, table: Table) -> Connection:
@@ -165,11 +181,22 @@ def update(caller: Caller, connection_id: str, request: UpdateConnectionRequest,
             if attempt == _UPDATE_RETRIES - 1:
                 raise
             continue
+        if _retest_wanted(request):
+            saved = test_and_record(
+                table, caller.account_id, saved.id, _test_options(request), secret_box().decrypt
+            )
         publish("Connection Updated", _event_detail(saved))
         if current.resync_pending and not saved.resync_pending:
             request_sync(SyncRequest(saved.account_id, saved.id, reason="unpause", historical=True))
         return saved
     raise ConcurrentUpdate()
+
+
+def _retest_wanted(request: UpdateConnectionRequest) -> bool:
+    """Setup tests run on update when asked for, or by default when what they test changed."""
+    if request.run_setup_tests is not None:
+        return request.run_setup_tests
+    return request.config is not None or request.auth is not None or request.networking_method is not None
 
 
 def delete(caller: Caller, connection_id: str, table: Table) -> None:

@@ -101,3 +101,8 @@ class ResyncBody(Body):
 
 class StateBody(Body):
     state: dict[str, Any]
+
+
+class SetupTestsBody(Body):
+    trust_certificates: bool | None = None
+    trust_fingerprints: bool | None = None

@@ -26,6 +26,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v1/connections/{connection_id}/state", "get_connection_state"),
     ("PATCH", "/v1/connections/{connection_id}/state", "update_connection_state"),
     ("GET", "/v1/connections/{connection_id}/schemas", "get_connection_schemas"),
+    ("POST", "/v1/connections/{connection_id}/test", "test_connection"),
 )
 
 

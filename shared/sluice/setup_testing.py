@@ -49,7 +49,9 @@ def run_tests(service_name: str, config: dict[str, Any], options: SetupTestOptio
         ]
 
 
-def revealed_config(connection: Connection, decrypt: Callable[[str, dict[str, str]], dict[str, str]]) -> dict[str, Any]:
+def revealed_config(
+    connection: Connection, decrypt: Callable[[str, dict[str, str]], dict[str, str]]
+) -> dict[str, Any]:
     secrets = {k: v for k, v in connection.secrets.items() if k != AUTH_POINTER}
     return reveal(connection.config, decrypt(connection.id, secrets) if secrets else {})
 

@@ -1,0 +1,40 @@
+"""POST /v1/connections/{id}/test: run the connection's setup tests now."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from sluice import connections
+from sluice.api import current_caller, envelope, make_resolver
+from sluice.config_secrets import secret_box
+from sluice.errors import InvalidInput
+from sluice.observability import logger
+from sluice.requests_models import SetupTestsBody
+from sluice.services.base import SetupTestOptions
+from sluice.setup_testing import test_and_record
+from sluice.storage import get_table
+
+app = make_resolver()
+
+
+@app.post("/v1/connections/<connection_id>/test")
+def test_connection(connection_id: str, request: Annotated[SetupTestsBody, Body()]) -> dict[str, Any]:
+    if app.body_was_missing:
+        raise InvalidInput("A request body is required; send {} to run the setup tests")
+    options = SetupTestOptions(
+        trust_certificates=bool(request.trust_certificates),
+        trust_fingerprints=bool(request.trust_fingerprints),
+        timeout=connections.SETUP_TESTS_TIMEOUT,
+    )
+    tested = test_and_record(
+        get_table(), current_caller(app).account_id, connection_id, options, secret_box().decrypt
+    )
+    return envelope(connections.to_wire(tested), "Setup tests were completed")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

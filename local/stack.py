@@ -35,6 +35,8 @@ from local.template import ApiRoute, api_routes, authorizer_function
 log = logging.getLogger("sluice.local")
 
 ACCOUNT = "123456789012"
+# Local only, never in template.yaml: `curl -X POST http://127.0.0.1:3000/_local/tick` runs the tick now.
+LOCAL_TICK_PATH = "/_local/tick"
 REGION = "us-east-1"
 # API functions share Powertools' router state (class attributes), so they run one at a time, as each
 # Lambda instance would; event workers each run one at a time too.
@@ -104,6 +106,8 @@ class LocalStack:
         url = urlsplit(raw_path)
         path = url.path or "/"
         query = parse_qs(url.query, keep_blank_values=True)
+        if path == LOCAL_TICK_PATH and method == "POST":
+            return self._tick_now()
         found = self.route(method, path)
         if found is None:
             return _json_error(404, "NotFound", f"No route matches {method} {path}")
@@ -146,6 +150,20 @@ class LocalStack:
         handler = handler_for(route.function)
         with _api_lock:
             return dict(handler(event, LocalContext(function_name=route.function)))
+
+    def _tick_now(self) -> dict[str, Any]:
+        """Local only: run every scheduled function now (the scheduler tick), for demos and tests."""
+        results = {
+            function_id: self.fire_schedule(function_id)
+            for _, function_id in self.resources.schedules.values()
+        }
+        return {
+            "statusCode": 200,
+            "headers": {"Content-Type": "application/json"},
+            "body": json.dumps(
+                {"code": "Success", "message": "Schedules fired", "data": results}, default=str
+            ),
+        }
 
     # ---- EventBridge rules → SQS → functions -------------------------------------------------------
 

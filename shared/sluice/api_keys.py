@@ -11,16 +11,27 @@ from __future__ import annotations
 import argparse
 import json
 
+from sluice.accounts import set_trial_end
 from sluice.auth import create_api_key
 from sluice.storage import get_table
+from sluice.timestamps import from_wire
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sluice.api_keys", description=__doc__.splitlines()[0])
     parser.add_argument("--account", help="account id to add the key to (default: a new account)")
     parser.add_argument("--user", help="user id the key acts as (default: a new user)")
+    parser.add_argument(
+        "--trial-ends",
+        type=from_wire,
+        metavar="TIME",
+        help="RFC 3339 time the account's trial ends; then connections with pause_after_trial are paused",
+    )
     args = parser.parse_args(argv)
-    key = create_api_key(get_table(), account_id=args.account, user_id=args.user)
+    table = get_table()
+    key = create_api_key(table, account_id=args.account, user_id=args.user)
+    if args.trial_ends is not None:
+        set_trial_end(table, key.account_id, args.trial_ends)
     print(
         json.dumps(
             {

@@ -78,6 +78,8 @@ class Connection(BaseModel):
     connected_since: datetime | None = None
     consecutive_failures: int = 0
     delay_announced: bool = False  # a Data Delayed event was sent for the current episode
+    retest_at: datetime | None = None  # broken connections: when the scheduler re-runs their setup tests
+    last_sync_started_at: datetime | None = None  # a sync request made before this is already served
 
     model_config = {"populate_by_name": True}
 
@@ -92,8 +94,11 @@ def wire_sync_state(connection: Connection) -> str:
     return "paused" if connection.paused else connection.sync_state
 
 
-def to_wire_object(connection: Connection, naming_keys: tuple[str, ...]) -> dict[str, Any]:
-    """The `data` object of get, create, update, test and list items: every key, always."""
+def to_wire_object(
+    connection: Connection, naming_keys: tuple[str, ...], update_state: UpdateState | None = None
+) -> dict[str, Any]:
+    """The `data` object of get, create, update, test and list items: every key, always.
+    `update_state` is computed by the caller at read time (it depends on the clock)."""
     c = connection
     config = {k: v for k, v in c.config.items() if k not in naming_keys}
     body: dict[str, Any] = {
@@ -123,7 +128,7 @@ def to_wire_object(connection: Connection, naming_keys: tuple[str, ...]) -> dict
         "status": {
             "setup_state": c.setup_state,
             "sync_state": wire_sync_state(c),
-            "update_state": c.update_state,
+            "update_state": update_state or c.update_state,
             "is_historical_sync": c.is_historical_sync,
             "rescheduled_for": to_wire(c.rescheduled_for) if c.sync_state == "rescheduled" else None,
             "schema_status": "ready",

@@ -8,6 +8,7 @@ from typing import Any
 from sluice.caller import Caller
 from sluice.config_secrets import merge_config, seal_config, secret_box
 from sluice.connection import Connection, to_wire_object
+from sluice.data_delay import connection_update_state
 from sluice.errors import ConcurrentUpdate, GroupNotFound, InvalidInput
 from sluice.events import publish
 from sluice.ids import new_id
@@ -31,7 +32,11 @@ _SCHEDULE_FIELDS = frozenset({"sync_frequency", "daily_sync_time", "schedule_typ
 
 
 def to_wire(connection: Connection) -> dict[str, Any]:
-    return to_wire_object(connection, get_service(connection.service).naming_keys)
+    return to_wire_object(
+        connection,
+        get_service(connection.service).naming_keys,
+        update_state=connection_update_state(connection, utc_now()),
+    )
 
 
 def _given(request: ConnectionSettings) -> dict[str, Any]:

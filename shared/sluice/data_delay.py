@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sluice.connection import UpdateState
+from sluice.connection import Connection, UpdateState
 
 SENSITIVITIES = ("LOW", "NORMAL", "HIGH", "SYNC_FREQUENCY", "CUSTOM")
 
@@ -114,3 +114,23 @@ def update_state(
 def _aware(moment: datetime, name: str) -> None:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got {moment!r}")
+
+
+def connection_delayed_after(connection: Connection) -> datetime | None:
+    """:func:`delayed_after` of a stored connection (never for one that has not been connected)."""
+    if connection.setup_state == "incomplete":
+        return None
+    return delayed_after(
+        sensitivity=connection.data_delay_sensitivity,
+        sync_frequency=connection.sync_frequency,
+        custom_threshold=connection.data_delay_threshold,
+        paused=connection.paused,
+        schedule_type=connection.schedule_type,
+        last_success=connection.succeeded_at,
+        connected_since=connection.connected_since,
+    )
+
+
+def connection_update_state(connection: Connection, now: datetime) -> UpdateState:
+    deadline = connection_delayed_after(connection)
+    return "delayed" if deadline is not None and now > deadline else "on_schedule"

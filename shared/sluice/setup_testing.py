@@ -7,7 +7,7 @@ incomplete when the connection was never connected, else broken.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -25,6 +25,7 @@ logger = Logger(service="sluice", child=True)
 
 _FAILURES = {"FAILED", "JOB_FAILED"}
 _RETRIES = 3
+RETEST_BROKEN_AFTER = timedelta(days=1)
 SETUP_TESTS_REQUESTED = "Setup Tests Requested"
 
 
@@ -59,7 +60,12 @@ def revealed_config(
 def with_results(connection: Connection, results: list[SetupTestResult], now: datetime) -> Connection:
     """The connection with these results recorded and its setup state (and schedule) following them."""
     state = setup_state_after(results, connection)
-    changes: dict[str, Any] = {"setup_tests": results, "setup_state": state}
+    changes: dict[str, Any] = {
+        "setup_tests": results,
+        "setup_state": state,
+        # A broken connection is tested again daily by the scheduler, until it is fixed.
+        "retest_at": now + RETEST_BROKEN_AFTER if state == "broken" else None,
+    }
     if state == "connected" and connection.connected_since is None:
         changes["connected_since"] = now
     updated = connection.model_copy(update=changes)

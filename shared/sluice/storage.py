@@ -32,6 +32,8 @@ _CONNECTION_DATETIMES = (
     "lease_expires_at",
     "next_sync_at",
     "connected_since",
+    "retest_at",
+    "last_sync_started_at",
 )
 
 
@@ -68,6 +70,21 @@ def run_key(connection_id: str, started_at: str, sync_id: str) -> dict[str, str]
 
 def schedule_partition(shard: int) -> str:
     return f"SCHED#{shard}"
+
+
+def retest_partition(shard: int) -> str:
+    return f"RETEST#{shard}"
+
+
+def delay_partition(shard: int) -> str:
+    return f"DELAY#{shard}"
+
+
+TRIAL_PARTITION = "TRIAL"
+
+
+def account_key(account_id: str) -> dict[str, str]:
+    return {"pk": f"ACCOUNT#{account_id}", "sk": "ACCOUNT"}
 
 
 def account_connections_partition(account_id: str) -> str:
@@ -129,14 +146,32 @@ def connection_to_item(connection: Connection) -> dict[str, Any]:
         "gsi1sk": f"{connection.group_id}#{connection.schema_name}",
         "type": "connection",
     }
-    if connection.next_sync_at is not None:
-        # The sparse, sharded scheduler index: only connections with a next sync carry its keys.
-        from sluice.schedule import shard_for
-        from sluice.settings import get_settings
+    return {**keys, **_timer_keys(connection), **item}
 
-        keys["sched_pk"] = schedule_partition(shard_for(connection.id, get_settings().scheduler_shards))
-        keys["sched_sk"] = f"{item['next_sync_at']}#{connection.id}"
-    return {**keys, **item}
+
+def _timer_keys(connection: Connection) -> dict[str, str]:
+    """Keys of the two sparse, sharded indexes the scheduler tick reads, so that a tick costs what is
+    due and never what exists:
+    - `schedule`: the next sync of a schedulable connection, or the next re-test of a broken one;
+    - `timers`: when a connection's data becomes late (until that episode is announced).
+    """
+    from sluice.data_delay import connection_delayed_after
+    from sluice.schedule import shard_for
+    from sluice.settings import get_settings
+
+    shard = shard_for(connection.id, get_settings().scheduler_shards)
+    keys: dict[str, str] = {}
+    if connection.next_sync_at is not None:
+        keys["sched_pk"] = schedule_partition(shard)
+        keys["sched_sk"] = f"{to_wire(connection.next_sync_at)}#{connection.id}"
+    elif connection.retest_at is not None and connection.setup_state == "broken":
+        keys["sched_pk"] = retest_partition(shard)
+        keys["sched_sk"] = f"{to_wire(connection.retest_at)}#{connection.id}"
+    delayed_after = None if connection.delay_announced else connection_delayed_after(connection)
+    if delayed_after is not None:
+        keys["timer_pk"] = delay_partition(shard)
+        keys["timer_sk"] = f"{to_wire(delayed_after)}#{connection.id}"
+    return keys
 
 
 def connection_from_item(item: dict[str, Any]) -> Connection:
@@ -276,6 +311,16 @@ class Table:
             if _error_code(exc) == "TransactionCanceledException":
                 raise on_cancel(_cancellation_codes(exc)) from None
             raise
+
+    def query_index_partition(self, partition: str) -> Iterable[dict[str, Any]]:
+        """Every item of one gsi1 partition (e.g. an account's connections), page by page."""
+        cursor = None
+        while True:
+            page = self.query_page(partition, 1000, cursor)
+            yield from page.items
+            cursor = page.next_cursor
+            if not cursor:
+                return
 
     def query_partition(self, pk: str, sk_prefix: str) -> Iterable[dict[str, Any]]:
         """Every item of one partition under a sort-key prefix (children of an aggregate)."""

@@ -39,7 +39,7 @@ from sluice.services.base import (
 from sluice.storage import Table, destination_key
 from sluice.sync_events import SyncRequest, announce_end, announce_start, request_sync
 from sluice.sync_store import LeaseBusy, LeaseLost, SyncStore
-from sluice.timestamps import to_wire, utc_now
+from sluice.timestamps import from_wire, to_wire, utc_now
 
 logger = Logger(service="sluice", child=True)
 
@@ -93,10 +93,13 @@ class SyncEngine:
                 self._mark_resync_pending(current)
             logger.info("connection is paused; sync skipped", extra={"connection_id": current.id})
             return SyncResult("SKIPPED", message="paused")
+        served_after = None if request.reason == "continuation" else from_wire(request.requested_at)
         try:
-            connection = self.store.acquire(current.id, sync_id, self.clock(), LEASE)
+            connection = self.store.acquire(current.id, sync_id, self.clock(), LEASE, served_after)
         except LeaseBusy:
-            logger.info("a sync is already running; request dropped", extra={"connection_id": current.id})
+            logger.info(
+                "a sync is running or already served this request", extra={"connection_id": current.id}
+            )
             return SyncResult("SKIPPED", message="busy")
         started_at = to_wire(self.clock()) or ""
         if request.reason != "continuation":
@@ -281,6 +284,7 @@ class SyncEngine:
                 consecutive_failures=0,
                 update_state="on_schedule",
                 delay_announced=False,
+                retest_at=None,
             )
         elif result.status == "RESCHEDULED":
             changes.update(sync_state="rescheduled", rescheduled_for=rescheduled_for)
@@ -290,7 +294,9 @@ class SyncEngine:
                 consecutive_failures=current.consecutive_failures + 1,
             )
             if broken:
-                changes["setup_state"] = "broken"
+                from sluice.setup_testing import RETEST_BROKEN_AFTER
+
+                changes.update(setup_state="broken", retest_at=now + RETEST_BROKEN_AFTER)
         finished = current.model_copy(update=changes)
         planned = connection_next_sync_at(finished, now)
         keep = (

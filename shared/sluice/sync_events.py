@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sluice.connection import Connection
@@ -25,6 +25,9 @@ class SyncRequest:
     scope: dict[str, list[str]] | None = None
     # Set on continuations: the sync this run continues.
     sync_id: str | None = None
+    # A request is served by any sync that starts after it was made: two requests that race (the
+    # scheduler's and a user's) start one sync.
+    requested_at: str | None = field(default_factory=lambda: to_wire(utc_now()))
 
     @classmethod
     def from_detail(cls, detail: dict[str, Any]) -> SyncRequest:

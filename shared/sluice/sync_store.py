@@ -57,31 +57,47 @@ class SyncStore:
 
     # ---- the lease ---------------------------------------------------------------------------------
 
-    def acquire(self, connection_id: str, sync_id: str, now: datetime, lease: timedelta) -> Connection:
-        """Take the connection for `sync_id` (again, for a retry or continuation of the same sync)."""
+    def acquire(
+        self,
+        connection_id: str,
+        sync_id: str,
+        now: datetime,
+        lease: timedelta,
+        requested_at: datetime | None = None,
+    ) -> Connection:
+        """Take the connection for `sync_id` (again, for a retry or continuation of the same sync).
+
+        With `requested_at`, only if no other sync started since then (it already served the request).
+        """
         from botocore.exceptions import ClientError
 
+        free = (
+            "attribute_exists(pk) AND (attribute_not_exists(active_sync_id) "
+            "OR active_sync_id = :sid OR lease_expires_at < :now)"
+        )
+        values: dict[str, Any] = {
+            ":sid": sync_id,
+            ":until": to_wire(now + lease),
+            ":now": to_wire(now),
+            ":syncing": "syncing",
+            ":one": 1,
+        }
+        if requested_at is not None:
+            free += (
+                " AND (attribute_not_exists(last_sync_started_at) OR last_sync_started_at < :asked"
+                " OR active_sync_id = :sid)"
+            )
+            values[":asked"] = to_wire(requested_at)
         try:
             response = self._client.update_item(
                 TableName=self._name,
                 Key=to_dynamo(connection_key(connection_id)),
                 UpdateExpression=(
                     "SET active_sync_id = :sid, lease_expires_at = :until, sync_state = :syncing, "
-                    "version = version + :one"
+                    "last_sync_started_at = :now, version = version + :one"
                 ),
-                ConditionExpression=(
-                    "attribute_exists(pk) AND (attribute_not_exists(active_sync_id) "
-                    "OR active_sync_id = :sid OR lease_expires_at < :now)"
-                ),
-                ExpressionAttributeValues=to_dynamo(
-                    {
-                        ":sid": sync_id,
-                        ":until": to_wire(now + lease),
-                        ":now": to_wire(now),
-                        ":syncing": "syncing",
-                        ":one": 1,
-                    }
-                ),
+                ConditionExpression=free,
+                ExpressionAttributeValues=to_dynamo(values),
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:

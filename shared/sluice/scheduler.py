@@ -1,0 +1,251 @@
+"""The scheduler tick: every minute, claim what is due and announce it.
+
+It reads only the sparse, sharded indexes (`schedule`, `timers`), so a tick costs what is due, never
+what exists:
+- due syncs: each connection is claimed with a conditional write that moves `next_sync_at` to the
+  next grid point (a lost race is harmless), then `Sync Requested` is emitted. A connection that is
+  syncing at its grid point skips that point (never two runs queued);
+- due re-tests of broken connections: `Setup Tests Requested`, again daily until fixed;
+- data that turned late: `Data Delayed`, once per episode (a success ends the episode);
+- accounts whose trial ended: their connections with `pause_after_trial` are paused and announced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from sluice.errors import ConcurrentUpdate
+from sluice.events import publish
+from sluice.schedule import next_sync_at
+from sluice.setup_testing import RETEST_BROKEN_AFTER, SETUP_TESTS_REQUESTED
+from sluice.storage import (
+    TRIAL_PARTITION,
+    Table,
+    account_connections_partition,
+    account_key,
+    connection_from_item,
+    connection_key,
+    delay_partition,
+    from_dynamo,
+    retest_partition,
+    schedule_partition,
+    to_dynamo,
+)
+from sluice.sync_events import SyncRequest, request_sync
+from sluice.timestamps import to_wire
+
+logger = Logger(service="sluice", child=True)
+
+
+@dataclass
+class TickReport:
+    syncs_requested: list[str] = field(default_factory=list)
+    skipped_while_syncing: list[str] = field(default_factory=list)
+    retests_requested: list[str] = field(default_factory=list)
+    delays_announced: list[str] = field(default_factory=list)
+    paused_after_trial: list[str] = field(default_factory=list)
+
+
+def _code(exc: Exception) -> str:
+    return str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
+
+
+class Scheduler:
+    def __init__(self, table: Table, shards: int) -> None:
+        self.table = table
+        self.shards = shards
+        self._client = table._client
+
+    def tick(self, now: datetime) -> TickReport:
+        report = TickReport()
+        for shard in range(self.shards):
+            for item in self._due("schedule", "sched_pk", "sched_sk", schedule_partition(shard), now):
+                self._claim_sync(item, now, report)
+            for item in self._due("schedule", "sched_pk", "sched_sk", retest_partition(shard), now):
+                self._claim_retest(item, now, report)
+            for item in self._due("timers", "timer_pk", "timer_sk", delay_partition(shard), now):
+                self._announce_delay(item, now, report)
+        for item in self._due("timers", "timer_pk", "timer_sk", TRIAL_PARTITION, now):
+            self._end_trial(item, now, report)
+        return report
+
+    def _due(self, index: str, pk: str, sk: str, partition: str, now: datetime) -> Iterator[dict[str, Any]]:
+        """Items of one index partition whose time (the sort key's prefix) is not after `now`."""
+        start = None
+        while True:
+            request: dict[str, Any] = {
+                "TableName": self.table.name,
+                "IndexName": index,
+                "KeyConditionExpression": f"{pk} = :p AND {sk} <= :now",
+                # "#" sorts after every timestamp character, so "<now>#" covers ids due exactly now.
+                "ExpressionAttributeValues": to_dynamo({":p": partition, ":now": f"{to_wire(now)}#\uffff"}),
+            }
+            if start:
+                request["ExclusiveStartKey"] = start
+            response = self._client.query(**request)
+            yield from (from_dynamo(i) for i in response.get("Items", []))
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                return
+
+    # ---- syncs -----------------------------------------------------------------------------------
+
+    def _claim_sync(self, item: dict[str, Any], now: datetime, report: TickReport) -> None:
+        from botocore.exceptions import ClientError
+
+        connection_id = str(item["id"])
+        following = next_sync_at(connection_id, int(item["sync_frequency"]), item.get("daily_sync_time"), now)
+        values = {
+            ":expected": item["next_sync_at"],
+            ":next": to_wire(following),
+            ":sk": f"{to_wire(following)}#{connection_id}",
+            ":now": to_wire(now),
+            ":false": False,
+            ":auto": "auto",
+            ":connected": "connected",
+            ":one": 1,
+        }
+        try:
+            self._client.update_item(
+                TableName=self.table.name,
+                Key=to_dynamo(connection_key(connection_id)),
+                UpdateExpression="SET next_sync_at = :next, sched_sk = :sk, version = version + :one",
+                ConditionExpression=(
+                    "next_sync_at = :expected AND paused = :false AND schedule_type = :auto "
+                    "AND setup_state = :connected "
+                    "AND (attribute_not_exists(active_sync_id) OR lease_expires_at < :now)"
+                ),
+                ExpressionAttributeValues=to_dynamo(values),
+            )
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise
+            self._skip_point(connection_id, values, report)
+            return
+        request_sync(SyncRequest(str(item["account_id"]), connection_id, reason="schedule"))
+        report.syncs_requested.append(connection_id)
+
+    def _skip_point(self, connection_id: str, values: dict[str, Any], report: TickReport) -> None:
+        """The claim failed: another tick won, the connection changed, or it is syncing. Only in the
+        last case is there anything to do: move past this grid point without queueing a run."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.update_item(
+                TableName=self.table.name,
+                Key=to_dynamo(connection_key(connection_id)),
+                UpdateExpression="SET next_sync_at = :next, sched_sk = :sk, version = version + :one",
+                ConditionExpression="next_sync_at = :expected AND lease_expires_at >= :now",
+                ExpressionAttributeValues=to_dynamo(
+                    {k: values[k] for k in (":expected", ":next", ":sk", ":now", ":one")}
+                ),
+            )
+            report.skipped_while_syncing.append(connection_id)
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise
+
+    # ---- re-tests of broken connections ------------------------------------------------------------
+
+    def _claim_retest(self, item: dict[str, Any], now: datetime, report: TickReport) -> None:
+        from botocore.exceptions import ClientError
+
+        connection_id = str(item["id"])
+        following = now + RETEST_BROKEN_AFTER
+        try:
+            self._client.update_item(
+                TableName=self.table.name,
+                Key=to_dynamo(connection_key(connection_id)),
+                UpdateExpression="SET retest_at = :next, sched_sk = :sk, version = version + :one",
+                ConditionExpression="retest_at = :expected",
+                ExpressionAttributeValues=to_dynamo(
+                    {
+                        ":expected": item["retest_at"],
+                        ":next": to_wire(following),
+                        ":sk": f"{to_wire(following)}#{connection_id}",
+                        ":one": 1,
+                    }
+                ),
+            )
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise
+            return
+        publish(SETUP_TESTS_REQUESTED, {"account_id": item["account_id"], "connection_id": connection_id})
+        report.retests_requested.append(connection_id)
+
+    # ---- data delay ------------------------------------------------------------------------------
+
+    def _announce_delay(self, item: dict[str, Any], now: datetime, report: TickReport) -> None:
+        from botocore.exceptions import ClientError
+
+        connection_id = str(item["id"])
+        try:
+            response = self._client.update_item(
+                TableName=self.table.name,
+                Key=to_dynamo(connection_key(connection_id)),
+                UpdateExpression=(
+                    "SET delay_announced = :true, update_state = :delayed, version = version + :one "
+                    "REMOVE timer_pk, timer_sk"
+                ),
+                ConditionExpression="timer_sk = :expected",
+                ExpressionAttributeValues=to_dynamo(
+                    {":true": True, ":delayed": "delayed", ":one": 1, ":expected": item["timer_sk"]}
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise
+            return
+        connection = connection_from_item(from_dynamo(response["Attributes"]))
+        publish(
+            "Data Delayed",
+            {
+                "account_id": connection.account_id,
+                "connection_id": connection.id,
+                "group_id": connection.group_id,
+                "data_delay_sensitivity": connection.data_delay_sensitivity,
+                "last_success": to_wire(connection.succeeded_at),
+                "delayed_since": str(item["timer_sk"]).split("#")[0],
+            },
+        )
+        report.delays_announced.append(connection_id)
+
+    # ---- trials ----------------------------------------------------------------------------------
+
+    def _end_trial(self, item: dict[str, Any], now: datetime, report: TickReport) -> None:
+        account_id = str(item["id"])
+        for connection_item in self.table.query_index_partition(account_connections_partition(account_id)):
+            if not connection_item.get("pause_after_trial") or connection_item.get("paused"):
+                continue
+            self._pause_for_trial(str(connection_item["id"]), now, report)
+        # Done with this account: drop it from the timers index.
+        self._client.update_item(
+            TableName=self.table.name,
+            Key=to_dynamo(account_key(account_id)),
+            UpdateExpression="SET trial_processed_at = :now REMOVE timer_pk, timer_sk",
+            ExpressionAttributeValues=to_dynamo({":now": to_wire(now)}),
+        )
+
+    def _pause_for_trial(self, connection_id: str, now: datetime, report: TickReport) -> None:
+        for _ in range(3):
+            connection = self.table.get_connection(None, connection_id)
+            if connection.paused or not connection.pause_after_trial:
+                return
+            paused = connection.model_copy(update={"paused": True, "next_sync_at": None})
+            try:
+                saved = self.table.replace_connection(paused, connection.version)
+            except ConcurrentUpdate:
+                continue
+            publish(
+                "Connection Paused After Trial",
+                {"account_id": saved.account_id, "connection_id": saved.id, "group_id": saved.group_id},
+            )
+            report.paused_after_trial.append(connection_id)
+            return

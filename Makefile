@@ -37,7 +37,7 @@ $(CLIENTS)/dagster/.installed:
 
 install: $(VENV)/.installed
 
-clients: $(CLIENTS)/fivetran-cli/.installed
+clients: $(CLIENTS)/fivetran-cli/.installed $(CLIENTS)/dagster/.installed
 
 run: install
 	$(PY) -m local.stack

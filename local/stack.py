@@ -424,6 +424,9 @@ def main() -> None:
                 f"  API key:    {seeded['api_key']}",
                 f"  API secret: {secret_line}",
                 f"  group:      {seeded['group_id']} (duckdb destination under {running.data_dir})",
+                f"  AWS (moto): {running.aws_endpoint}  (e.g. aws --endpoint-url {running.aws_endpoint} s3 mb s3://b)",
+                f"  events:     {running.data_dir / 'events.jsonl'}",
+                f"  tick now:   curl -X POST {running.url}{LOCAL_TICK_PATH}",
                 f"  try: curl -s -H 'Authorization: Basic {auth}' {running.url}/v1/groups",
                 "  Ctrl-C stops it.",
             ]

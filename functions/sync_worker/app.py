@@ -23,5 +23,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         sync_id=str(event["id"]),
         remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
     )
-    logger.info("sync ended", extra={"connection_id": request.connection_id, "result": asdict(result)})
-    return asdict(result)
+    summary = {k: v for k, v in asdict(result).items() if k != "columns"}
+    logger.info("sync ended", extra={"connection_id": request.connection_id, "result": summary})
+    return summary

@@ -65,6 +65,7 @@ class SluiceResolver(APIGatewayRestResolver):
         super().__init__(enable_validation=True)
         self.aliased = False
         self.body_was_missing = False
+        self.requested_path = "/"
 
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
         try:
@@ -79,7 +80,8 @@ class SluiceResolver(APIGatewayRestResolver):
         return super().resolve(normalized, context)
 
     def _normalize(self, event: dict[str, Any]) -> dict[str, Any]:
-        path, self.aliased = canonical_path(event.get("path") or "/")
+        self.requested_path = event.get("path") or "/"
+        path, self.aliased = canonical_path(self.requested_path)
         event["path"] = path
         method = str(event.get("httpMethod", "GET")).upper()
         body = event.get("body")
@@ -130,12 +132,11 @@ def make_resolver() -> SluiceResolver:
     @app.not_found
     def handle_not_found(_: Exception) -> Response[str]:
         event = app.current_event
+        asked = app.requested_path  # as the client sent it, before aliases were resolved
         if allowed_methods(event.path):
-            error: SluiceError = MethodNotAllowed(
-                f"Method {event.http_method} is not allowed on {event.path}"
-            )
+            error: SluiceError = MethodNotAllowed(f"Method {event.http_method} is not allowed on {asked}")
         else:
-            error = NotFound(f"No route matches {event.http_method} {event.path}")
+            error = NotFound(f"No route matches {event.http_method} {asked}")
         return error_response(error)
 
     @app.exception_handler(Exception)

@@ -16,7 +16,7 @@ from sluice.requests_models import ConnectionSettings, CreateConnectionRequest, 
 from sluice.schedule import connection_next_sync_at
 from sluice.services import get_service
 from sluice.services.base import Service, SetupTestOptions
-from sluice.setup_testing import run_tests, test_and_record, with_results
+from sluice.setup_testing import record, run_tests, test_and_record
 from sluice.storage import Table, account_connections_partition, connection_from_item, group_key
 from sluice.sync_events import SyncRequest, request_sync
 from sluice.timestamps import utc_now
@@ -91,9 +91,7 @@ def create(caller: Caller, request: CreateConnectionRequest, table: Table) -> Co
     table.create_connection(connection)
     if request.run_setup_tests is not False:
         # The plain config is in hand: the tests need no decryption here.
-        results = run_tests(service.name, config, _test_options(request))
-        tested = with_results(connection, results, utc_now())
-        connection = table.replace_connection(tested, connection.version)
+        connection = record(table, connection, run_tests(service.name, config, _test_options(request)))
     publish("Connection Created", _event_detail(connection))
     return connection
 

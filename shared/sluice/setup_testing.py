@@ -86,12 +86,23 @@ def test_and_record(
     store the results. Re-reads and retries when the connection changes meanwhile."""
     connection = table.get_connection(account_id, connection_id)
     plain = config if config is not None else revealed_config(connection, decrypt)
-    results = run_tests(connection.service, plain, options)
+    return record(table, connection, run_tests(connection.service, plain, options))
+
+
+def record(table: Table, connection: Connection, results: list[SetupTestResult]) -> Connection:
+    """Store test results on the connection, re-reading it if another write came first. Results for a
+    config that changed meanwhile are not stored: they no longer describe it."""
+    tested_config = connection.config
     for attempt in range(_RETRIES):
+        if connection.config != tested_config:
+            logger.info(
+                "config changed during setup tests; results dropped", extra={"connection_id": connection.id}
+            )
+            return connection
         try:
             return table.replace_connection(with_results(connection, results, utc_now()), connection.version)
         except ConcurrentUpdate:
             if attempt == _RETRIES - 1:
                 raise
-            connection = table.get_connection(account_id, connection_id)
+            connection = table.get_connection(None, connection.id)
     raise ConcurrentUpdate()

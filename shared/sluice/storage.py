@@ -23,7 +23,7 @@ from sluice.errors import (
 from sluice.timestamps import from_wire, to_wire
 
 # Item attributes that hold JSON documents as strings (free-form maps with floats and empty values).
-_JSON_ATTRIBUTES = ("config", "secrets", "setup_tests")
+_JSON_ATTRIBUTES = ("config", "secrets", "setup_tests", "table_columns")
 _CONNECTION_DATETIMES = (
     "created_at",
     "succeeded_at",

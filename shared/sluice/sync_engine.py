@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -55,6 +55,8 @@ class SyncResult:
     rows_upserted: int = 0
     rows_deleted: int = 0
     message: str = ""
+    # Columns seen per table (the schemas and columns endpoints report them).
+    columns: dict[str, set[str]] = field(default_factory=dict, repr=False)
 
 
 def strictly_after(now: datetime, *previous: datetime | None) -> datetime:
@@ -163,6 +165,9 @@ class SyncEngine:
                 batch += 1
                 spec = tables.get(operation.table) or TableSpec(operation.table, ())
                 if isinstance(operation, Upserts):
+                    seen = result.columns.setdefault(operation.table, set())
+                    for row in operation.rows:
+                        seen.update(row)
                     result.rows_upserted += destination.upsert(
                         schema, spec, operation.rows, self.clock(), batch_id
                     )
@@ -274,7 +279,14 @@ class SyncEngine:
         self, current: Connection, result: SyncResult, rescheduled_for: datetime | None, broken: bool
     ) -> Connection:
         now = self.clock()
-        changes: dict[str, Any] = {"rescheduled_for": None, "sync_state": "scheduled"}
+        columns = {
+            t: sorted(set(current.table_columns.get(t, [])) | seen) for t, seen in result.columns.items()
+        }
+        changes: dict[str, Any] = {
+            "rescheduled_for": None,
+            "sync_state": "scheduled",
+            "table_columns": {**current.table_columns, **columns},
+        }
         if result.status == "SUCCESSFUL":
             changes.update(
                 succeeded_at=strictly_after(now, current.succeeded_at, current.failed_at),

@@ -6,7 +6,7 @@ from typing import Any
 
 from sluice.caller import Caller
 from sluice.connection import Connection
-from sluice.errors import ConcurrentUpdate, Conflict, InvalidInput
+from sluice.errors import ConcurrentUpdate, Conflict, InvalidInput, NotFound
 from sluice.services import get_service
 from sluice.storage import Table
 from sluice.sync_events import SyncRequest, request_sync
@@ -14,6 +14,13 @@ from sluice.sync_store import SyncStore
 from sluice.timestamps import utc_now
 
 _RETRIES = 3
+
+
+class TableNotFound(NotFound):
+    code = "NotFound_Table"
+
+    def __init__(self, schema: str, table: str) -> None:
+        super().__init__(f"Table '{schema}.{table}' doesn't exist in this connection")
 
 
 def sync_running(connection: Connection) -> bool:
@@ -92,7 +99,8 @@ def replace_state(caller: Caller, connection_id: str, state: dict[str, Any], tab
 
 
 def schemas(connection: Connection) -> dict[str, Any]:
-    """Fivetran's schema config: the connection's destination schema and the source's tables."""
+    """Fivetran's schema config: the connection's destination schema, the source's tables, and the
+    columns syncs have seen in each."""
     service = get_service(connection.service)
     schema_name = str(connection.config.get("schema", connection.schema_name))
     return {
@@ -100,11 +108,40 @@ def schemas(connection: Connection) -> dict[str, Any]:
             "name_in_destination": schema_name,
             "enabled": True,
             "tables": {
-                table.name: {"name_in_destination": table.name, "enabled": True, "sync_mode": "SOFT_DELETE"}
+                table.name: {
+                    "name_in_destination": table.name,
+                    "enabled": True,
+                    "sync_mode": "SOFT_DELETE",
+                    "columns": _columns(connection, table.name, table.primary_key),
+                }
                 for table in service.tables(connection.config)
             },
         }
     }
+
+
+def _columns(connection: Connection, table: str, primary_key: tuple[str, ...]) -> dict[str, Any]:
+    names = list(dict.fromkeys([*primary_key, *connection.table_columns.get(table, [])]))
+    return {
+        name: {
+            "name_in_destination": name,
+            "enabled": True,
+            "hashed": False,
+            "is_primary_key": name in primary_key,
+        }
+        for name in names
+    }
+
+
+def table_columns(
+    caller: Caller, connection_id: str, schema: str, table: str, store: Table
+) -> dict[str, Any]:
+    """Columns of one table, found by its source or destination name (they are the same here)."""
+    connection = store.get_connection(caller.account_id, connection_id)
+    for schema_name, schema_config in schemas(connection).items():
+        if schema == schema_name and table in schema_config["tables"]:
+            return {"columns": schema_config["tables"][table]["columns"]}
+    raise TableNotFound(schema, table)
 
 
 def schema_config(caller: Caller, connection_id: str, table: Table) -> dict[str, Any]:

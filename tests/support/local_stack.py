@@ -32,6 +32,7 @@ class LocalStackProcess:
     api_key: str
     api_secret: str
     group_id: str
+    aws_endpoint: str
     data_dir: Path
     process: subprocess.Popen[str]
     output: list[str] = field(default_factory=list)
@@ -91,6 +92,7 @@ def start_local_stack(data_dir: Path, timeout: float = 90) -> LocalStackProcess:
     output: list[str] = []
     ready = threading.Event()
     group: list[str] = []
+    endpoint: list[str] = []
 
     def pump() -> None:
         assert process.stdout is not None
@@ -98,6 +100,8 @@ def start_local_stack(data_dir: Path, timeout: float = 90) -> LocalStackProcess:
             output.append(line)
             if match := re.search(r"group:\s+(\S+)", line):
                 group.append(match.group(1))
+            if match := re.search(r"AWS \(moto\):\s+(\S+)", line):
+                endpoint.append(match.group(1))
             if "Ctrl-C stops it" in line:
                 ready.set()
 
@@ -112,6 +116,7 @@ def start_local_stack(data_dir: Path, timeout: float = 90) -> LocalStackProcess:
         api_key=api_key,
         api_secret=api_secret,
         group_id=group[0],
+        aws_endpoint=endpoint[0],
         data_dir=data_dir,
         process=process,
         output=output,

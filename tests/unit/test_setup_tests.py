@@ -147,7 +147,8 @@ def test_a_server_that_never_answers_is_bounded_by_the_timeout() -> None:
         elapsed = time.monotonic() - started
     finally:
         silent.close()
-    assert elapsed < 4
+    # Bounded by options.timeout (2 s), not by the 60-second read timeout of a sync.
+    assert elapsed < 10
     assert statuses(results)[:3] == [
         ("Resolving host", "PASSED"),
         ("Connecting", "PASSED"),

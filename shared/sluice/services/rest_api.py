@@ -96,16 +96,20 @@ class NoPagination(ServiceConfig):
 class NextLinkPagination(ServiceConfig):
     type: Literal["next_link"]
     next_path: str = "next"
+    # The query parameter that asks for `page_size` rows on the first page (links carry it after).
+    size_param: str | None = None
 
 
 class LinkHeaderPagination(ServiceConfig):
     type: Literal["link_header"]
+    size_param: str | None = None
 
 
 class CursorPagination(ServiceConfig):
     type: Literal["cursor"]
     cursor_path: str
     cursor_param: str = "cursor"
+    size_param: str | None = None
 
 
 class PagePagination(ServiceConfig):
@@ -387,8 +391,9 @@ def _first_params(config: RestApiConfig, table: RestApiTable, since: Any) -> dic
     if since is not None and table.cursor_param:
         params[table.cursor_param] = since if isinstance(since, str) else json.dumps(since)
     pagination = table.pagination
-    if isinstance(pagination, PagePagination) and pagination.size_param:
-        params[pagination.size_param] = config.page_size
+    if isinstance(pagination, PagePagination | NextLinkPagination | LinkHeaderPagination | CursorPagination):
+        if pagination.size_param:
+            params[pagination.size_param] = config.page_size
     elif isinstance(pagination, OffsetPagination):
         params[pagination.limit_param] = config.page_size
     return params

@@ -1,0 +1,1 @@
+"""Benchmarks for the budgets in DESIGN.md (`make bench`); never part of the test run."""

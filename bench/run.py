@@ -1,0 +1,89 @@
+"""`make bench`: measures the budgets of DESIGN.md and prints each figure, its budget and PASS/OVER.
+
+    python -m bench.run [--only cold,warm,sync] [--rows 100000] [--runs 3]
+
+Exit status 1 when any figure is over its budget. Everything listens on 127.0.0.1 and stops itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import ROOT, Figure
+
+PARTS = ("cold", "warm", "sync")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(PARTS), help="comma-separated: cold, warm, sync")
+    parser.add_argument("--imports", type=int, default=5, help="fresh processes per cold import")
+    parser.add_argument("--calls", type=int, default=200, help="timed calls per side, warm API")
+    parser.add_argument("--rows", type=int, default=100_000, help="rows synced per throughput run")
+    parser.add_argument("--runs", type=int, default=3, help="throughput runs per side")
+    args = parser.parse_args(argv)
+    parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown part(s): {', '.join(sorted(unknown))}")
+    shared = str(ROOT / "shared")
+    if shared not in sys.path:
+        sys.path.insert(0, shared)
+    # This process is the bench, not an AWS client of anything real: never reach an account.
+    for var in [v for v in os.environ if v.startswith("AWS_")]:
+        del os.environ[var]
+
+    started = time.monotonic()
+    figures: list[Figure] = []
+    print(f"Sluice bench ({sys.executable}, Python {sys.version.split()[0]})", flush=True)
+
+    def out(line: str) -> None:
+        print(line, flush=True)
+
+    if "cold" in parts:
+        from bench import cold_start
+
+        out(
+            "\n== 1. cold start: import of each function's app module / import boto3 "
+            f"(median of {args.imports})"
+        )
+        figures += cold_start.run(args.imports, out=out)
+
+    if "warm" in parts or "sync" in parts:
+        from bench import moto_env
+
+        with tempfile.TemporaryDirectory(prefix="sluice-bench-") as folder:
+            env = moto_env.start(Path(folder))
+            try:
+                if "warm" in parts:
+                    from bench import warm_api
+
+                    out("\n== 2. warm API call on moto: GET /v1/connections/{id} handler / one raw GetItem")
+                    figures += warm_api.run(env, calls=args.calls, out=out)
+                if "sync" in parts:
+                    from bench import throughput
+
+                    out(
+                        "\n== 3. sync throughput: SyncEngine rest_api -> duckdb / bare requests + DuckDB loop"
+                    )
+                    figures += throughput.run(env, rows=args.rows, runs=args.runs, out=out)
+            finally:
+                env.stop()
+
+    over = [f for f in figures if not f.passed]
+    out(
+        f"\n== summary ({time.monotonic() - started:.0f} s): "
+        f"{len(figures) - len(over)} PASS, {len(over)} OVER"
+    )
+    for figure in over:
+        out(figure.line())
+    return 1 if over else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

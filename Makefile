@@ -66,3 +66,12 @@ api-key: install
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CLIENTS) .pytest_cache .mypy_cache .ruff_cache build .sluice
+
+# Headless Chromium and its driver for the Connect Card browser test (Debian packages; the e2e test
+# skips without them). Test tools that download their own browser fail here: this uses the system one.
+.PHONY: browser
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; else \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; \
+	fi

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from sluice.auth import authenticate
 from sluice.observability import logger
 from sluice.storage import get_table

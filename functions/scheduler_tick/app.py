@@ -7,6 +7,7 @@ from dataclasses import asdict
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from sluice.observability import logger
 from sluice.scheduler import Scheduler
 from sluice.settings import get_settings

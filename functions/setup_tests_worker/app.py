@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from sluice.config_secrets import secret_box
 from sluice.errors import NotFound
 from sluice.observability import logger

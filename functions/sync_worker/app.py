@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from sluice.config_secrets import secret_box
 from sluice.observability import logger
 from sluice.storage import get_table

@@ -6,7 +6,6 @@ import json
 
 from sluice.api_keys import main
 from sluice.auth import authenticate
-
 from tests.integration.test_authorizer import basic
 
 

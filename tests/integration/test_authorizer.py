@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 
 import pytest
-from sluice.auth import create_api_key
 
+from sluice.auth import create_api_key
 from tests.support.api_events import invoke as _unused  # noqa: F401 - keeps the support import path warm
 from tests.support.api_events import sample_event
 

@@ -7,6 +7,10 @@ from pathlib import Path
 
 import boto3
 import pytest
+
+from local.functions import load_module
+from local.lambda_context import LocalContext
+from local.sample_api import SampleApi
 from sluice.accounts import set_trial_end
 from sluice.connection import Connection
 from sluice.schedule import connection_next_sync_at, next_sync_at
@@ -14,10 +18,6 @@ from sluice.scheduler import Scheduler
 from sluice.storage import Table, connection_to_item, to_dynamo
 from sluice.sync_store import SyncStore
 from sluice.timestamps import utc_now
-
-from local.functions import load_module
-from local.lambda_context import LocalContext
-from local.sample_api import SampleApi
 from tests.support.api_events import call, make_connection, make_group, rest_api_config
 from tests.support.syncing import (
     get_connection,

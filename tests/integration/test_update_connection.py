@@ -6,8 +6,8 @@ import json
 
 import boto3
 import pytest
-from sluice.errors import ConcurrentUpdate
 
+from sluice.errors import ConcurrentUpdate
 from tests.support.api_events import DEFAULT, Account, call, connection_path, make_connection, make_group
 
 

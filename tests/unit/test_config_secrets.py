@@ -54,7 +54,7 @@ def test_a_new_secret_is_encrypted_and_a_removed_one_dropped() -> None:
 
 
 def test_a_mask_with_nothing_stored_is_invalid() -> None:
-    with pytest.raises(InvalidInput, match="config.auth.token"):
+    with pytest.raises(InvalidInput, match=r"config\.auth\.token"):
         seal_config("c1", {"auth": {"token": MASK}}, PATHS, {}, FakeBox())
 
 

@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import sluice.data_delay
 from hypothesis import given
 from hypothesis import strategies as st
+
+import sluice.data_delay
 from sluice.connection import SYNC_FREQUENCIES
 from sluice.data_delay import SENSITIVITIES, delay_threshold, delayed_after, update_state
 

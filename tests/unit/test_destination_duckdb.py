@@ -11,6 +11,7 @@ from typing import Any
 
 import duckdb
 import pytest
+
 from sluice.destinations import DestinationError, open_destination
 from sluice.destinations.duckdb import DuckDbDestination, widen
 from sluice.services.base import TableSpec

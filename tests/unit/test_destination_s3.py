@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
+from local.resources import LocalResources
 from sluice.aws import client
 from sluice.destinations import DestinationError, open_destination
 from sluice.destinations.s3 import S3Destination, object_key
 from sluice.services.base import TableSpec
-
-from local.resources import LocalResources
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 T1 = T0 + timedelta(hours=1)

@@ -12,6 +12,8 @@ from urllib.parse import urlencode
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+from local.sample_api import SampleApi
 from sluice import outbound
 from sluice.outbound import (
     CertificateNotTrusted,
@@ -24,8 +26,6 @@ from sluice.outbound import (
     why_refused,
 )
 from sluice.services.base import SourceError
-
-from local.sample_api import SampleApi
 from tests.support.loopback import loopback_allowed, set_loopback
 from tests.support.tls import ca_signed, self_signed
 

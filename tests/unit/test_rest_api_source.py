@@ -11,6 +11,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+
+from local.sample_api import STYLES, SampleApi, example_config
 from sluice.services import rest_api
 from sluice.services.base import (
     Checkpoint,
@@ -21,8 +23,6 @@ from sluice.services.base import (
     TableSpec,
     Upserts,
 )
-
-from local.sample_api import STYLES, SampleApi, example_config
 from tests.support.loopback import loopback_allowed
 
 KEYSET = ("next_link", "link_header", "cursor")  # positions that survive changes between runs

@@ -11,10 +11,10 @@ from unittest import mock
 
 import boto3
 import pytest
-from sluice.services import s3 as s3_source
-from sluice.services.base import Checkpoint, Operation, SourceAuthError, SourceError, TableSpec, Upserts
 
 from local.resources import LocalResources
+from sluice.services import s3 as s3_source
+from sluice.services.base import Checkpoint, Operation, SourceAuthError, SourceError, TableSpec, Upserts
 
 BUCKET = "sluice-source-files"
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from sluice.connection import SYNC_FREQUENCIES, Connection
 from sluice.schedule import (
     EPOCH,

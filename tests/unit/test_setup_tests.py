@@ -10,13 +10,13 @@ from typing import Any
 
 import boto3
 import pytest
+
+from local.resources import LocalResources
+from local.sample_api import SampleApi, example_config
 from sluice.connection import SetupTestResult
 from sluice.services import rest_api
 from sluice.services import s3 as s3_source
 from sluice.services.base import SetupTestOptions
-
-from local.resources import LocalResources
-from local.sample_api import SampleApi, example_config
 from tests.support.loopback import loopback_allowed
 from tests.support.tls import self_signed
 

@@ -24,7 +24,7 @@ from aws_lambda_powertools import Logger
 from sluice.config_secrets import AUTH_POINTER, reveal
 from sluice.connection import Connection
 from sluice.destinations import Destination, open_destination
-from sluice.errors import Conflict
+from sluice.errors import Conflict, ConnectionNotFound
 from sluice.schedule import connection_next_sync_at
 from sluice.services import get_service
 from sluice.services.base import (
@@ -89,7 +89,11 @@ class SyncEngine:
 
     def run(self, request: SyncRequest, sync_id: str, remaining_seconds: Callable[[], float]) -> SyncResult:
         sync_id = request.sync_id or sync_id
-        current = self.table.get_connection(request.account_id, request.connection_id)
+        try:
+            current = self.table.get_connection(request.account_id, request.connection_id)
+        except ConnectionNotFound:
+            # Deleted since the request was made: nothing to do, and nothing to retry.
+            return SyncResult("SKIPPED", message="deleted")
         if current.paused and request.reason != "continuation":
             if request.historical:
                 self._mark_resync_pending(current)

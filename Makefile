@@ -42,7 +42,7 @@ clients: $(CLIENTS)/fivetran-cli/.installed $(CLIENTS)/dagster/.installed
 run: install
 	$(PY) -m local.stack
 
-test: lint clients
+test: lint clients browser
 	$(PY) -m pytest -q
 
 lint: install $(SAM_VENV)/.installed

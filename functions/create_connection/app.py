@@ -8,7 +8,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from sluice import connections
+
+from sluice import connect_card, connections
 from sluice.api import created, current_caller, make_resolver
 from sluice.observability import logger
 from sluice.requests_models import CreateConnectionRequest
@@ -19,8 +20,13 @@ app = make_resolver()
 
 @app.post("/v1/connections")
 def create_connection(request: Annotated[CreateConnectionRequest, Body()]) -> Response[str]:
+    card_config = connect_card.checked_config(request.connect_card_config)  # a bad one is 400 before creating
     connection = connections.create(current_caller(app), request, get_table())
-    return created(connections.to_wire(connection), "Connection has been created")
+    data = connections.to_wire(connection)
+    if card_config is not None:
+        base_url = connect_card.request_base_url(app.current_event.raw_event)
+        data |= connect_card.card_for(connection, current_caller(app).user_id, card_config, base_url)
+    return created(data, "Connection has been created")
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

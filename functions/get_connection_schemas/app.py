@@ -1,4 +1,5 @@
-"""GET /v1/connections/{id}/schemas: the tables the connection syncs, in Fivetran's schema config shape."""
+"""GET /v1/connections/{id}/schemas (and .../schemas/{schema}/tables/{table}/columns): the tables and
+columns the connection syncs, in Fivetran's schema config shape."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from sluice import syncs
 from sluice.api import current_caller, envelope, make_resolver
 from sluice.observability import logger
@@ -17,6 +19,11 @@ app = make_resolver()
 @app.get("/v1/connections/<connection_id>/schemas")
 def get_connection_schemas(connection_id: str) -> dict[str, Any]:
     return envelope(syncs.schema_config(current_caller(app), connection_id, get_table()))
+
+
+@app.get("/v1/connections/<connection_id>/schemas/<schema>/tables/<table>/columns")
+def get_table_columns(connection_id: str, schema: str, table: str) -> dict[str, Any]:
+    return envelope(syncs.table_columns(current_caller(app), connection_id, schema, table, get_table()))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

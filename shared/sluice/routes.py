@@ -26,7 +26,17 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v1/connections/{connection_id}/state", "get_connection_state"),
     ("PATCH", "/v1/connections/{connection_id}/state", "update_connection_state"),
     ("GET", "/v1/connections/{connection_id}/schemas", "get_connection_schemas"),
+    (
+        "GET",
+        "/v1/connections/{connection_id}/schemas/{schema}/tables/{table}/columns",
+        "get_connection_schemas",
+    ),
     ("POST", "/v1/connections/{connection_id}/test", "test_connection"),
+    ("POST", "/v1/connections/{connection_id}/connect-card", "create_connect_card"),
+    ("GET", "/connect-card/setup", "connect_card_page"),
+    ("POST", "/connect-card/setup", "connect_card_page"),
+    ("GET", "/v1/metadata/connector-types", "get_metadata"),
+    ("GET", "/v1/metadata/connector-types/{service}", "get_metadata"),
 )
 
 

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sluice.sync_store import LeaseLost, SyncStore
-from sluice.timestamps import from_wire, utc_now
 
 from local.sample_api import SampleApi
+from sluice.sync_store import LeaseLost, SyncStore
+from sluice.timestamps import from_wire, utc_now
 from tests.support.api_events import call
 from tests.support.syncing import (
     duckdb_rows,
@@ -271,4 +271,29 @@ def test_force_stops_a_running_sync_and_starts_a_new_one(aws, api, lake, connect
 def test_a_paused_connection_does_not_sync(aws, api, lake, connection) -> None:
     call("update_connection", path=f"/v1/connections/{connection['id']}", body={"paused": True})
     assert run_worker(sync_event(connection["id"]))["status"] == "SKIPPED"
+    assert api.requests == []
+
+
+def test_schemas_and_columns_report_what_the_sync_saw(aws, api, lake, connection) -> None:
+    run_worker(sync_event(connection["id"]))
+    schemas = call("get_connection_schemas", path=f"/v1/connectors/{connection['id']}/schemas")
+    table = schemas.data["schemas"]["shop"]["tables"]["items"]
+    assert table["enabled"] is True and table["name_in_destination"] == "items"
+    assert set(table["columns"]) == {"id", "name", "category", "price", "version", "updated_at"}
+    columns = call(
+        "get_connection_schemas", path=f"/v1/connectors/{connection['id']}/schemas/shop/tables/items/columns"
+    )
+    assert columns.status == 200
+    assert columns.data["columns"]["id"]["is_primary_key"] is True
+    assert columns.data["columns"]["name"]["is_primary_key"] is False
+    missing = call(
+        "get_connection_schemas", path=f"/v1/connections/{connection['id']}/schemas/shop/tables/nope/columns"
+    )
+    assert missing.status == 404 and missing.body["code"] == "NotFound_Table"
+
+
+def test_a_request_for_a_deleted_connection_is_dropped(aws, api, lake, connection) -> None:
+    assert call("delete_connection", path=f"/v1/connections/{connection['id']}").status == 200
+    result = run_worker(sync_event(connection["id"]))
+    assert result["status"] == "SKIPPED" and result["message"] == "deleted"
     assert api.requests == []

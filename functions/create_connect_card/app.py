@@ -1,0 +1,34 @@
+"""POST /v1/connections/{connection_id}/connect-card: a link to the hosted setup page of a connection."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sluice import connect_card
+from sluice.api import current_caller, envelope, make_resolver
+from sluice.connect_card import ConnectCardRequest
+from sluice.observability import logger
+from sluice.storage import get_table
+
+app = make_resolver()
+
+
+@app.post("/v1/connections/<connection_id>/connect-card")
+def create_connect_card(connection_id: str, request: Annotated[ConnectCardRequest, Body()]) -> dict[str, Any]:
+    card = connect_card.create_card(
+        current_caller(app),
+        connection_id,
+        request.connect_card_config,
+        get_table(),
+        connect_card.request_base_url(app.current_event.raw_event),
+    )
+    return envelope(card, "Connect card has been created")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -26,6 +26,7 @@ from typing import Any
 
 from bench import moto_env
 from bench.common import ROOT, Figure, median
+from local.sample_api import config_for
 
 BUDGET = 0.8
 PAGE_SIZE = 1000
@@ -82,24 +83,8 @@ class SampleApiProcess:
 
 
 def source_config(url: str) -> dict[str, Any]:
-    return {
-        "schema": "bench",
-        "base_url": url,
-        "auth": {"type": "none"},
-        "page_size": PAGE_SIZE,
-        "tables": [
-            {
-                "name": "items",
-                "path": "/next_link/items",
-                "records_path": "data",
-                "primary_key": ["id"],
-                "cursor_field": "updated_at",
-                "cursor_param": "updated_since",
-                # `size_param` sends page_size on the first request; the next links carry it on.
-                "pagination": {"type": "next_link", "next_path": "links.next", "size_param": "limit"},
-            }
-        ],
-    }
+    # next_link pagination; `size_param` sends page_size on the first request, the links carry it on.
+    return config_for(url, "next_link", schema="bench", page_size=PAGE_SIZE)
 
 
 def _count(path: Path, table: str) -> int:

@@ -368,14 +368,6 @@ def _handler_for(api: SampleApi) -> type[BaseHTTPRequestHandler]:
 
 def example_config(api: SampleApi, style: str = "next_link") -> dict[str, Any]:
     """A `rest_api` connection config that syncs this server's rows incrementally."""
-    pagination: dict[str, Any] = {
-        "none": {"type": "none"},
-        "next_link": {"type": "next_link", "next_path": "links.next"},
-        "link_header": {"type": "link_header"},
-        "cursor": {"type": "cursor", "cursor_path": "meta.next_cursor", "cursor_param": "cursor"},
-        "page": {"type": "page", "page_param": "page", "size_param": "per_page"},
-        "offset": {"type": "offset", "offset_param": "offset", "limit_param": "limit"},
-    }[style]
     auth: dict[str, Any] = {"type": "none"}
     if api.token:
         auth = {"type": "bearer", "token": api.token}
@@ -383,11 +375,35 @@ def example_config(api: SampleApi, style: str = "next_link") -> dict[str, Any]:
         auth = {"type": "basic", "username": api.basic[0], "password": api.basic[1]}
     elif api.api_key:
         auth = {"type": "api_key", "header": api.api_key[0], "api_key": api.api_key[1]}
+    return config_for(api.url, style, auth)
+
+
+def config_for(
+    url: str,
+    style: str = "next_link",
+    auth: dict[str, Any] | None = None,
+    schema: str = "sample",
+    page_size: int = 100,
+) -> dict[str, Any]:
+    """A `rest_api` config for a server of this kind at `url`, paginated in `style`, with `auth`."""
+    pagination: dict[str, Any] = {
+        "none": {"type": "none"},
+        "next_link": {"type": "next_link", "next_path": "links.next", "size_param": "limit"},
+        "link_header": {"type": "link_header", "size_param": "limit"},
+        "cursor": {
+            "type": "cursor",
+            "cursor_path": "meta.next_cursor",
+            "cursor_param": "cursor",
+            "size_param": "limit",
+        },
+        "page": {"type": "page", "page_param": "page", "size_param": "per_page"},
+        "offset": {"type": "offset", "offset_param": "offset", "limit_param": "limit"},
+    }[style]
     return {
-        "schema": "sample",
-        "base_url": api.url,
-        "auth": auth,
-        "page_size": 100,
+        "schema": schema,
+        "base_url": url,
+        "auth": auth or {"type": "none"},
+        "page_size": page_size,
         "tables": [
             {
                 "name": "items",

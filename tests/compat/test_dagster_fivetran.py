@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from local.sample_api import SampleApi
+from local.sample_api import SampleApi, config_for
 from tests.compat.conftest import client_python
 from tests.support.local_stack import LocalStackProcess
 
@@ -39,23 +39,7 @@ def _connection_body(stack: LocalStackProcess, api: SampleApi, schema: str) -> d
         "group_id": stack.group_id,
         "service": "rest_api",
         "run_setup_tests": False,
-        "config": {
-            "schema": schema,
-            "base_url": api.url,
-            "auth": {"type": "none"},
-            "page_size": 500,
-            "tables": [
-                {
-                    "name": "items",
-                    "path": "/next_link/items",
-                    "records_path": "data",
-                    "primary_key": ["id"],
-                    "cursor_field": "updated_at",
-                    "cursor_param": "updated_since",
-                    "pagination": {"type": "next_link", "next_path": "links.next"},
-                }
-            ],
-        },
+        "config": config_for(api.url, "next_link", schema=schema, page_size=500),
     }
 
 

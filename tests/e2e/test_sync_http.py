@@ -11,7 +11,7 @@ import boto3
 import pytest
 import requests
 
-from local.sample_api import SampleApi
+from local.sample_api import SampleApi, config_for
 from tests.support.local_stack import LocalStackProcess
 
 
@@ -49,23 +49,7 @@ def test_rest_api_sync_incremental_and_resync_over_http(stack: LocalStackProcess
         json={
             "group_id": stack.group_id,
             "service": "rest_api",
-            "config": {
-                "schema": schema,
-                "base_url": api.url,
-                "auth": {"type": "bearer", "token": "e2e-token"},
-                "page_size": 100,
-                "tables": [
-                    {
-                        "name": "items",
-                        "path": "/next_link/items",
-                        "records_path": "data",
-                        "primary_key": ["id"],
-                        "cursor_field": "updated_at",
-                        "cursor_param": "updated_since",
-                        "pagination": {"type": "next_link", "next_path": "links.next"},
-                    }
-                ],
-            },
+            "config": config_for(api.url, "next_link", {"type": "bearer", "token": "e2e-token"}, schema, 100),
         },
     )
     assert created.status_code == 201, created.text

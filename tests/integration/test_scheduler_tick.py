@@ -67,10 +67,14 @@ def test_after_downtime_one_run_then_the_grid_resumes(aws, table, bus) -> None:
     now = utc_now()
     created = make_connection(make_group(), sync_frequency=5)
     connect(table, created["id"], now - timedelta(days=1))
-    # The scheduler was down for hours: the first tick runs it once, not once per missed point.
+    # The scheduler was down for hours: the first tick runs it once, not once per missed point,
+    following = next_sync_at(created["id"], 5, None, now)
     assert tick(table, now).syncs_requested == [created["id"]]
-    assert tick(table, now + timedelta(seconds=30)).syncs_requested == []
+    assert tick(table, following - timedelta(microseconds=1)).syncs_requested == []
     assert len(requested(bus)) == 1
+    # and the grid resumes at its next point.
+    assert table.get_connection(None, created["id"]).next_sync_at == following
+    assert tick(table, following).syncs_requested == [created["id"]]
 
 
 @pytest.mark.parametrize("change", [{"paused": True}, {"schedule_type": "manual"}])

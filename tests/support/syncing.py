@@ -10,6 +10,7 @@ from typing import Any
 
 from local.functions import load_module
 from local.lambda_context import LocalContext
+from local.sample_api import config_for
 from tests.support.api_events import EVENTS, call, make_group
 
 
@@ -25,32 +26,11 @@ def make_group_with_duckdb(path: Path) -> str:
 def sample_api_config(
     url: str, token: str | None = None, style: str = "next_link", **table: Any
 ) -> dict[str, Any]:
-    pagination: dict[str, Any] = {
-        "none": {"type": "none"},
-        "next_link": {"type": "next_link", "next_path": "links.next"},
-        "link_header": {"type": "link_header"},
-        "cursor": {"type": "cursor", "cursor_path": "meta.next_cursor", "cursor_param": "cursor"},
-        "page": {"type": "page", "page_param": "page", "size_param": "per_page"},
-        "offset": {"type": "offset", "offset_param": "offset", "limit_param": "limit"},
-    }[style]
-    return {
-        "schema": "shop",
-        "base_url": url,
-        "auth": {"type": "bearer", "token": token} if token else {"type": "none"},
-        "page_size": table.pop("page_size", 50),
-        "tables": [
-            {
-                "name": "items",
-                "path": f"/{style}/items",
-                "records_path": "" if style in ("none", "link_header") else "data",
-                "primary_key": ["id"],
-                "cursor_field": "updated_at",
-                "cursor_param": "updated_since",
-                "pagination": pagination,
-                **table,
-            }
-        ],
-    }
+    """A config for a `local.sample_api` server at `url` (a wrong `token` makes a failing one)."""
+    auth = {"type": "bearer", "token": token} if token else None
+    config = config_for(url, style, auth, schema="shop", page_size=table.pop("page_size", 50))
+    config["tables"][0].update(table)
+    return config
 
 
 def make_rest_connection(group_id: str, config: dict[str, Any], **body: Any) -> dict[str, Any]:

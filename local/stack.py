@@ -254,6 +254,9 @@ class LocalStack:
             self._spawn(lambda: self._record_bus(self.resources.bus_log_queue))
         for queue_url, function_id in self.resources.rule_queues.values():
             self._spawn(lambda q=queue_url, f=function_id: self._poll_rule(q, f))
+        if os.environ.get("SLUICE_LOCAL_SCHEDULES", "on").lower() in ("off", "0", "false"):
+            log.info("schedules fire only on POST %s (SLUICE_LOCAL_SCHEDULES=off)", LOCAL_TICK_PATH)
+            return
         for expression, function_id in self.resources.schedules.values():
             self._spawn(lambda e=expression, f=function_id: self._run_schedule(e, f))
 

@@ -46,7 +46,7 @@ def list_connections(
 def list_group_connections(
     group_id: str, schema: Schema = None, cursor: Cursor = None, limit: Limit = 100
 ) -> dict[str, Any]:
-    page = connections.list_for_group(current_caller(app), group_id, schema, cursor, limit, get_table())
+    page = connections.list_page(current_caller(app), group_id, schema, cursor, limit, get_table())
     return _page_out(page)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -89,14 +89,25 @@ class Connection(BaseModel):
         return self.schema_
 
 
-def wire_sync_state(connection: Connection) -> str:
-    if connection.sync_state == "syncing":
+def sync_in_progress(connection: Connection, now: datetime) -> bool:
+    """A sync holds the connection: a lease that has not expired (a dead worker's lease runs out)."""
+    lease = connection.lease_expires_at
+    return connection.active_sync_id is not None and lease is not None and lease > now
+
+
+def wire_sync_state(connection: Connection, now: datetime) -> str:
+    if sync_in_progress(connection, now):
         return "syncing"
-    return "paused" if connection.paused else connection.sync_state
+    if connection.paused:
+        return "paused"
+    return "scheduled" if connection.sync_state == "syncing" else connection.sync_state
 
 
 def to_wire_object(
-    connection: Connection, naming_keys: tuple[str, ...], update_state: UpdateState | None = None
+    connection: Connection,
+    naming_keys: tuple[str, ...],
+    update_state: UpdateState | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """The `data` object of get, create, update, test and list items: every key, always.
     `update_state` is computed by the caller at read time (it depends on the clock)."""
@@ -128,7 +139,7 @@ def to_wire_object(
         "config": config,
         "status": {
             "setup_state": c.setup_state,
-            "sync_state": wire_sync_state(c),
+            "sync_state": wire_sync_state(c, now or datetime.now(UTC)),
             "update_state": update_state or c.update_state,
             "is_historical_sync": c.is_historical_sync,
             "rescheduled_for": to_wire(c.rescheduled_for) if c.sync_state == "rescheduled" else None,

@@ -32,10 +32,12 @@ _SCHEDULE_FIELDS = frozenset({"sync_frequency", "daily_sync_time", "schedule_typ
 
 
 def to_wire(connection: Connection) -> dict[str, Any]:
+    now = utc_now()
     return to_wire_object(
         connection,
         get_service(connection.service).naming_keys,
-        update_state=connection_update_state(connection, utc_now()),
+        update_state=connection_update_state(connection, now),
+        now=now,
     )
 
 
@@ -118,6 +120,8 @@ def list_page(
     caller: Caller, group_id: str | None, schema: str | None, cursor: str | None, limit: int, table: Table
 ) -> ConnectionPage:
     partition = account_connections_partition(caller.account_id)
+    if group_id is not None and table.get_owned(group_key(group_id), caller.account_id) is None:
+        raise GroupNotFound(group_id)
     if group_id is not None and schema is not None:
         page = table.query_page(partition, limit, cursor, sk_equals=f"{group_id}#{schema}")
     elif group_id is not None:
@@ -127,14 +131,6 @@ def list_page(
     else:
         page = table.query_page(partition, limit, cursor)
     return ConnectionPage([connection_from_item(i) for i in page.items], page.next_cursor)
-
-
-def list_for_group(
-    caller: Caller, group_id: str, schema: str | None, cursor: str | None, limit: int, table: Table
-) -> ConnectionPage:
-    if table.get_owned(group_key(group_id), caller.account_id) is None:
-        raise GroupNotFound(group_id)
-    return list_page(caller, group_id, schema, cursor, limit, table)
 
 
 def _apply_update(connection: Connection, request: UpdateConnectionRequest) -> Connection:

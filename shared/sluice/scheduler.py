@@ -12,7 +12,7 @@ what exists:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -49,6 +49,7 @@ class TickReport:
     retests_requested: list[str] = field(default_factory=list)
     delays_announced: list[str] = field(default_factory=list)
     paused_after_trial: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
 
 
 def _code(exc: Exception) -> str:
@@ -63,15 +64,22 @@ class Scheduler:
 
     def tick(self, now: datetime) -> TickReport:
         report = TickReport()
+        work: list[tuple[str, str, str, str, Callable[[dict[str, Any], datetime, TickReport], None]]] = []
         for shard in range(self.shards):
-            for item in self._due("schedule", "sched_pk", "sched_sk", schedule_partition(shard), now):
-                self._claim_sync(item, now, report)
-            for item in self._due("schedule", "sched_pk", "sched_sk", retest_partition(shard), now):
-                self._claim_retest(item, now, report)
-            for item in self._due("timers", "timer_pk", "timer_sk", delay_partition(shard), now):
-                self._announce_delay(item, now, report)
-        for item in self._due("timers", "timer_pk", "timer_sk", TRIAL_PARTITION, now):
-            self._end_trial(item, now, report)
+            work += [
+                ("schedule", "sched_pk", "sched_sk", schedule_partition(shard), self._claim_sync),
+                ("schedule", "sched_pk", "sched_sk", retest_partition(shard), self._claim_retest),
+                ("timers", "timer_pk", "timer_sk", delay_partition(shard), self._announce_delay),
+            ]
+        work.append(("timers", "timer_pk", "timer_sk", TRIAL_PARTITION, self._end_trial))
+        for index, pk, sk, partition, handle in work:
+            for item in self._due(index, pk, sk, partition, now):
+                try:
+                    handle(item, now, report)
+                except Exception:
+                    # One item must not cost every other item its turn; what failed stays due.
+                    logger.exception("tick item failed", extra={"partition": partition, "id": item.get("id")})
+                    report.failed.append(str(item.get("id")))
         return report
 
     def _due(self, index: str, pk: str, sk: str, partition: str, now: datetime) -> Iterator[dict[str, Any]]:
@@ -127,8 +135,30 @@ class Scheduler:
                 raise
             self._skip_point(connection_id, values, report)
             return
-        request_sync(SyncRequest(str(item["account_id"]), connection_id, reason="schedule"))
+        try:
+            request_sync(SyncRequest(str(item["account_id"]), connection_id, reason="schedule"))
+        except Exception:
+            self._unclaim(connection_id, "next_sync_at", values[":next"], item["next_sync_at"])
+            raise
         report.syncs_requested.append(connection_id)
+
+    def _unclaim(self, connection_id: str, attribute: str, claimed: str, previous: str) -> None:
+        """Put a claimed time back when the announcement failed, so the next tick claims it again."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.update_item(
+                TableName=self.table.name,
+                Key=to_dynamo(connection_key(connection_id)),
+                UpdateExpression=f"SET {attribute} = :previous, sched_sk = :sk",
+                ConditionExpression=f"{attribute} = :claimed",
+                ExpressionAttributeValues=to_dynamo(
+                    {":previous": previous, ":sk": f"{previous}#{connection_id}", ":claimed": claimed}
+                ),
+            )
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise
 
     def _skip_point(self, connection_id: str, values: dict[str, Any], report: TickReport) -> None:
         """The claim failed: another tick won, the connection changed, or it is syncing. Only in the
@@ -176,7 +206,11 @@ class Scheduler:
             if _code(exc) != "ConditionalCheckFailedException":
                 raise
             return
-        publish(SETUP_TESTS_REQUESTED, {"account_id": item["account_id"], "connection_id": connection_id})
+        try:
+            publish(SETUP_TESTS_REQUESTED, {"account_id": item["account_id"], "connection_id": connection_id})
+        except Exception:
+            self._unclaim(connection_id, "retest_at", to_wire(following) or "", item["retest_at"])
+            raise
         report.retests_requested.append(connection_id)
 
     # ---- data delay ------------------------------------------------------------------------------

@@ -92,9 +92,9 @@ def test_and_record(
 def record(table: Table, connection: Connection, results: list[SetupTestResult]) -> Connection:
     """Store test results on the connection, re-reading it if another write came first. Results for a
     config that changed meanwhile are not stored: they no longer describe it."""
-    tested_config = connection.config
+    tested = (connection.config, connection.secrets)  # a rotated secret changes its ciphertext
     for attempt in range(_RETRIES):
-        if connection.config != tested_config:
+        if (connection.config, connection.secrets) != tested:
             logger.info(
                 "config changed during setup tests; results dropped", extra={"connection_id": connection.id}
             )

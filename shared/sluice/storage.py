@@ -64,8 +64,8 @@ def state_key(connection_id: str, seq: int) -> dict[str, str]:
     return {"pk": f"CONN#{connection_id}", "sk": f"STATE#{seq:012d}"}
 
 
-def run_key(connection_id: str, started_at: str, sync_id: str) -> dict[str, str]:
-    return {"pk": f"CONN#{connection_id}", "sk": f"RUN#{started_at}#{sync_id}"}
+def run_key(connection_id: str, sync_id: str) -> dict[str, str]:
+    return {"pk": f"CONN#{connection_id}", "sk": f"RUN#{sync_id}"}
 
 
 def schedule_partition(shard: int) -> str:

@@ -45,6 +45,7 @@ logger = Logger(service="sluice", child=True)
 
 LEASE = timedelta(minutes=16)  # longer than the worker's 15-minute Lambda timeout
 STOP_BEFORE_DEADLINE_SECONDS = 60.0  # stop at a checkpoint when less than this is left
+LEASE_CHECK_SECONDS = 1.0  # how stale a worker's belief that it still holds the lease may get
 FAILING_AFTER = 3  # consecutive failed syncs before `Connection Failing`
 _FINISH_RETRIES = 5
 
@@ -107,14 +108,8 @@ class SyncEngine:
                 "a sync is running or already served this request", extra={"connection_id": current.id}
             )
             return SyncResult("SKIPPED", message="busy")
-        started_at = to_wire(self.clock()) or ""
-        if request.reason != "continuation":
-            self.store.put_run(
-                connection.id, sync_id, started_at, {"status": "running", "reason": request.reason}
-            )
-            announce_start(connection, sync_id)
         try:
-            return self._run_locked(connection, request, sync_id, started_at, remaining_seconds)
+            return self._run_locked(connection, request, sync_id, remaining_seconds)
         except LeaseLost:
             logger.info("lease lost; this sync stops without writing", extra={"sync_id": sync_id})
             return SyncResult("SKIPPED", message="lease lost")
@@ -126,12 +121,14 @@ class SyncEngine:
         connection: Connection,
         request: SyncRequest,
         sync_id: str,
-        started_at: str,
         remaining_seconds: Callable[[], float],
     ) -> SyncResult:
         result = SyncResult("SUCCESSFUL")
         destination: Destination | None = None
         try:
+            if request.reason != "continuation":
+                self.store.start_run(connection.id, sync_id, to_wire(self.clock()) or "", request.reason)
+                announce_start(connection, sync_id)
             service = get_service(connection.service)
             secrets = {k: v for k, v in connection.secrets.items() if k != AUTH_POINTER}
             config = reveal(connection.config, self.decrypt(connection.id, secrets))
@@ -142,7 +139,7 @@ class SyncEngine:
             deadline = time.monotonic() + max(0.0, remaining_seconds() - self.stop_before_deadline)
             seq = connection.state_seq
             batch = 0
-            last_commit = time.monotonic()
+            last_commit = last_lease_check = time.monotonic()
             pending: dict[str, Any] | None = None
             operations = service.extract(config, state, deadline)
             for operation in operations:
@@ -165,7 +162,13 @@ class SyncEngine:
                             result.status = "CONTINUED"
                             return result
                     continue
-                batch_id = f"{seq:012d}-{batch:06d}"
+                if time.monotonic() - last_lease_check >= LEASE_CHECK_SECONDS:
+                    # A forced sync may have taken the connection: stop writing soon, not at the next commit.
+                    if not self.store.holds_lease(connection.id, sync_id):
+                        raise LeaseLost(sync_id)
+                    last_lease_check = time.monotonic()
+                # Deterministic for a replay of this sync (same id), distinct from any other sync's.
+                batch_id = f"{seq:012d}-{sync_id}-{batch:06d}"
                 batch += 1
                 spec = tables.get(operation.table) or TableSpec(operation.table, ())
                 if isinstance(operation, Upserts):
@@ -187,21 +190,21 @@ class SyncEngine:
             raise
         except SourceRateLimited as exc:
             result = replace(result, status="RESCHEDULED", message=str(exc))
-            self._finish(connection.id, sync_id, started_at, result, rescheduled_for=exc.retry_at)
+            self._finish(connection.id, sync_id, result, rescheduled_for=exc.retry_at)
             return result
         except SourceAuthError as exc:
             result = replace(result, status="FAILURE_WITH_TASK", message=str(exc))
-            self._finish(connection.id, sync_id, started_at, result, broken=True)
+            self._finish(connection.id, sync_id, result, broken=True)
             return result
         except Exception as exc:
             logger.exception("sync failed", extra={"connection_id": connection.id, "sync_id": sync_id})
             result = replace(result, status="FAILURE_WITH_TASK", message=_safe_message(exc))
-            self._finish(connection.id, sync_id, started_at, result)
+            self._finish(connection.id, sync_id, result)
             return result
         finally:
             if destination is not None:
                 destination.close()
-        self._finish(connection.id, sync_id, started_at, result)
+        self._finish(connection.id, sync_id, result)
         return result
 
     def _open_destination(self, connection: Connection) -> Destination:
@@ -230,7 +233,6 @@ class SyncEngine:
         self,
         connection_id: str,
         sync_id: str,
-        started_at: str,
         result: SyncResult,
         rescheduled_for: datetime | None = None,
         broken: bool = False,
@@ -247,10 +249,11 @@ class SyncEngine:
                 continue  # the API changed the connection meanwhile: re-read and finish again
         else:
             raise Conflict("Could not record the end of the sync")
-        self.store.put_run(
+        if result.status == "SUCCESSFUL" and saved.state_seq > 1:
+            self.store.prune_snapshots(connection_id, keep_from_seq=saved.state_seq)
+        self.store.finish_run(
             connection_id,
             sync_id,
-            started_at,
             {
                 "status": result.status,
                 "finished_at": to_wire(self.clock()),

@@ -229,10 +229,22 @@ class SyncStore:
                         "Update": {
                             "TableName": self._name,
                             "Key": to_dynamo(connection_key(connection.id)),
-                            "UpdateExpression": "SET state_seq = :seq, version = version + :one",
-                            "ConditionExpression": "version = :v AND attribute_not_exists(active_sync_id)",
+                            # The next sync starts from this state, so it is not a historical one.
+                            "UpdateExpression": (
+                                "SET state_seq = :seq, is_historical_sync = :false, version = version + :one"
+                            ),
+                            "ConditionExpression": (
+                                "version = :v AND "
+                                "(attribute_not_exists(active_sync_id) OR lease_expires_at < :now)"
+                            ),
                             "ExpressionAttributeValues": to_dynamo(
-                                {":seq": seq, ":one": 1, ":v": connection.version}
+                                {
+                                    ":seq": seq,
+                                    ":one": 1,
+                                    ":v": connection.version,
+                                    ":false": False,
+                                    ":now": to_wire(now),
+                                }
                             ),
                         }
                     },
@@ -270,26 +282,57 @@ class SyncStore:
 
     # ---- runs --------------------------------------------------------------------------------------
 
-    def put_run(self, connection_id: str, sync_id: str, started_at: str, fields: dict[str, Any]) -> None:
+    def start_run(self, connection_id: str, sync_id: str, started_at: str, reason: str) -> None:
         item = {
-            **run_key(connection_id, started_at, sync_id),
+            **run_key(connection_id, sync_id),
             "type": "sync_run",
             "sync_id": sync_id,
-            **fields,
+            "started_at": started_at,
+            "reason": reason,
+            "status": "running",
         }
         self._client.put_item(TableName=self._name, Item=to_dynamo(item))
 
-    def latest_runs(self, connection_id: str, limit: int = 10) -> list[dict[str, Any]]:
-        from sluice.storage import from_dynamo
+    def finish_run(self, connection_id: str, sync_id: str, fields: dict[str, Any]) -> None:
+        """Record how a run ended, on its own record (continuations and retries share it)."""
+        names = {f"#{k}": k for k in fields}
+        self._client.update_item(
+            TableName=self._name,
+            Key=to_dynamo(run_key(connection_id, sync_id)),
+            UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in fields),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_dynamo({f":{k}": v for k, v in fields.items()}),
+        )
 
+    def run(self, connection_id: str, sync_id: str) -> dict[str, Any] | None:
+        return self.table.get(run_key(connection_id, sync_id))
+
+    def holds_lease(self, connection_id: str, sync_id: str) -> bool:
+        response = self._client.get_item(
+            TableName=self._name,
+            Key=to_dynamo(connection_key(connection_id)),
+            ConsistentRead=True,
+            ProjectionExpression="active_sync_id",
+        )
+        return bool(response.get("Item", {}).get("active_sync_id", {}).get("S") == sync_id)
+
+    def prune_snapshots(self, connection_id: str, keep_from_seq: int) -> None:
+        """Drop the snapshots before `keep_from_seq` (after a sync succeeded from a later one)."""
         response = self._client.query(
             TableName=self._name,
-            KeyConditionExpression="pk = :p AND begins_with(sk, :s)",
-            ExpressionAttributeValues=to_dynamo({":p": connection_key(connection_id)["pk"], ":s": "RUN#"}),
-            ScanIndexForward=False,
-            Limit=limit,
+            KeyConditionExpression="pk = :p AND sk BETWEEN :first AND :last",
+            ExpressionAttributeValues=to_dynamo(
+                {
+                    ":p": connection_key(connection_id)["pk"],
+                    ":first": state_key(connection_id, 0)["sk"],
+                    ":last": state_key(connection_id, keep_from_seq - 1)["sk"],
+                }
+            ),
+            ProjectionExpression="pk, sk",
+            ConsistentRead=True,
         )
-        return [from_dynamo(i) for i in response.get("Items", [])]
+        keys = [{"pk": i["pk"]["S"], "sk": i["sk"]["S"]} for i in response.get("Items", [])]
+        self.table.delete_many(keys)
 
     def _transact_or_lease_lost(self, sync_id: str, actions: list[dict[str, Any]]) -> None:
         from botocore.exceptions import ClientError

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sluice.caller import Caller
-from sluice.connection import Connection
+from sluice.connection import Connection, sync_in_progress
 from sluice.errors import ConcurrentUpdate, Conflict, InvalidInput, NotFound
 from sluice.services import get_service
 from sluice.storage import Table
@@ -24,8 +24,7 @@ class TableNotFound(NotFound):
 
 
 def sync_running(connection: Connection) -> bool:
-    lease = connection.lease_expires_at
-    return connection.active_sync_id is not None and lease is not None and lease > utc_now()
+    return sync_in_progress(connection, utc_now())
 
 
 def trigger_sync(caller: Caller, connection_id: str, force: bool, table: Table) -> str:

@@ -89,3 +89,10 @@ def test_cursor_from_another_account_is_400(aws) -> None:
     assert theirs
     reply = call("list_connections", query={"cursor": theirs})
     assert reply.status == 400
+
+
+def test_group_filter_with_another_accounts_group_is_404(aws) -> None:
+    theirs = make_group(account=Account("acct_other", "u"))
+    reply = call("list_connections", query={"group_id": theirs})
+    assert reply.status == 404
+    assert reply.body["code"] == "NotFound_Group"

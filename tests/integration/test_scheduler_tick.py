@@ -276,3 +276,21 @@ def test_the_scheduler_tick_function_reports_what_it_did(aws, table) -> None:
     module = load_module("functions/scheduler_tick")
     report = module.lambda_handler({"detail-type": "Scheduled Event"}, LocalContext(function_name="tick"))
     assert report["syncs_requested"] == [created["id"]]
+
+
+def test_a_failed_announcement_puts_the_claim_back_for_the_next_tick(aws, table, bus, monkeypatch) -> None:
+    from sluice.events import PublishFailed
+
+    now = utc_now()
+    created = make_connection(make_group(), sync_frequency=15)
+    connection = connect(table, created["id"], now - timedelta(hours=1))
+
+    def refuse(*_args, **_kwargs):
+        raise PublishFailed("bus unavailable")
+
+    monkeypatch.setattr("sluice.scheduler.request_sync", refuse)
+    report = tick(table, connection.next_sync_at + timedelta(seconds=1))
+    assert report.syncs_requested == [] and report.failed == [created["id"]]
+    assert table.get_connection(None, created["id"]).next_sync_at == connection.next_sync_at
+    monkeypatch.undo()
+    assert tick(table, connection.next_sync_at + timedelta(seconds=2)).syncs_requested == [created["id"]]

@@ -128,3 +128,22 @@ def test_a_refused_address_fails_with_a_clear_message(aws, monkeypatch) -> None:
     assert reply.status == 201
     failed = [t for t in reply.data["setup_tests"] if t["status"] == "FAILED"]
     assert failed and "private" in failed[0]["message"].lower()
+
+
+def test_results_for_a_rotated_secret_are_not_stored_over_newer_ones(aws, api, table) -> None:
+    from sluice.connection import SetupTestResult
+    from sluice.setup_testing import record
+
+    data = create(api.url, "right-token")
+    before = table.get_connection(None, data["id"])
+    rotated = call(
+        "update_connection",
+        path=f"/v1/connections/{data['id']}",
+        body={"config": {"auth": {"type": "bearer", "token": "right-token"}}, "run_setup_tests": False},
+    )
+    assert rotated.status == 200
+    # Tests that ran with the old secret finish late: their results must not land.
+    stale = [SetupTestResult(title="Authenticating", status="FAILED", message="401")]
+    kept = record(table, before, stale)
+    assert kept.setup_state == "connected"
+    assert table.get_connection(None, data["id"]).setup_state == "connected"

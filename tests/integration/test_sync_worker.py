@@ -297,3 +297,74 @@ def test_a_request_for_a_deleted_connection_is_dropped(aws, api, lake, connectio
     result = run_worker(sync_event(connection["id"]))
     assert result["status"] == "SKIPPED" and result["message"] == "deleted"
     assert api.requests == []
+
+
+def test_a_forced_out_worker_stops_writing_at_its_next_batch(
+    aws, api, lake, connection, table, monkeypatch
+) -> None:
+    from sluice.destinations.duckdb import DuckDbDestination
+
+    monkeypatch.setattr("sluice.sync_engine.LEASE_CHECK_SECONDS", 0.0)
+    original = DuckDbDestination.upsert
+    writes = []
+
+    def upsert_then_lose_the_lease(self, *args, **kwargs):
+        writes.append(args[4])  # the batch id
+        written = original(self, *args, **kwargs)
+        SyncStore(table).release_for_force(connection["id"])  # a forced sync takes the connection
+        return written
+
+    monkeypatch.setattr(DuckDbDestination, "upsert", upsert_then_lose_the_lease)
+    event = sync_event(connection["id"])
+    result = run_worker(event)
+    assert result["status"] == "SKIPPED" and result["message"] == "lease lost"
+    assert len(writes) == 1
+    assert event["id"] in writes[0], "batch ids carry the sync id, so two syncs never share an object key"
+    assert SyncStore(table).latest_snapshot(connection["id"]) is None
+
+
+def test_a_dead_workers_expired_lease_does_not_read_as_syncing(aws, connection, table) -> None:
+    SyncStore(table).acquire(connection["id"], "dead", utc_now() - timedelta(hours=1), timedelta(minutes=16))
+    call("update_connection", path=f"/v1/connections/{connection['id']}", body={"paused": True})
+    assert get_connection(connection["id"])["status"]["sync_state"] == "paused"
+    call("update_connection", path=f"/v1/connections/{connection['id']}", body={"paused": False})
+    assert get_connection(connection["id"])["status"]["sync_state"] == "scheduled"
+    call("update_connection", path=f"/v1/connections/{connection['id']}", body={"paused": True})
+    reply = call(
+        "update_connection_state", path=f"/v1/connections/{connection['id']}/state", body={"state": {"x": 1}}
+    )
+    assert reply.status == 200, reply.body
+
+
+def test_a_patched_state_is_where_the_next_sync_starts(aws, api, lake, connection) -> None:
+    path = f"/v1/connections/{connection['id']}"
+    call("update_connection", path=path, body={"paused": True})
+    last = api.data.all_rows()[-1]["updated_at"]
+    reply = call(
+        "update_connection_state",
+        path=f"{path}/state",
+        body={"state": {"tables": {"items": {"cursor": last}}}},
+    )
+    assert reply.status == 200, reply.body
+    assert get_connection(connection["id"])["status"]["is_historical_sync"] is False
+    call("update_connection", path=path, body={"paused": False})
+    result = run_worker(sync_event(connection["id"]))
+    assert result["status"] == "SUCCESSFUL"
+    at_cursor = [r for r in api.data.all_rows() if r["updated_at"] == last]
+    assert result["rows_upserted"] == len(at_cursor)  # only the rows at the patched cursor value
+
+
+def test_older_snapshots_are_pruned_and_each_sync_has_one_run_record(
+    aws, api, lake, connection, table, monkeypatch
+) -> None:
+    commit_every_checkpoint(monkeypatch)
+    events = [sync_event(connection["id"]) for _ in range(2)]
+    for event in events:
+        assert run_worker(event)["status"] == "SUCCESSFUL"
+    store = SyncStore(table)
+    snapshots = list(table.query_partition(f"CONN#{connection['id']}", "STATE#"))
+    assert [int(s["seq"]) for s in snapshots] == [store.latest_snapshot(connection["id"]).seq]
+    for event in events:
+        run = store.run(connection["id"], event["id"])
+        assert run is not None and run["status"] == "SUCCESSFUL" and run["started_at"]
+    assert len(list(table.query_partition(f"CONN#{connection['id']}", "RUN#"))) == 2

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -18,12 +17,6 @@ from typing import Any
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -70,11 +63,12 @@ class LocalStackProcess:
 
 
 def start_local_stack(data_dir: Path, timeout: float = 90) -> LocalStackProcess:
-    port = free_port()
     api_key, api_secret = "e2e-" + secrets.token_hex(4), secrets.token_urlsafe(24)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
-        "PORT": str(port),
+        "PORT": "0",  # the stack binds a free port and prints it: no race for a port picked here
+        # Deterministic tests: the scheduler runs only when a test asks (POST /_local/tick).
+        "SLUICE_LOCAL_SCHEDULES": "off",
         "SLUICE_API_KEY": api_key,
         "SLUICE_API_SECRET": api_secret,
         "SLUICE_DATA_DIR": str(data_dir),
@@ -93,11 +87,14 @@ def start_local_stack(data_dir: Path, timeout: float = 90) -> LocalStackProcess:
     ready = threading.Event()
     group: list[str] = []
     endpoint: list[str] = []
+    url: list[str] = []
 
     def pump() -> None:
         assert process.stdout is not None
         for line in process.stdout:
             output.append(line)
+            if match := re.search(r"ready on (http://\S+)", line):
+                url.append(match.group(1))
             if match := re.search(r"group:\s+(\S+)", line):
                 group.append(match.group(1))
             if match := re.search(r"AWS \(moto\):\s+(\S+)", line):
@@ -112,7 +109,7 @@ def start_local_stack(data_dir: Path, timeout: float = 90) -> LocalStackProcess:
             process.kill()
             raise RuntimeError("local stack did not start:\n" + "".join(output))
     return LocalStackProcess(
-        url=f"http://127.0.0.1:{port}",
+        url=url[0],
         api_key=api_key,
         api_secret=api_secret,
         group_id=group[0],

@@ -293,3 +293,18 @@ def test_size_param_asks_keyset_styles_for_page_size_rows(style: str) -> None:
         assert [len(b.rows) for b in batches[:4]] == [7, 7, 7, 7]
         assert sorted(ids_of(ops)) == list(range(1, 31))
         assert "limit=7" in api.requests[0]
+
+
+def test_basic_credentials_are_scrubbed_in_their_encoded_form_too() -> None:
+    import base64
+
+    parsed = rest_api.RestApiConfig.model_validate(
+        {
+            "schema": "s",
+            "base_url": "https://api.example.com",
+            "auth": {"type": "basic", "username": "user", "password": "pw-secret"},
+            "tables": [{"name": "t", "path": "/t", "primary_key": ["id"]}],
+        }
+    )
+    encoded = base64.b64encode(b"user:pw-secret").decode()
+    assert set(rest_api._secret_values(parsed)) >= {encoded, "pw-secret"}

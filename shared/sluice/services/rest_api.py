@@ -280,9 +280,13 @@ class _Client:
 
 
 def _secret_values(config: RestApiConfig) -> list[str]:
+    """Every form a secret can take in text a server sends back (an echoed Authorization header too)."""
     auth = config.auth
     if isinstance(auth, BasicAuth):
-        return [auth.password]
+        import base64
+
+        encoded = base64.b64encode(f"{auth.username}:{auth.password}".encode()).decode()
+        return [encoded, auth.password]
     if isinstance(auth, BearerAuth):
         return [auth.token]
     if isinstance(auth, ApiKeyAuth):

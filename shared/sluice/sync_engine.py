@@ -127,7 +127,7 @@ class SyncEngine:
         destination: Destination | None = None
         try:
             if request.reason != "continuation":
-                self.store.start_run(connection.id, sync_id, to_wire(self.clock()) or "", request.reason)
+                self.store.start_run(connection.id, sync_id, self.clock(), request.reason)
                 announce_start(connection, sync_id)
             service = get_service(connection.service)
             secrets = {k: v for k, v in connection.secrets.items() if k != AUTH_POINTER}

@@ -45,6 +45,9 @@ class Snapshot:
     created_at: str
 
 
+RUN_RECORDS_KEPT = timedelta(days=90)
+
+
 def _error_code(exc: Exception) -> str:
     return str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
 
@@ -282,14 +285,16 @@ class SyncStore:
 
     # ---- runs --------------------------------------------------------------------------------------
 
-    def start_run(self, connection_id: str, sync_id: str, started_at: str, reason: str) -> None:
+    def start_run(self, connection_id: str, sync_id: str, started_at: datetime, reason: str) -> None:
         item = {
             **run_key(connection_id, sync_id),
             "type": "sync_run",
             "sync_id": sync_id,
-            "started_at": started_at,
+            "started_at": to_wire(started_at),
             "reason": reason,
             "status": "running",
+            # The table's TTL removes run records after this (epoch seconds).
+            "expires_at": int((started_at + RUN_RECORDS_KEPT).timestamp()),
         }
         self._client.put_item(TableName=self._name, Item=to_dynamo(item))
 

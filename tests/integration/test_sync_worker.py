@@ -367,4 +367,5 @@ def test_older_snapshots_are_pruned_and_each_sync_has_one_run_record(
     for event in events:
         run = store.run(connection["id"], event["id"])
         assert run is not None and run["status"] == "SUCCESSFUL" and run["started_at"]
+        assert run["expires_at"] > utc_now().timestamp() + 80 * 86400  # removed by the table's TTL
     assert len(list(table.query_partition(f"CONN#{connection['id']}", "RUN#"))) == 2

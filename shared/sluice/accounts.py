@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sluice.storage import TRIAL_PARTITION, Table, account_key, to_dynamo
+from sluice.storage import TRIAL_PARTITION, Table, account_key
 from sluice.timestamps import to_wire
 
 
@@ -18,4 +18,13 @@ def set_trial_end(table: Table, account_id: str, trial_ends_at: datetime) -> Non
         "timer_pk": TRIAL_PARTITION,
         "timer_sk": f"{to_wire(trial_ends_at)}#{account_id}",
     }
-    table._client.put_item(TableName=table.name, Item=to_dynamo(item))
+    table.put(item)
+
+
+def mark_trial_processed(table: Table, account_id: str, now: datetime) -> None:
+    """The trial's end was handled: drop the account from the timers index."""
+    table.update(
+        account_key(account_id),
+        "SET trial_processed_at = :now REMOVE timer_pk, timer_sk",
+        {":now": to_wire(now)},
+    )

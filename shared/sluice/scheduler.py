@@ -19,6 +19,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from sluice.accounts import mark_trial_processed
 from sluice.errors import ConcurrentUpdate
 from sluice.events import publish
 from sluice.schedule import next_sync_at
@@ -27,11 +28,7 @@ from sluice.storage import (
     TRIAL_PARTITION,
     Table,
     account_connections_partition,
-    account_key,
-    connection_from_item,
-    connection_key,
     delay_partition,
-    from_dynamo,
     retest_partition,
     schedule_partition,
     to_dynamo,
@@ -52,15 +49,13 @@ class TickReport:
     failed: list[str] = field(default_factory=list)
 
 
-def _code(exc: Exception) -> str:
-    return str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
+_MOVE_NEXT_SYNC = "SET next_sync_at = :next, sched_sk = :sk, version = version + :one"
 
 
 class Scheduler:
     def __init__(self, table: Table, shards: int) -> None:
         self.table = table
         self.shards = shards
-        self._client = table._client
 
     def tick(self, now: datetime) -> TickReport:
         report = TickReport()
@@ -84,160 +79,97 @@ class Scheduler:
 
     def _due(self, index: str, pk: str, sk: str, partition: str, now: datetime) -> Iterator[dict[str, Any]]:
         """Items of one index partition whose time (the sort key's prefix) is not after `now`."""
-        start = None
-        while True:
-            request: dict[str, Any] = {
-                "TableName": self.table.name,
+        return self.table.query_all(
+            {
                 "IndexName": index,
                 "KeyConditionExpression": f"{pk} = :p AND {sk} <= :now",
                 # "#" sorts after every timestamp character, so "<now>#" covers ids due exactly now.
                 "ExpressionAttributeValues": to_dynamo({":p": partition, ":now": f"{to_wire(now)}#\uffff"}),
             }
-            if start:
-                request["ExclusiveStartKey"] = start
-            response = self._client.query(**request)
-            yield from (from_dynamo(i) for i in response.get("Items", []))
-            start = response.get("LastEvaluatedKey")
-            if not start:
-                return
+        )
 
     # ---- syncs -----------------------------------------------------------------------------------
 
     def _claim_sync(self, item: dict[str, Any], now: datetime, report: TickReport) -> None:
-        from botocore.exceptions import ClientError
-
         connection_id = str(item["id"])
         following = next_sync_at(connection_id, int(item["sync_frequency"]), item.get("daily_sync_time"), now)
-        values = {
+        moved = {
             ":expected": item["next_sync_at"],
             ":next": to_wire(following),
             ":sk": f"{to_wire(following)}#{connection_id}",
             ":now": to_wire(now),
-            ":false": False,
-            ":auto": "auto",
-            ":connected": "connected",
             ":one": 1,
         }
-        try:
-            self._client.update_item(
-                TableName=self.table.name,
-                Key=to_dynamo(connection_key(connection_id)),
-                UpdateExpression="SET next_sync_at = :next, sched_sk = :sk, version = version + :one",
-                ConditionExpression=(
-                    "next_sync_at = :expected AND paused = :false AND schedule_type = :auto "
-                    "AND setup_state = :connected "
-                    "AND (attribute_not_exists(active_sync_id) OR lease_expires_at < :now)"
-                ),
-                ExpressionAttributeValues=to_dynamo(values),
+        claimed = self.table.update_connection_if(
+            connection_id,
+            _MOVE_NEXT_SYNC,
+            "next_sync_at = :expected AND paused = :false AND schedule_type = :auto "
+            "AND setup_state = :connected "
+            "AND (attribute_not_exists(active_sync_id) OR lease_expires_at < :now)",
+            {**moved, ":false": False, ":auto": "auto", ":connected": "connected"},
+        )
+        if claimed is None:
+            # Another tick won, the connection changed, or it is syncing. Only in the last case is
+            # there anything to do: move past this grid point without queueing a run.
+            skipped = self.table.update_connection_if(
+                connection_id, _MOVE_NEXT_SYNC, "next_sync_at = :expected AND lease_expires_at >= :now", moved
             )
-        except ClientError as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
-                raise
-            self._skip_point(connection_id, values, report)
+            if skipped is not None:
+                report.skipped_while_syncing.append(connection_id)
             return
         try:
             request_sync(SyncRequest(str(item["account_id"]), connection_id, reason="schedule"))
         except Exception:
-            self._unclaim(connection_id, "next_sync_at", values[":next"], item["next_sync_at"])
+            self._unclaim(connection_id, "next_sync_at", moved[":next"], item["next_sync_at"])
             raise
         report.syncs_requested.append(connection_id)
 
     def _unclaim(self, connection_id: str, attribute: str, claimed: str, previous: str) -> None:
         """Put a claimed time back when the announcement failed, so the next tick claims it again."""
-        from botocore.exceptions import ClientError
-
-        try:
-            self._client.update_item(
-                TableName=self.table.name,
-                Key=to_dynamo(connection_key(connection_id)),
-                UpdateExpression=f"SET {attribute} = :previous, sched_sk = :sk",
-                ConditionExpression=f"{attribute} = :claimed",
-                ExpressionAttributeValues=to_dynamo(
-                    {":previous": previous, ":sk": f"{previous}#{connection_id}", ":claimed": claimed}
-                ),
-            )
-        except ClientError as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
-                raise
-
-    def _skip_point(self, connection_id: str, values: dict[str, Any], report: TickReport) -> None:
-        """The claim failed: another tick won, the connection changed, or it is syncing. Only in the
-        last case is there anything to do: move past this grid point without queueing a run."""
-        from botocore.exceptions import ClientError
-
-        try:
-            self._client.update_item(
-                TableName=self.table.name,
-                Key=to_dynamo(connection_key(connection_id)),
-                UpdateExpression="SET next_sync_at = :next, sched_sk = :sk, version = version + :one",
-                ConditionExpression="next_sync_at = :expected AND lease_expires_at >= :now",
-                ExpressionAttributeValues=to_dynamo(
-                    {k: values[k] for k in (":expected", ":next", ":sk", ":now", ":one")}
-                ),
-            )
-            report.skipped_while_syncing.append(connection_id)
-        except ClientError as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
-                raise
+        self.table.update_connection_if(
+            connection_id,
+            f"SET {attribute} = :previous, sched_sk = :sk",
+            f"{attribute} = :claimed",
+            {":previous": previous, ":sk": f"{previous}#{connection_id}", ":claimed": claimed},
+        )
 
     # ---- re-tests of broken connections ------------------------------------------------------------
 
     def _claim_retest(self, item: dict[str, Any], now: datetime, report: TickReport) -> None:
-        from botocore.exceptions import ClientError
-
         connection_id = str(item["id"])
-        following = now + RETEST_BROKEN_AFTER
-        try:
-            self._client.update_item(
-                TableName=self.table.name,
-                Key=to_dynamo(connection_key(connection_id)),
-                UpdateExpression="SET retest_at = :next, sched_sk = :sk, version = version + :one",
-                ConditionExpression="retest_at = :expected",
-                ExpressionAttributeValues=to_dynamo(
-                    {
-                        ":expected": item["retest_at"],
-                        ":next": to_wire(following),
-                        ":sk": f"{to_wire(following)}#{connection_id}",
-                        ":one": 1,
-                    }
-                ),
-            )
-        except ClientError as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
-                raise
+        following = to_wire(now + RETEST_BROKEN_AFTER) or ""
+        claimed = self.table.update_connection_if(
+            connection_id,
+            "SET retest_at = :next, sched_sk = :sk, version = version + :one",
+            "retest_at = :expected",
+            {
+                ":expected": item["retest_at"],
+                ":next": following,
+                ":sk": f"{following}#{connection_id}",
+                ":one": 1,
+            },
+        )
+        if claimed is None:
             return
         try:
             publish(SETUP_TESTS_REQUESTED, {"account_id": item["account_id"], "connection_id": connection_id})
         except Exception:
-            self._unclaim(connection_id, "retest_at", to_wire(following) or "", item["retest_at"])
+            self._unclaim(connection_id, "retest_at", following, item["retest_at"])
             raise
         report.retests_requested.append(connection_id)
 
     # ---- data delay ------------------------------------------------------------------------------
 
     def _announce_delay(self, item: dict[str, Any], now: datetime, report: TickReport) -> None:
-        from botocore.exceptions import ClientError
-
-        connection_id = str(item["id"])
-        try:
-            response = self._client.update_item(
-                TableName=self.table.name,
-                Key=to_dynamo(connection_key(connection_id)),
-                UpdateExpression=(
-                    "SET delay_announced = :true, update_state = :delayed, version = version + :one "
-                    "REMOVE timer_pk, timer_sk"
-                ),
-                ConditionExpression="timer_sk = :expected",
-                ExpressionAttributeValues=to_dynamo(
-                    {":true": True, ":delayed": "delayed", ":one": 1, ":expected": item["timer_sk"]}
-                ),
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
-                raise
+        connection = self.table.update_connection_if(
+            str(item["id"]),
+            "SET delay_announced = :true, update_state = :delayed, version = version + :one "
+            "REMOVE timer_pk, timer_sk",
+            "timer_sk = :expected",
+            {":true": True, ":delayed": "delayed", ":one": 1, ":expected": item["timer_sk"]},
+        )
+        if connection is None:
             return
-        connection = connection_from_item(from_dynamo(response["Attributes"]))
         publish(
             "Data Delayed",
             {
@@ -249,7 +181,7 @@ class Scheduler:
                 "delayed_since": str(item["timer_sk"]).split("#")[0],
             },
         )
-        report.delays_announced.append(connection_id)
+        report.delays_announced.append(connection.id)
 
     # ---- trials ----------------------------------------------------------------------------------
 
@@ -259,13 +191,7 @@ class Scheduler:
             if not connection_item.get("pause_after_trial") or connection_item.get("paused"):
                 continue
             self._pause_for_trial(str(connection_item["id"]), now, report)
-        # Done with this account: drop it from the timers index.
-        self._client.update_item(
-            TableName=self.table.name,
-            Key=to_dynamo(account_key(account_id)),
-            UpdateExpression="SET trial_processed_at = :now REMOVE timer_pk, timer_sk",
-            ExpressionAttributeValues=to_dynamo({":now": to_wire(now)}),
-        )
+        mark_trial_processed(self.table, account_id, now)
 
     def _pause_for_trial(self, connection_id: str, now: datetime, report: TickReport) -> None:
         for _ in range(3):

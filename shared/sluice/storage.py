@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -312,6 +312,50 @@ class Table:
                 raise on_cancel(_cancellation_codes(exc)) from None
             raise
 
+    def put(self, item: dict[str, Any]) -> None:
+        self._client.put_item(TableName=self.name, Item=to_dynamo(item))
+
+    def update(self, key: dict[str, str], update: str, values: dict[str, Any]) -> None:
+        self._client.update_item(
+            TableName=self.name,
+            Key=to_dynamo(key),
+            UpdateExpression=update,
+            ExpressionAttributeValues=to_dynamo(values),
+        )
+
+    def query_all(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every item a Query returns, page after page."""
+        start = None
+        while True:
+            page = {**request, "TableName": self.name, **({"ExclusiveStartKey": start} if start else {})}
+            response = self._client.query(**page)
+            yield from (from_dynamo(i) for i in response.get("Items", []))
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                return
+
+    def update_connection_if(
+        self, connection_id: str, update: str, condition: str, values: dict[str, Any]
+    ) -> Connection | None:
+        """One conditional UpdateItem on a connection: the updated connection, or None when the
+        condition does not hold (another writer came first, which callers treat as harmless)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self._client.update_item(
+                TableName=self.name,
+                Key=to_dynamo(connection_key(connection_id)),
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=to_dynamo(values),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return None
+            raise
+        return connection_from_item(from_dynamo(response["Attributes"]))
+
     def query_index_partition(self, partition: str) -> Iterable[dict[str, Any]]:
         """Every item of one gsi1 partition (e.g. an account's connections), page by page."""
         cursor = None
@@ -324,23 +368,15 @@ class Table:
 
     def query_partition(self, pk: str, sk_prefix: str) -> Iterable[dict[str, Any]]:
         """Every item of one partition under a sort-key prefix (children of an aggregate)."""
-        start = None
-        while True:
-            values = {":p": pk, ":s": sk_prefix} if sk_prefix else {":p": pk}
-            condition = "pk = :p AND begins_with(sk, :s)" if sk_prefix else "pk = :p"
-            request: dict[str, Any] = {
-                "TableName": self.name,
+        values = {":p": pk, ":s": sk_prefix} if sk_prefix else {":p": pk}
+        condition = "pk = :p AND begins_with(sk, :s)" if sk_prefix else "pk = :p"
+        return self.query_all(
+            {
                 "KeyConditionExpression": condition,
                 "ExpressionAttributeValues": to_dynamo(values),
                 "ConsistentRead": True,
             }
-            if start:
-                request["ExclusiveStartKey"] = start
-            response = self._client.query(**request)
-            yield from (from_dynamo(i) for i in response.get("Items", []))
-            start = response.get("LastEvaluatedKey")
-            if not start:
-                return
+        )
 
     def delete_many(self, keys: list[dict[str, str]]) -> None:
         for offset in range(0, len(keys), 25):

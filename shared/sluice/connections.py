@@ -9,7 +9,7 @@ from sluice.caller import Caller
 from sluice.config_secrets import merge_config, seal_config, secret_box
 from sluice.connection import Connection, to_wire_object
 from sluice.data_delay import connection_update_state
-from sluice.errors import ConcurrentUpdate, GroupNotFound, InvalidInput
+from sluice.errors import GroupNotFound, InvalidInput
 from sluice.events import publish
 from sluice.ids import new_id
 from sluice.requests_models import ConnectionSettings, CreateConnectionRequest, UpdateConnectionRequest
@@ -24,7 +24,6 @@ from sluice.validation import parse
 
 # Request fields that are actions, not attributes: they are never stored.
 _ACTION_FIELDS = frozenset({"run_setup_tests", "trust_certificates", "trust_fingerprints", "config", "auth"})
-_UPDATE_RETRIES = 3
 # Setup tests run inside the API call: keep them well inside API Gateway's 29-second limit.
 SETUP_TESTS_TIMEOUT = 20.0
 # Changing any of these moves the connection on the sync grid at once.
@@ -171,24 +170,19 @@ def update(caller: Caller, connection_id: str, request: UpdateConnectionRequest,
     given = _given(request)
     if given and set(given) <= {"run_setup_tests", "trust_certificates", "trust_fingerprints"}:
         raise InvalidInput("Use POST /v1/connections/{id}/test to run setup tests")
-    for attempt in range(_UPDATE_RETRIES):
-        current = table.get_connection(caller.account_id, connection_id)
-        updated = _apply_update(current, request)
-        try:
-            saved = table.replace_connection(updated, current.version)
-        except ConcurrentUpdate:
-            if attempt == _UPDATE_RETRIES - 1:
-                raise
-            continue
-        if _retest_wanted(request):
-            saved = test_and_record(
-                table, caller.account_id, saved.id, _test_options(request), secret_box().decrypt
-            )
-        publish("Connection Updated", _event_detail(saved))
-        if current.resync_pending and not saved.resync_pending:
-            request_sync(SyncRequest(saved.account_id, saved.id, reason="unpause", historical=True))
-        return saved
-    raise ConcurrentUpdate()
+    current, written = table.modify_connection(
+        caller.account_id, connection_id, lambda read: _apply_update(read, request)
+    )
+    assert written is not None  # _apply_update always returns the connection to write
+    saved = written
+    if _retest_wanted(request):
+        saved = test_and_record(
+            table, caller.account_id, saved.id, _test_options(request), secret_box().decrypt
+        )
+    publish("Connection Updated", _event_detail(saved))
+    if current.resync_pending and not saved.resync_pending:
+        request_sync(SyncRequest(saved.account_id, saved.id, reason="unpause", historical=True))
+    return saved
 
 
 def _retest_wanted(request: UpdateConnectionRequest) -> bool:

@@ -20,7 +20,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from sluice.accounts import mark_trial_processed
-from sluice.errors import ConcurrentUpdate
+from sluice.connection import Connection
 from sluice.events import publish
 from sluice.schedule import next_sync_at
 from sluice.setup_testing import RETEST_BROKEN_AFTER, SETUP_TESTS_REQUESTED
@@ -194,18 +194,17 @@ class Scheduler:
         mark_trial_processed(self.table, account_id, now)
 
     def _pause_for_trial(self, connection_id: str, now: datetime, report: TickReport) -> None:
-        for _ in range(3):
-            connection = self.table.get_connection(None, connection_id)
+
+        def pause(connection: Connection) -> Connection | None:
             if connection.paused or not connection.pause_after_trial:
-                return
-            paused = connection.model_copy(update={"paused": True, "next_sync_at": None})
-            try:
-                saved = self.table.replace_connection(paused, connection.version)
-            except ConcurrentUpdate:
-                continue
-            publish(
-                "Connection Paused After Trial",
-                {"account_id": saved.account_id, "connection_id": saved.id, "group_id": saved.group_id},
-            )
-            report.paused_after_trial.append(connection_id)
+                return None
+            return connection.model_copy(update={"paused": True, "next_sync_at": None})
+
+        _, saved = self.table.modify_connection(None, connection_id, pause)
+        if saved is None:
             return
+        publish(
+            "Connection Paused After Trial",
+            {"account_id": saved.account_id, "connection_id": saved.id, "group_id": saved.group_id},
+        )
+        report.paused_after_trial.append(connection_id)

@@ -14,7 +14,6 @@ from aws_lambda_powertools import Logger
 
 from sluice.config_secrets import AUTH_POINTER, reveal
 from sluice.connection import Connection, SetupState, SetupTestResult
-from sluice.errors import ConcurrentUpdate
 from sluice.schedule import connection_next_sync_at
 from sluice.services import get_service
 from sluice.services.base import SetupTestOptions
@@ -24,7 +23,6 @@ from sluice.timestamps import utc_now
 logger = Logger(service="sluice", child=True)
 
 _FAILURES = {"FAILED", "JOB_FAILED"}
-_RETRIES = 3
 RETEST_BROKEN_AFTER = timedelta(days=1)
 SETUP_TESTS_REQUESTED = "Setup Tests Requested"
 
@@ -93,16 +91,14 @@ def record(table: Table, connection: Connection, results: list[SetupTestResult])
     """Store test results on the connection, re-reading it if another write came first. Results for a
     config that changed meanwhile are not stored: they no longer describe it."""
     tested = (connection.config, connection.secrets)  # a rotated secret changes its ciphertext
-    for attempt in range(_RETRIES):
-        if (connection.config, connection.secrets) != tested:
+
+    def store_results(current: Connection) -> Connection | None:
+        if (current.config, current.secrets) != tested:
             logger.info(
-                "config changed during setup tests; results dropped", extra={"connection_id": connection.id}
+                "config changed during setup tests; results dropped", extra={"connection_id": current.id}
             )
-            return connection
-        try:
-            return table.replace_connection(with_results(connection, results, utc_now()), connection.version)
-        except ConcurrentUpdate:
-            if attempt == _RETRIES - 1:
-                raise
-            connection = table.get_connection(None, connection.id)
-    raise ConcurrentUpdate()
+            return None
+        return with_results(current, results, utc_now())
+
+    current, saved = table.modify_connection(None, connection.id, store_results)
+    return saved or current

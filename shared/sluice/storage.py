@@ -463,6 +463,27 @@ class Table:
             raise
         return saved
 
+    def modify_connection(
+        self,
+        account_id: str | None,
+        connection_id: str,
+        change: Callable[[Connection], Connection | None],
+        attempts: int = 3,
+    ) -> tuple[Connection, Connection | None]:
+        """Read, change and write a connection, conditional on its version; when another writer came
+        first, read again and redo the change (no lost updates). `change` returns the connection to
+        write, or None to write nothing. Returns what was read and what was written (or None)."""
+        for _ in range(attempts):
+            current = self.get_connection(account_id, connection_id)
+            changed = change(current)
+            if changed is None:
+                return current, None
+            try:
+                return current, self.replace_connection(changed, current.version)
+            except ConcurrentUpdate:
+                continue
+        raise ConcurrentUpdate()
+
     def delete_connection(self, connection: Connection) -> None:
         def cancelled(codes: list[str]) -> SluiceError:
             if codes and codes[0] == "ConditionalCheckFailed":

@@ -6,14 +6,12 @@ from typing import Any
 
 from sluice.caller import Caller
 from sluice.connection import Connection, sync_in_progress
-from sluice.errors import ConcurrentUpdate, Conflict, InvalidInput, NotFound
+from sluice.errors import Conflict, InvalidInput, NotFound
 from sluice.services import get_service
 from sluice.storage import Table
 from sluice.sync_events import SyncRequest, request_sync
 from sluice.sync_store import SyncStore
 from sluice.timestamps import utc_now
-
-_RETRIES = 3
 
 
 class TableNotFound(NotFound):
@@ -45,8 +43,8 @@ def trigger_resync(
     caller: Caller, connection_id: str, scope: dict[str, list[str]] | None, table: Table
 ) -> str:
     """A historical re-sync (of everything, or of the tables in `scope`)."""
-    for attempt in range(_RETRIES):
-        connection = table.get_connection(caller.account_id, connection_id)
+
+    def mark_historical(connection: Connection) -> Connection | None:
         if sync_running(connection):
             raise Conflict(f"A sync is running for connection with id '{connection_id}'; retry when it ends")
         if scope:
@@ -54,19 +52,14 @@ def trigger_resync(
         changes: dict[str, Any] = {} if scope else {"is_historical_sync": True}
         if connection.paused:
             changes["resync_pending"] = True  # it waits for unpause
-        try:
-            if changes:
-                table.replace_connection(connection.model_copy(update=changes), connection.version)
-        except ConcurrentUpdate:
-            if attempt == _RETRIES - 1:
-                raise
-            continue
-        if not connection.paused:
-            request_sync(
-                SyncRequest(caller.account_id, connection_id, reason="resync", historical=True, scope=scope)
-            )
-        return f"Re-sync has been triggered successfully for connection with id '{connection_id}'"
-    raise ConcurrentUpdate()
+        return connection.model_copy(update=changes) if changes else None
+
+    connection, _ = table.modify_connection(caller.account_id, connection_id, mark_historical)
+    if not connection.paused:
+        request_sync(
+            SyncRequest(caller.account_id, connection_id, reason="resync", historical=True, scope=scope)
+        )
+    return f"Re-sync has been triggered successfully for connection with id '{connection_id}'"
 
 
 def _check_scope(connection: Connection, scope: dict[str, list[str]]) -> None:

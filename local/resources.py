@@ -37,8 +37,6 @@ def create_resources(session: Any, stack: str = "sluice", bus_log: bool = False)
         ddb.create_table(TableName=name, **props)
         if logical_id == "Table":
             env["TABLE_NAME"] = name
-        elif logical_id == "IdempotencyTable":
-            env["IDEMPOTENCY_TABLE_NAME"] = name
 
     kms = session.client("kms")
     for logical_id in resources("AWS::KMS::Key"):

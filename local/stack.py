@@ -21,7 +21,6 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -449,5 +448,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-__all__ = ["HTTPStatus", "LocalStack", "RunningStack", "main"]

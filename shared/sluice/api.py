@@ -153,13 +153,3 @@ def current_caller(app: APIGatewayRestResolver) -> Caller:
     if not account_id or not user_id:
         raise Unauthorized("Missing or invalid credentials")
     return Caller(account_id=str(account_id), user_id=str(user_id))
-
-
-def require_json_object(app: APIGatewayRestResolver) -> dict[str, Any]:
-    body = app.current_event.json_body
-    if not isinstance(body, dict):
-        raise InvalidInput("Request body must be a JSON object")
-    return body
-
-
-__all__ = ["JSON", "NotFound", "created", "current_caller", "envelope", "make_resolver"]

@@ -64,7 +64,6 @@ class Connection(BaseModel):
     secrets: dict[str, str] = Field(default_factory=dict)
     setup_state: SetupState = "incomplete"
     sync_state: EngineSyncState = "scheduled"
-    update_state: UpdateState = "on_schedule"
     is_historical_sync: bool = True
     rescheduled_for: datetime | None = None
     setup_tests: list[SetupTestResult] | None = None
@@ -106,7 +105,7 @@ def wire_sync_state(connection: Connection, now: datetime) -> str:
 def to_wire_object(
     connection: Connection,
     naming_keys: tuple[str, ...],
-    update_state: UpdateState | None = None,
+    update_state: UpdateState,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The `data` object of get, create, update, test and list items: every key, always.
@@ -140,7 +139,7 @@ def to_wire_object(
         "status": {
             "setup_state": c.setup_state,
             "sync_state": wire_sync_state(c, now or datetime.now(UTC)),
-            "update_state": update_state or c.update_state,
+            "update_state": update_state,
             "is_historical_sync": c.is_historical_sync,
             "rescheduled_for": to_wire(c.rescheduled_for) if c.sync_state == "rescheduled" else None,
             "schema_status": "ready",

@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
 from sluice.aws import client
 from sluice.settings import get_settings
 
 SOURCE = "sluice"
-logger = Logger(service="sluice", child=True)
 
 
 class PublishFailed(Exception):

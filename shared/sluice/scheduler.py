@@ -163,10 +163,9 @@ class Scheduler:
     def _announce_delay(self, item: dict[str, Any], now: datetime, report: TickReport) -> None:
         connection = self.table.update_connection_if(
             str(item["id"]),
-            "SET delay_announced = :true, update_state = :delayed, version = version + :one "
-            "REMOVE timer_pk, timer_sk",
+            "SET delay_announced = :true, version = version + :one REMOVE timer_pk, timer_sk",
             "timer_sk = :expected",
-            {":true": True, ":delayed": "delayed", ":one": 1, ":expected": item["timer_sk"]},
+            {":true": True, ":one": 1, ":expected": item["timer_sk"]},
         )
         if connection is None:
             return

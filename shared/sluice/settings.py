@@ -14,7 +14,6 @@ def _flag(value: str | None) -> bool:
 @dataclass(frozen=True)
 class Settings:
     table_name: str
-    idempotency_table_name: str
     event_bus_name: str
     kms_key_id: str
     connect_card_secret_id: str
@@ -35,7 +34,6 @@ def get_settings() -> Settings:
     env = os.environ
     return Settings(
         table_name=env.get("TABLE_NAME", "sluice"),
-        idempotency_table_name=env.get("IDEMPOTENCY_TABLE_NAME", "sluice-idempotency"),
         event_bus_name=env.get("EVENT_BUS_NAME", "sluice"),
         kms_key_id=env.get("KMS_KEY_ID", "alias/sluice"),
         connect_card_secret_id=env.get("CONNECT_CARD_SECRET_ID", "sluice/connect-card"),

@@ -222,7 +222,7 @@ class Page:
 # ---- the table -----------------------------------------------------------------------------------------
 
 
-def _error_code(exc: Exception) -> str:
+def error_code(exc: Exception) -> str:
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))
 
@@ -256,7 +256,7 @@ class Table:
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+            if error_code(exc) == "ConditionalCheckFailedException":
                 raise conflict() from None
             raise
 
@@ -308,7 +308,7 @@ class Table:
         try:
             self._client.transact_write_items(TransactItems=actions)
         except ClientError as exc:
-            if _error_code(exc) == "TransactionCanceledException":
+            if error_code(exc) == "TransactionCanceledException":
                 raise on_cancel(_cancellation_codes(exc)) from None
             raise
 
@@ -351,7 +351,7 @@ class Table:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+            if error_code(exc) == "ConditionalCheckFailedException":
                 return None
             raise
         return connection_from_item(from_dynamo(response["Attributes"]))
@@ -458,7 +458,7 @@ class Table:
                 ExpressionAttributeValues=to_dynamo({":v": expected_version}),
             )
         except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+            if error_code(exc) == "ConditionalCheckFailedException":
                 raise ConcurrentUpdate() from None
             raise
         return saved

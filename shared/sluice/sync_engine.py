@@ -222,7 +222,7 @@ class SyncEngine:
         mine = snapshot is not None and snapshot.sync_id == sync_id
         if connection.is_historical_sync or request.historical:
             if request.scope and not mine and snapshot is not None:
-                return _without_tables(snapshot.state, _scoped_tables(request.scope, connection, tables))
+                return _without_tables(snapshot.state, _scoped_tables(request.scope, tables))
             # A historical sync starts from nothing; its own checkpoints carry a continuation forward.
             return snapshot.state if mine and snapshot else {}
         return snapshot.state if snapshot else {}
@@ -301,7 +301,6 @@ class SyncEngine:
                 setup_state="connected",
                 connected_since=current.connected_since or now,
                 consecutive_failures=0,
-                update_state="on_schedule",
                 delay_announced=False,
                 retest_at=None,
             )
@@ -343,9 +342,7 @@ def _exhausted(operations: Iterator[Operation]) -> bool:
     return next(operations, None) is None
 
 
-def _scoped_tables(
-    scope: dict[str, list[str]], connection: Connection, tables: dict[str, TableSpec]
-) -> set[str]:
+def _scoped_tables(scope: dict[str, list[str]], tables: dict[str, TableSpec]) -> set[str]:
     names: set[str] = set()
     for _schema, table_names in scope.items():
         names.update(t for t in table_names if t in tables)

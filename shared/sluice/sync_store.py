@@ -18,6 +18,7 @@ from sluice.storage import (
     connection_from_item,
     connection_key,
     connection_to_item,
+    error_code,
     run_key,
     state_key,
     to_dynamo,
@@ -46,10 +47,6 @@ class Snapshot:
 
 
 RUN_RECORDS_KEPT = timedelta(days=90)
-
-
-def _error_code(exc: Exception) -> str:
-    return str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
 
 
 class SyncStore:
@@ -104,7 +101,7 @@ class SyncStore:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+            if error_code(exc) == "ConditionalCheckFailedException":
                 raise LeaseBusy() from None
             raise
         from sluice.storage import from_dynamo
@@ -125,7 +122,7 @@ class SyncStore:
                 ReturnValues="UPDATED_OLD",
             )
         except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+            if error_code(exc) == "ConditionalCheckFailedException":
                 return None
             raise
         old = response.get("Attributes", {}).get("active_sync_id", {})
@@ -254,7 +251,7 @@ class SyncStore:
                 ]
             )
         except ClientError as exc:
-            if _error_code(exc) == "TransactionCanceledException":
+            if error_code(exc) == "TransactionCanceledException":
                 raise Conflict("The connection changed or a sync started; retry") from None
             raise
 
@@ -275,7 +272,7 @@ class SyncStore:
                 ExpressionAttributeValues=to_dynamo({":sid": sync_id, ":v": finished.version}),
             )
         except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+            if error_code(exc) == "ConditionalCheckFailedException":
                 current = self.table.get_connection(None, finished.id)
                 if current.active_sync_id != sync_id:
                     raise LeaseLost(sync_id) from None
@@ -345,6 +342,6 @@ class SyncStore:
         try:
             self._client.transact_write_items(TransactItems=actions)
         except ClientError as exc:
-            if _error_code(exc) == "TransactionCanceledException":
+            if error_code(exc) == "TransactionCanceledException":
                 raise LeaseLost(sync_id) from None
             raise

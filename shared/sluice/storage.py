@@ -358,13 +358,13 @@ class Table:
 
     def query_index_partition(self, partition: str) -> Iterable[dict[str, Any]]:
         """Every item of one gsi1 partition (e.g. an account's connections), page by page."""
-        cursor = None
-        while True:
-            page = self.query_page(partition, 1000, cursor)
-            yield from page.items
-            cursor = page.next_cursor
-            if not cursor:
-                return
+        return self.query_all(
+            {
+                "IndexName": "gsi1",
+                "KeyConditionExpression": "gsi1pk = :p",
+                "ExpressionAttributeValues": to_dynamo({":p": partition}),
+            }
+        )
 
     def query_partition(self, pk: str, sk_prefix: str) -> Iterable[dict[str, Any]]:
         """Every item of one partition under a sort-key prefix (children of an aggregate)."""

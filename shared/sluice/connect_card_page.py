@@ -36,7 +36,6 @@ logger = Logger(service="sluice", child=True)
 
 CONTENT_TYPE = "text/html; charset=utf-8"
 # Seconds the success page shows the test results before it continues to redirect_uri.
-CONTINUE_AFTER_SECONDS = 3
 _STATUSES = {"PASSED", "SKIPPED", "WARNING", "FAILED", "JOB_FAILED"}
 
 _CSS = """
@@ -135,10 +134,17 @@ class Page:
         return headers
 
 
+def _continue_after() -> int:
+    """Seconds the results page shows before it goes on to redirect_uri by itself."""
+    from sluice.settings import get_settings
+
+    return get_settings().connect_card_continue_after_seconds
+
+
 def _document(status: int, title: str, main: str, css: str = "", refresh: str | None = None) -> Page:
     style = _CSS + css
     meta = (
-        f'<meta http-equiv="refresh" content="{CONTINUE_AFTER_SECONDS};url={escape(refresh, quote=True)}">'
+        f'<meta http-equiv="refresh" content="{_continue_after()};url={escape(refresh, quote=True)}">'
         if refresh
         else ""
     )
@@ -407,7 +413,7 @@ def _connected_page(connection: Connection, claims: connect_card.CardClaims) -> 
         where = urlsplit(target).netloc
         follow = (
             f'<p class="notice">Setup tests passed. Continuing to <strong>{escape(where)}</strong> in '
-            f"{CONTINUE_AFTER_SECONDS} seconds.</p>"
+            f"{_continue_after()} seconds.</p>"
             f'<p><a class="button" id="continue" href="{escape(_continue_link(token), quote=True)}">'
             "Continue</a></p>"
         )

@@ -23,6 +23,8 @@ class Settings:
     # Base URL of the public API, used to build Connect Card links; empty means "from the request".
     public_base_url: str
     scheduler_shards: int
+    # The Connect Card results page goes on to redirect_uri by itself after this many seconds.
+    connect_card_continue_after_seconds: int
     # Where relative duckdb destination paths live (the local stack sets it; empty: the working folder).
     data_dir: str
     # A sync commits a checkpoint at most this often (seconds); each commit is one DynamoDB transaction.
@@ -41,6 +43,7 @@ def get_settings() -> Settings:
         allow_loopback=_flag(env.get("SLUICE_ALLOW_LOOPBACK")),
         public_base_url=env.get("PUBLIC_BASE_URL", "").rstrip("/"),
         scheduler_shards=int(env.get("SCHEDULER_SHARDS", "4")),
+        connect_card_continue_after_seconds=int(env.get("CONNECT_CARD_CONTINUE_AFTER_SECONDS", "3")),
         data_dir=env.get("SLUICE_DATA_DIR", ""),
         sync_commit_every_seconds=float(env.get("SYNC_COMMIT_EVERY_SECONDS", "10")),
     )

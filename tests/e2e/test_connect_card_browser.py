@@ -167,7 +167,8 @@ def test_fixing_the_token_in_the_connect_card_connects_and_returns(
         assert badges and set(badges) <= {"PASSED", "WARNING", "SKIPPED"}, badges
         results_shot = screenshot(browser, "connect-card-results.png")
 
-        # The page goes on to redirect_uri by itself (or at once with Continue).
+        # The page would go on to redirect_uri by itself (after 600 s here); Continue goes at once.
+        browser.find_element(By.ID, "continue").click()
         wait_for(lambda: landing.requests, "the redirect to redirect_uri", timeout=15)
         landed = urlsplit(landing.requests[0])
         assert landed.path == "/back"

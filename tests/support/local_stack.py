@@ -69,6 +69,9 @@ def start_local_stack(data_dir: Path, timeout: float = 90) -> LocalStackProcess:
         "PORT": "0",  # the stack binds a free port and prints it: no race for a port picked here
         # Deterministic tests: the scheduler runs only when a test asks (POST /_local/tick).
         "SLUICE_LOCAL_SCHEDULES": "off",
+        # The browser test reads the Connect Card results, then clicks Continue itself, however slow
+        # the machine: the page must not move on by itself meanwhile.
+        "CONNECT_CARD_CONTINUE_AFTER_SECONDS": "600",
         "SLUICE_API_KEY": api_key,
         "SLUICE_API_SECRET": api_secret,
         "SLUICE_DATA_DIR": str(data_dir),

@@ -62,7 +62,7 @@ bench: install
 # Create an API key. Against the local stack: AWS_ENDPOINT_URL=<printed moto URL>; against AWS: your
 # credentials and TABLE_NAME=<the stack's TableName output>.
 api-key: install
-	$(PY) -m sluice.api_keys $(ARGS)
+	$(PY) -m sluice.accounts.cli $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CLIENTS) .pytest_cache .mypy_cache .ruff_cache build .sluice

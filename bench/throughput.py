@@ -98,9 +98,9 @@ def _count(path: Path, table: str) -> int:
 def sluice_sync(api: SampleApiProcess, work: Path, profile: cProfile.Profile | None = None) -> float:
     """Seconds for one full sync through SyncEngine into a fresh DuckDB file."""
     from sluice.config_secrets import secret_box
-    from sluice.storage import get_table
-    from sluice.sync_engine import SyncEngine
-    from sluice.sync_events import SyncRequest
+    from sluice.storage.table import get_table
+    from sluice.sync.engine import SyncEngine
+    from sluice.sync.events import SyncRequest
 
     path = work / f"sluice-{uuid.uuid4().hex[:8]}.duckdb"
     group_id = moto_env.duckdb_group(path, "bench_" + uuid.uuid4().hex[:8])

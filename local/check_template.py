@@ -1,6 +1,6 @@
 """The template checks cfn-lint cannot do on a SAM template: every Ref/GetAtt/Sub names a real resource,
 every function's CodeUri/Handler names a real module and function, runtimes are real, and the API
-routes are exactly sluice.routes.ROUTES (+ their /v1/connectors aliases and the catch-all).
+routes are exactly sluice.api.routes.ROUTES (+ their /v1/connectors aliases and the catch-all).
 
     python -m local.check_template      (part of `make lint`)
 """
@@ -100,7 +100,7 @@ def function_errors(template: dict[str, Any]) -> list[str]:
 
 def expected_routes() -> set[tuple[str, str, str]]:
     sys.path.insert(0, str(ROOT / "shared"))
-    from sluice.routes import ROUTES
+    from sluice.api.routes import ROUTES
 
     expected = set()
     for method, path, function in ROUTES:
@@ -116,10 +116,10 @@ def route_errors() -> list[str]:
     declared = {(r.method, r.path, r.function) for r in api_routes()}
     expected = expected_routes()
     return [
-        f"template routes {m} {p} to {f}, which sluice.routes does not list"
+        f"template routes {m} {p} to {f}, which sluice.api.routes does not list"
         for m, p, f in declared - expected
     ] + [
-        f"sluice.routes lists {m} {p} -> {f}, which template.yaml does not route"
+        f"sluice.api.routes lists {m} {p} -> {f}, which template.yaml does not route"
         for m, p, f in expected - declared
     ]
 

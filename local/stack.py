@@ -358,11 +358,11 @@ def prepare_environment(endpoint: str, data_dir: Path) -> LocalResources:
 
 def seed(data_dir: Path) -> dict[str, str]:
     """The first API key and a default group with a duckdb destination."""
-    from sluice.auth import create_api_key
-    from sluice.caller import Caller
-    from sluice.groups import create_destination, create_group
-    from sluice.requests_models import CreateDestinationRequest, CreateGroupRequest
-    from sluice.storage import get_table
+    from sluice.accounts.api_keys import create_api_key
+    from sluice.api.caller import Caller
+    from sluice.api.request_models import CreateDestinationRequest, CreateGroupRequest
+    from sluice.groups.operations import create_destination, create_group
+    from sluice.storage.table import get_table
 
     table = get_table()
     key = create_api_key(

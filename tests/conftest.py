@@ -48,7 +48,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalResources]:
 
 @pytest.fixture
 def table(aws: LocalResources) -> Any:
-    from sluice.storage import get_table
+    from sluice.storage.table import get_table
 
     return get_table()
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice.auth import authenticate
+from sluice.accounts.api_keys import authenticate
 from sluice.observability import logger
-from sluice.storage import get_table
+from sluice.storage.table import get_table
 
 
 def _policy(effect: str, method_arn: str) -> dict[str, Any]:

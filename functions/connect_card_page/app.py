@@ -1,5 +1,5 @@
 """GET and POST /connect-card/setup: the hosted Connect Card page, authorised by its link's token (no API
-key: the route has no authorizer). HTML in, HTML out; the page itself lives in sluice.connect_card_page."""
+key: the route has no authorizer). HTML in, HTML out; the page itself lives in sluice.connect_card.page."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice import connect_card_page
-from sluice.connect_card import SETUP_PATH
-from sluice.connect_card_page import Page, error_page
+from sluice.connect_card import page as connect_card_page
+from sluice.connect_card.cards import SETUP_PATH
+from sluice.connect_card.page import Page, error_page
 from sluice.observability import logger
-from sluice.storage import get_table
+from sluice.storage.table import get_table
 
 # A plain resolver: the shared one speaks JSON, and this page reads form posts and answers HTML.
 app = APIGatewayRestResolver()

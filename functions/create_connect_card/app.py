@@ -8,11 +8,11 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice import connect_card
-from sluice.api import current_caller, envelope, make_resolver
-from sluice.connect_card import ConnectCardRequest
+from sluice.api.resolver import current_caller, envelope, make_resolver
+from sluice.connect_card import cards as connect_card
+from sluice.connect_card.cards import ConnectCardRequest
 from sluice.observability import logger
-from sluice.storage import get_table
+from sluice.storage.table import get_table
 
 app = make_resolver()
 

@@ -9,11 +9,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice import connect_card, connections
-from sluice.api import created, current_caller, make_resolver
+from sluice.api.request_models import CreateConnectionRequest
+from sluice.api.resolver import created, current_caller, make_resolver
+from sluice.connect_card import cards as connect_card
+from sluice.connections import operations as connections
 from sluice.observability import logger
-from sluice.requests_models import CreateConnectionRequest
-from sluice.storage import get_table
+from sluice.storage.table import get_table
 
 app = make_resolver()
 

@@ -9,9 +9,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice import metadata
-from sluice.api import current_caller, envelope, make_resolver
+from sluice.api.resolver import current_caller, envelope, make_resolver
 from sluice.observability import logger
+from sluice.sources import metadata
 
 app = make_resolver()
 

@@ -8,10 +8,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice import groups
-from sluice.api import current_caller, envelope, make_resolver
+from sluice.api.resolver import current_caller, envelope, make_resolver
+from sluice.groups import operations as groups
 from sluice.observability import logger
-from sluice.storage import get_table
+from sluice.storage.table import get_table
 
 app = make_resolver()
 

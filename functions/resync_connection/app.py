@@ -8,12 +8,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice import syncs
-from sluice.api import current_caller, envelope, make_resolver
+from sluice.api.request_models import ResyncBody
+from sluice.api.resolver import current_caller, envelope, make_resolver
 from sluice.errors import InvalidInput
 from sluice.observability import logger
-from sluice.requests_models import ResyncBody
-from sluice.storage import get_table
+from sluice.storage.table import get_table
+from sluice.sync import operations as syncs
 
 app = make_resolver()
 

@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice.api import make_resolver
+from sluice.api.resolver import make_resolver
 from sluice.observability import logger
 
 app = make_resolver()  # no routes: every request reaches the resolver's 404/405 handler

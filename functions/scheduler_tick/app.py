@@ -9,9 +9,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sluice.observability import logger
-from sluice.scheduler import Scheduler
+from sluice.scheduler.tick import Scheduler
 from sluice.settings import get_settings
-from sluice.storage import get_table
+from sluice.storage.table import get_table
 from sluice.timestamps import utc_now
 
 

@@ -9,11 +9,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sluice.config_secrets import secret_box
+from sluice.connections.setup_tests import test_and_record
 from sluice.errors import NotFound
 from sluice.observability import logger
-from sluice.services.base import SetupTestOptions
-from sluice.setup_testing import test_and_record
-from sluice.storage import get_table
+from sluice.sources.base import SetupTestOptions
+from sluice.storage.table import get_table
 
 
 @logger.inject_lambda_context

@@ -9,9 +9,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sluice.config_secrets import secret_box
 from sluice.observability import logger
-from sluice.storage import get_table
-from sluice.sync_engine import SyncEngine
-from sluice.sync_events import SyncRequest
+from sluice.storage.table import get_table
+from sluice.sync.engine import SyncEngine
+from sluice.sync.events import SyncRequest
 
 
 @logger.inject_lambda_context

@@ -8,15 +8,15 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice import connections
-from sluice.api import current_caller, envelope, make_resolver
+from sluice.api.request_models import SetupTestsBody
+from sluice.api.resolver import current_caller, envelope, make_resolver
 from sluice.config_secrets import secret_box
+from sluice.connections import operations as connections
+from sluice.connections.setup_tests import test_and_record
 from sluice.errors import InvalidInput
 from sluice.observability import logger
-from sluice.requests_models import SetupTestsBody
-from sluice.services.base import SetupTestOptions
-from sluice.setup_testing import test_and_record
-from sluice.storage import get_table
+from sluice.sources.base import SetupTestOptions
+from sluice.storage.table import get_table
 
 app = make_resolver()
 

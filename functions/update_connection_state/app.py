@@ -8,11 +8,11 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice import syncs
-from sluice.api import current_caller, envelope, make_resolver
+from sluice.api.request_models import StateBody
+from sluice.api.resolver import current_caller, envelope, make_resolver
 from sluice.observability import logger
-from sluice.requests_models import StateBody
-from sluice.storage import get_table
+from sluice.storage.table import get_table
+from sluice.sync import operations as syncs
 
 app = make_resolver()
 

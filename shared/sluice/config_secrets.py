@@ -10,7 +10,7 @@ from functools import cache
 from typing import Any
 
 from sluice.errors import InvalidInput
-from sluice.services.base import EACH, SecretPath
+from sluice.sources.base import EACH, SecretPath
 
 MASK = "******"
 AUTH_POINTER = "$auth"  # the write-only top-level `auth` object

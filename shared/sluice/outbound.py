@@ -32,8 +32,8 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import parse_header_links
 from urllib3.connectionpool import HTTPConnectionPool
 
-from sluice.services.base import SourceError
 from sluice.settings import get_settings
+from sluice.sources.base import SourceError
 
 MAX_BYTES = 50 * 1024 * 1024
 MAX_REDIRECTS = 5

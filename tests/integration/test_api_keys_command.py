@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from sluice.api_keys import main
-from sluice.auth import authenticate
+from sluice.accounts.api_keys import authenticate
+from sluice.accounts.cli import main
 from tests.integration.test_authorizer import basic
 
 

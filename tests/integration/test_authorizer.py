@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from sluice.auth import create_api_key
+from sluice.accounts.api_keys import create_api_key
 from tests.support.api_events import invoke as _unused  # noqa: F401 - keeps the support import path warm
 from tests.support.api_events import sample_event
 
@@ -54,7 +54,7 @@ def test_wrong_secret_and_unknown_key_are_unauthorized(aws, table) -> None:
 
 
 def test_only_a_hash_of_the_secret_is_stored(aws, table) -> None:
-    from sluice.storage import api_key_key
+    from sluice.storage.table import api_key_key
 
     key = create_api_key(table)
     item = table.get(api_key_key(key.api_key))

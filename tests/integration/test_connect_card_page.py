@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from local.sample_api import SampleApi
-from sluice import connect_card
+from sluice.connect_card import cards as connect_card
 from tests.support.api_events import call, connection_path, make_connection, make_group, rest_api_config
 from tests.support.connect_card_pages import get_page, invoke_page, page_event, post_page, query_of
 
@@ -57,7 +57,7 @@ def card_query(connection_id: str, redirect_uri: str | None = REDIRECT) -> dict[
 
 
 def stored(connection_id: str) -> Any:
-    from sluice.storage import get_table
+    from sluice.storage.table import get_table
 
     return get_table().get_connection(None, connection_id)
 

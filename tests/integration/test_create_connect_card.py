@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from sluice import connect_card
+from sluice.connect_card import cards as connect_card
 from tests.support.api_events import (
     Account,
     api_event,

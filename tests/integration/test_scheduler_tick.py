@@ -11,12 +11,12 @@ import pytest
 from local.functions import load_module
 from local.lambda_context import LocalContext
 from local.sample_api import SampleApi
-from sluice.accounts import set_trial_end
-from sluice.connection import Connection
-from sluice.schedule import connection_next_sync_at, next_sync_at
-from sluice.scheduler import Scheduler
-from sluice.storage import Table, connection_to_item, to_dynamo
-from sluice.sync_store import SyncStore
+from sluice.accounts.trials import set_trial_end
+from sluice.connections.model import Connection
+from sluice.scheduler.grid import connection_next_sync_at, next_sync_at
+from sluice.scheduler.tick import Scheduler
+from sluice.storage.sync_store import SyncStore
+from sluice.storage.table import Table, connection_to_item, to_dynamo
 from sluice.timestamps import utc_now
 from tests.support.api_events import call, make_connection, make_group, rest_api_config
 from tests.support.syncing import (
@@ -288,7 +288,7 @@ def test_a_failed_announcement_puts_the_claim_back_for_the_next_tick(aws, table,
     def refuse(*_args, **_kwargs):
         raise PublishFailed("bus unavailable")
 
-    monkeypatch.setattr("sluice.scheduler.request_sync", refuse)
+    monkeypatch.setattr("sluice.scheduler.tick.request_sync", refuse)
     report = tick(table, connection.next_sync_at + timedelta(seconds=1))
     assert report.syncs_requested == [] and report.failed == [created["id"]]
     assert table.get_connection(None, created["id"]).next_sync_at == connection.next_sync_at

@@ -131,8 +131,8 @@ def test_a_refused_address_fails_with_a_clear_message(aws, monkeypatch) -> None:
 
 
 def test_results_for_a_rotated_secret_are_not_stored_over_newer_ones(aws, api, table) -> None:
-    from sluice.connection import SetupTestResult
-    from sluice.setup_testing import record
+    from sluice.connections.model import SetupTestResult
+    from sluice.connections.setup_tests import record
 
     data = create(api.url, "right-token")
     before = table.get_connection(None, data["id"])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from local.sample_api import SampleApi
-from sluice.sync_store import LeaseLost, SyncStore
+from sluice.storage.sync_store import LeaseLost, SyncStore
 from sluice.timestamps import from_wire, utc_now
 from tests.support.api_events import call
 from tests.support.syncing import (
@@ -304,7 +304,7 @@ def test_a_forced_out_worker_stops_writing_at_its_next_batch(
 ) -> None:
     from sluice.destinations.duckdb import DuckDbDestination
 
-    monkeypatch.setattr("sluice.sync_engine.LEASE_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr("sluice.sync.engine.LEASE_CHECK_SECONDS", 0.0)
     original = DuckDbDestination.upsert
     writes = []
 

@@ -163,8 +163,8 @@ def test_a_stale_version_cannot_overwrite_a_newer_one(aws, table) -> None:
 
 
 def test_a_concurrent_change_between_read_and_write_is_retried_not_lost(aws, table, monkeypatch) -> None:
-    from sluice import connections
-    from sluice.storage import Table
+    from sluice.connections import operations as connections
+    from sluice.storage.table import Table
 
     created = make_connection(make_group())
     original = Table.replace_connection

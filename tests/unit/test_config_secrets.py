@@ -6,8 +6,8 @@ import pytest
 
 from sluice.config_secrets import MASK, masked_pointers, merge_config, reveal, seal_config, split_secrets
 from sluice.errors import InvalidInput
-from sluice.services import SERVICES
-from sluice.services.base import EACH
+from sluice.sources import SERVICES
+from sluice.sources.base import EACH
 
 PATHS = frozenset({("auth", "token"), ("tables", EACH, "secret")})
 

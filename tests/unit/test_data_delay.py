@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import sluice.data_delay
-from sluice.connection import SYNC_FREQUENCIES
-from sluice.data_delay import SENSITIVITIES, delay_threshold, delayed_after, update_state
+import sluice.scheduler.data_delay
+from sluice.connections.model import SYNC_FREQUENCIES
+from sluice.scheduler.data_delay import SENSITIVITIES, delay_threshold, delayed_after, update_state
 
 NOW = datetime(2026, 7, 1, 12, tzinfo=UTC)
 
@@ -76,7 +76,7 @@ def test_bad_inputs_are_refused(sensitivity: str, frequency: int, custom: int) -
 
 
 def test_the_table_is_documented_in_the_module_docstring() -> None:
-    doc = sluice.data_delay.__doc__ or ""
+    doc = sluice.scheduler.data_delay.__doc__ or ""
     for row in ("f + min(f, 15)", "max(2 * f, 60)", "max(3 * f, 180)", "max(6 * f, 1440)"):
         assert row in doc
     for sensitivity in SENSITIVITIES:

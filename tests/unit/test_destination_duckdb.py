@@ -14,8 +14,8 @@ import pytest
 
 from sluice.destinations import DestinationError, open_destination
 from sluice.destinations.duckdb import DuckDbDestination, widen
-from sluice.services.base import TableSpec
 from sluice.settings import get_settings
+from sluice.sources.base import TableSpec
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 T1 = T0 + timedelta(hours=1)

@@ -16,7 +16,7 @@ def test_committed_openapi_document_matches_the_code() -> None:
 def test_every_public_route_is_documented() -> None:
     import json
 
-    from sluice.routes import ROUTES
+    from sluice.api.routes import ROUTES
 
     paths = json.loads(render())["paths"]
     for method, path, _ in ROUTES:

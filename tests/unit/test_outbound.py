@@ -25,7 +25,7 @@ from sluice.outbound import (
     probe,
     why_refused,
 )
-from sluice.services.base import SourceError
+from sluice.sources.base import SourceError
 from tests.support.loopback import loopback_allowed, set_loopback
 from tests.support.tls import ca_signed, self_signed
 

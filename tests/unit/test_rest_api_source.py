@@ -13,8 +13,8 @@ from urllib.parse import urlencode
 import pytest
 
 from local.sample_api import STYLES, SampleApi, example_config
-from sluice.services import rest_api
-from sluice.services.base import (
+from sluice.sources import rest_api
+from sluice.sources.base import (
     Checkpoint,
     Operation,
     SourceAuthError,

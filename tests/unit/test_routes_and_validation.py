@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from sluice.api.request_models import CreateConnectionRequest
+from sluice.api.routes import allowed_methods, canonical_path
+from sluice.api.validation import parse
 from sluice.errors import InvalidInput
-from sluice.requests_models import CreateConnectionRequest
-from sluice.routes import allowed_methods, canonical_path
-from sluice.storage import decode_cursor, encode_cursor, to_dynamo
-from sluice.validation import parse
+from sluice.storage.table import decode_cursor, encode_cursor, to_dynamo
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ import boto3
 import pytest
 
 from local.resources import LocalResources
-from sluice.services import s3 as s3_source
-from sluice.services.base import Checkpoint, Operation, SourceAuthError, SourceError, TableSpec, Upserts
+from sluice.sources import s3 as s3_source
+from sluice.sources.base import Checkpoint, Operation, SourceAuthError, SourceError, TableSpec, Upserts
 
 BUCKET = "sluice-source-files"
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sluice.connection import SYNC_FREQUENCIES, Connection
-from sluice.schedule import (
+from sluice.connections.model import SYNC_FREQUENCIES, Connection
+from sluice.scheduler.grid import (
     EPOCH,
     connection_next_sync_at,
     daily_hour,

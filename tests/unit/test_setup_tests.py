@@ -13,10 +13,10 @@ import pytest
 
 from local.resources import LocalResources
 from local.sample_api import SampleApi, example_config
-from sluice.connection import SetupTestResult
-from sluice.services import rest_api
-from sluice.services import s3 as s3_source
-from sluice.services.base import SetupTestOptions
+from sluice.connections.model import SetupTestResult
+from sluice.sources import rest_api
+from sluice.sources import s3 as s3_source
+from sluice.sources.base import SetupTestOptions
 from tests.support.loopback import loopback_allowed
 from tests.support.tls import self_signed
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sluice.errors import SluiceError
 
 if TYPE_CHECKING:
-    from sluice.services.base import TableSpec
+    from sluice.sources.base import TableSpec
 
 
 class DestinationConfig(BaseModel):

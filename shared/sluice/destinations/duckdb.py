@@ -38,7 +38,7 @@ from sluice.settings import get_settings
 if TYPE_CHECKING:
     import duckdb
 
-    from sluice.services.base import TableSpec
+    from sluice.sources.base import TableSpec
 
 SYSTEM_COLUMNS = frozenset({SYNCED_COLUMN, DELETED_COLUMN})
 

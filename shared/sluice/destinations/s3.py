@@ -28,7 +28,7 @@ from sluice.destinations import (
 )
 
 if TYPE_CHECKING:
-    from sluice.services.base import TableSpec
+    from sluice.sources.base import TableSpec
 
 # Uploads in flight at once: enough to hide S3 latency behind the source, few enough to bound memory.
 MAX_IN_FLIGHT = 8

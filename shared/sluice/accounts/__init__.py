@@ -1,0 +1,1 @@
+"""Accounts: API keys, trials and the key command."""

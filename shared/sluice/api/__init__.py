@@ -1,0 +1,1 @@
+"""The HTTP API plumbing every API function shares: resolver, caller, routes, request models."""

@@ -1,0 +1,108 @@
+"""Request bodies of the API: field types, enums and required fields. Cross-field rules live in the
+logic modules (`connections`), where create and update share them."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from sluice.connections.model import (
+    SYNC_FREQUENCIES,
+    DataDelaySensitivity,
+    DestinationSchemaNames,
+    NetworkingMethodIn,
+    ScheduleType,
+)
+
+
+def _sync_frequency(value: int) -> int:
+    if value not in SYNC_FREQUENCIES:
+        raise ValueError(f"must be one of {', '.join(map(str, SYNC_FREQUENCIES))}")
+    return value
+
+
+def _daily_sync_time(value: str) -> str:
+    if not re.fullmatch(r"(?:[01]\d|2[0-3]):00", value):
+        raise ValueError("must be a whole hour from 00:00 to 23:00, as HH:00")
+    return value
+
+
+SyncFrequency = Annotated[int, AfterValidator(_sync_frequency)]
+DailySyncTime = Annotated[str, AfterValidator(_daily_sync_time)]
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
+
+
+class Body(BaseModel):
+    # Unknown fields are refused: a misspelt field silently ignored is worse than a 400.
+    model_config = ConfigDict(extra="forbid")
+
+
+class ConnectCardConfig(Body):
+    redirect_uri: str | None = None
+    hide_setup_guide: bool | None = None
+
+
+class ConnectionSettings(Body):
+    """Fields that create and update share; None means "not set"."""
+
+    paused: bool | None = None
+    pause_after_trial: bool | None = None
+    sync_frequency: SyncFrequency | None = None
+    schedule_type: ScheduleType | None = None
+    daily_sync_time: DailySyncTime | None = None
+    data_delay_sensitivity: DataDelaySensitivity | None = None
+    data_delay_threshold: Annotated[int, Field(ge=0)] | None = None
+    networking_method: NetworkingMethodIn | None = None
+    private_link_id: str | None = None
+    proxy_agent_id: str | None = None
+    hybrid_deployment_agent_id: str | None = None
+    destination_schema_names: DestinationSchemaNames | None = None
+    run_setup_tests: bool | None = None
+    trust_certificates: bool | None = None
+    trust_fingerprints: bool | None = None
+    config: dict[str, Any] | None = None
+    auth: dict[str, Any] | None = None
+
+
+class CreateConnectionRequest(ConnectionSettings):
+    group_id: Id
+    service: Annotated[str, Field(min_length=1)]
+    connect_card_config: ConnectCardConfig | None = None
+
+
+class UpdateConnectionRequest(ConnectionSettings):
+    is_historical_sync: bool | None = None
+
+
+class CreateGroupRequest(Body):
+    name: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class CreateDestinationRequest(Body):
+    group_id: Id
+    service: Literal["duckdb", "s3"]
+    config: dict[str, Any] | None = None
+    region: str | None = None
+    time_zone_offset: str | None = None
+    run_setup_tests: bool | None = None
+    trust_certificates: bool | None = None
+    trust_fingerprints: bool | None = None
+
+
+class SyncBody(Body):
+    force: bool | None = None
+
+
+class ResyncBody(Body):
+    scope: dict[str, list[str]] | None = None
+
+
+class StateBody(Body):
+    state: dict[str, Any]
+
+
+class SetupTestsBody(Body):
+    trust_certificates: bool | None = None
+    trust_fingerprints: bool | None = None

@@ -1,0 +1,1 @@
+"""The Connect Card: signed tokens, the hosted setup form and page."""

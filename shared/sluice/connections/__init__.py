@@ -1,0 +1,1 @@
+"""Connections: the model, the create/get/list/update/delete operations, setup tests."""

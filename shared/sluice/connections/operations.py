@@ -1,0 +1,207 @@
+"""Connection operations: create, get, list, update, delete, with Fivetran's rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sluice.api.caller import Caller
+from sluice.api.request_models import ConnectionSettings, CreateConnectionRequest, UpdateConnectionRequest
+from sluice.api.validation import parse
+from sluice.config_secrets import merge_config, seal_config, secret_box
+from sluice.connections.model import Connection, to_wire_object
+from sluice.connections.setup_tests import record, run_tests, test_and_record
+from sluice.errors import GroupNotFound, InvalidInput
+from sluice.events import publish
+from sluice.ids import new_id
+from sluice.scheduler.data_delay import connection_update_state
+from sluice.scheduler.grid import connection_next_sync_at
+from sluice.sources import get_service
+from sluice.sources.base import Service, SetupTestOptions
+from sluice.storage.table import Table, account_connections_partition, connection_from_item, group_key
+from sluice.sync.events import SyncRequest, request_sync
+from sluice.timestamps import utc_now
+
+# Request fields that are actions, not attributes: they are never stored.
+_ACTION_FIELDS = frozenset({"run_setup_tests", "trust_certificates", "trust_fingerprints", "config", "auth"})
+# Setup tests run inside the API call: keep them well inside API Gateway's 29-second limit.
+SETUP_TESTS_TIMEOUT = 20.0
+# Changing any of these moves the connection on the sync grid at once.
+_SCHEDULE_FIELDS = frozenset({"sync_frequency", "daily_sync_time", "schedule_type", "paused"})
+
+
+def to_wire(connection: Connection) -> dict[str, Any]:
+    now = utc_now()
+    return to_wire_object(
+        connection,
+        get_service(connection.service).naming_keys,
+        update_state=connection_update_state(connection, now),
+        now=now,
+    )
+
+
+def _given(request: ConnectionSettings) -> dict[str, Any]:
+    """Fields the request sets; an explicit null means "not set"."""
+    return {k: getattr(request, k) for k in request.model_fields_set if getattr(request, k) is not None}
+
+
+def _check_rules(connection: Connection) -> None:
+    """Rules that span fields; shared by create and update."""
+    if connection.networking_method == "PrivateLink" and not connection.private_link_id:
+        raise InvalidInput("Field 'private_link_id' is required when networking_method is PrivateLink")
+    if connection.networking_method == "ProxyAgent" and not connection.proxy_agent_id:
+        raise InvalidInput("Field 'proxy_agent_id' is required when networking_method is ProxyAgent")
+    if connection.data_delay_sensitivity == "CUSTOM" and connection.data_delay_threshold <= 0:
+        raise InvalidInput(
+            "Field 'data_delay_threshold' must be greater than 0 when data_delay_sensitivity is CUSTOM"
+        )
+
+
+def _validated_config(service: Service, config: dict[str, Any]) -> dict[str, Any]:
+    for key in service.naming_keys:
+        if config.get(key) in (None, ""):
+            raise InvalidInput(f"Field '{key}' is required")
+    model = parse(service.config_model, config, prefix="config.")
+    return model.model_dump(mode="json", by_alias=True)
+
+
+def create(caller: Caller, request: CreateConnectionRequest, table: Table) -> Connection:
+    if table.get_owned(group_key(request.group_id), caller.account_id) is None:
+        raise GroupNotFound(request.group_id)
+    service = get_service(request.service)
+    config = _validated_config(service, request.config or {})
+    not_attributes = _ACTION_FIELDS | {"group_id", "service", "connect_card_config"}
+    settings = {k: v for k, v in _given(request).items() if k not in not_attributes}
+    connection_id = new_id()
+    masked, secrets = seal_config(
+        connection_id, config, service.secret_paths, {}, secret_box(), auth=request.auth
+    )
+    connection = Connection(
+        id=connection_id,
+        account_id=caller.account_id,
+        group_id=request.group_id,
+        service=service.name,
+        schema=service.schema_name(config),
+        connected_by=caller.user_id,
+        created_at=utc_now(),
+        config=masked,
+        secrets=secrets,
+        **settings,
+    )
+    _check_rules(connection)
+    table.create_connection(connection)
+    if request.run_setup_tests is not False:
+        # The plain config is in hand: the tests need no decryption here.
+        connection = record(table, connection, run_tests(service.name, config, _test_options(request)))
+    publish("Connection Created", _event_detail(connection))
+    return connection
+
+
+def _test_options(request: ConnectionSettings) -> SetupTestOptions:
+    return SetupTestOptions(
+        trust_certificates=bool(request.trust_certificates),
+        trust_fingerprints=bool(request.trust_fingerprints),
+        timeout=SETUP_TESTS_TIMEOUT,
+    )
+
+
+def get(caller: Caller, connection_id: str, table: Table) -> Connection:
+    return table.get_connection(caller.account_id, connection_id)
+
+
+@dataclass(frozen=True)
+class ConnectionPage:
+    items: list[Connection]
+    next_cursor: str | None
+
+
+def list_page(
+    caller: Caller, group_id: str | None, schema: str | None, cursor: str | None, limit: int, table: Table
+) -> ConnectionPage:
+    partition = account_connections_partition(caller.account_id)
+    if group_id is not None and table.get_owned(group_key(group_id), caller.account_id) is None:
+        raise GroupNotFound(group_id)
+    if group_id is not None and schema is not None:
+        page = table.query_page(partition, limit, cursor, sk_equals=f"{group_id}#{schema}")
+    elif group_id is not None:
+        page = table.query_page(partition, limit, cursor, sk_prefix=f"{group_id}#")
+    elif schema is not None:
+        page = table.query_page(partition, limit, cursor, keep=lambda item: item.get("schema") == schema)
+    else:
+        page = table.query_page(partition, limit, cursor)
+    return ConnectionPage([connection_from_item(i) for i in page.items], page.next_cursor)
+
+
+def _apply_update(connection: Connection, request: UpdateConnectionRequest) -> Connection:
+    service = get_service(connection.service)
+    given = _given(request)
+    changes = {k: v for k, v in given.items() if k not in _ACTION_FIELDS}
+    if request.config is not None:
+        for key in service.naming_keys:
+            if key in request.config and request.config[key] != connection.config.get(key):
+                raise InvalidInput(f"Field '{key}' can't be changed")
+        config = _validated_config(service, merge_config(connection.config, request.config))
+        masked, secrets = seal_config(
+            connection.id, config, service.secret_paths, connection.secrets, secret_box(), auth=request.auth
+        )
+        changes.update(config=masked, secrets=secrets)
+    elif request.auth is not None:
+        _, secrets = seal_config(
+            connection.id,
+            connection.config,
+            service.secret_paths,
+            connection.secrets,
+            secret_box(),
+            auth=request.auth,
+        )
+        changes["secrets"] = secrets
+    if request.paused is False and connection.resync_pending:
+        changes["resync_pending"] = False  # the resync asked for while paused starts now
+    updated = connection.model_copy(update=changes)
+    if _SCHEDULE_FIELDS & set(changes):
+        updated = updated.model_copy(update={"next_sync_at": connection_next_sync_at(updated, utc_now())})
+    # model_copy skips validation: re-validate so the stored item always satisfies the model.
+    updated = Connection.model_validate(updated.model_dump(by_alias=True))
+    _check_rules(updated)
+    return updated
+
+
+def update(caller: Caller, connection_id: str, request: UpdateConnectionRequest, table: Table) -> Connection:
+    given = _given(request)
+    if given and set(given) <= {"run_setup_tests", "trust_certificates", "trust_fingerprints"}:
+        raise InvalidInput("Use POST /v1/connections/{id}/test to run setup tests")
+    current, written = table.modify_connection(
+        caller.account_id, connection_id, lambda read: _apply_update(read, request)
+    )
+    assert written is not None  # _apply_update always returns the connection to write
+    saved = written
+    if _retest_wanted(request):
+        saved = test_and_record(
+            table, caller.account_id, saved.id, _test_options(request), secret_box().decrypt
+        )
+    publish("Connection Updated", _event_detail(saved))
+    if current.resync_pending and not saved.resync_pending:
+        request_sync(SyncRequest(saved.account_id, saved.id, reason="unpause", historical=True))
+    return saved
+
+
+def _retest_wanted(request: UpdateConnectionRequest) -> bool:
+    """Setup tests run on update when asked for, or by default when what they test changed."""
+    if request.run_setup_tests is not None:
+        return request.run_setup_tests
+    return request.config is not None or request.auth is not None or request.networking_method is not None
+
+
+def delete(caller: Caller, connection_id: str, table: Table) -> None:
+    connection = table.get_connection(caller.account_id, connection_id)
+    table.delete_connection(connection)
+    publish("Connection Deleted", {**_event_detail(connection), "connection": None})
+
+
+def _event_detail(connection: Connection) -> dict[str, Any]:
+    return {
+        "account_id": connection.account_id,
+        "connection_id": connection.id,
+        "group_id": connection.group_id,
+        "connection": to_wire(connection),
+    }

@@ -1,0 +1,104 @@
+"""Setup tests: run a service's tests on a connection's config and record what they mean.
+
+All PASSED, SKIPPED or WARNING makes `setup_state` connected; any FAILED or JOB_FAILED makes it
+incomplete when the connection was never connected, else broken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from sluice.config_secrets import AUTH_POINTER, reveal
+from sluice.connections.model import Connection, SetupState, SetupTestResult
+from sluice.scheduler.grid import connection_next_sync_at
+from sluice.sources import get_service
+from sluice.sources.base import SetupTestOptions
+from sluice.storage.table import Table
+from sluice.timestamps import utc_now
+
+logger = Logger(service="sluice", child=True)
+
+_FAILURES = {"FAILED", "JOB_FAILED"}
+RETEST_BROKEN_AFTER = timedelta(days=1)
+SETUP_TESTS_REQUESTED = "Setup Tests Requested"
+
+
+def setup_state_after(results: list[SetupTestResult], previous: Connection) -> SetupState:
+    if any(r.status in _FAILURES for r in results):
+        return "broken" if previous.connected_since is not None else "incomplete"
+    return "connected"
+
+
+def run_tests(service_name: str, config: dict[str, Any], options: SetupTestOptions) -> list[SetupTestResult]:
+    """The service's tests; a crash inside them becomes one JOB_FAILED result, never an exception."""
+    try:
+        return list(get_service(service_name).setup_tests(config, options))
+    except Exception as exc:  # a bug in a test must not take the API call down with it
+        logger.exception("setup tests crashed", extra={"service": service_name})
+        return [
+            SetupTestResult(
+                title="Running setup tests",
+                status="JOB_FAILED",
+                message=f"The setup tests could not run ({type(exc).__name__}); try again or contact support",
+            )
+        ]
+
+
+def revealed_config(
+    connection: Connection, decrypt: Callable[[str, dict[str, str]], dict[str, str]]
+) -> dict[str, Any]:
+    secrets = {k: v for k, v in connection.secrets.items() if k != AUTH_POINTER}
+    return reveal(connection.config, decrypt(connection.id, secrets) if secrets else {})
+
+
+def with_results(connection: Connection, results: list[SetupTestResult], now: datetime) -> Connection:
+    """The connection with these results recorded and its setup state (and schedule) following them."""
+    state = setup_state_after(results, connection)
+    changes: dict[str, Any] = {
+        "setup_tests": results,
+        "setup_state": state,
+        # A broken connection is tested again daily by the scheduler, until it is fixed.
+        "retest_at": now + RETEST_BROKEN_AFTER if state == "broken" else None,
+    }
+    if state == "connected" and connection.connected_since is None:
+        changes["connected_since"] = now
+    updated = connection.model_copy(update=changes)
+    if state != connection.setup_state:
+        updated = updated.model_copy(update={"next_sync_at": connection_next_sync_at(updated, now)})
+    return updated
+
+
+def test_and_record(
+    table: Table,
+    account_id: str | None,
+    connection_id: str,
+    options: SetupTestOptions,
+    decrypt: Callable[[str, dict[str, str]], dict[str, str]],
+    config: dict[str, Any] | None = None,
+) -> Connection:
+    """Run the tests on the stored config (or on `config`, the plain one a caller already holds) and
+    store the results. Re-reads and retries when the connection changes meanwhile."""
+    connection = table.get_connection(account_id, connection_id)
+    plain = config if config is not None else revealed_config(connection, decrypt)
+    return record(table, connection, run_tests(connection.service, plain, options))
+
+
+def record(table: Table, connection: Connection, results: list[SetupTestResult]) -> Connection:
+    """Store test results on the connection, re-reading it if another write came first. Results for a
+    config that changed meanwhile are not stored: they no longer describe it."""
+    tested = (connection.config, connection.secrets)  # a rotated secret changes its ciphertext
+
+    def store_results(current: Connection) -> Connection | None:
+        if (current.config, current.secrets) != tested:
+            logger.info(
+                "config changed during setup tests; results dropped", extra={"connection_id": current.id}
+            )
+            return None
+        return with_results(current, results, utc_now())
+
+    current, saved = table.modify_connection(None, connection.id, store_results)
+    return saved or current

@@ -1,0 +1,144 @@
+"""What every source service provides: its config model, naming keys and secret fields."""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# A secret config field. Marked once here; masking, encryption and the Connect Card form
+# all find secret fields through this marker.
+Secret = Annotated[str, Field(json_schema_extra={"secret": True, "format": "password"})]
+
+SecretPath = tuple[str, ...]  # "[]" stands for every item of an array
+EACH = "[]"
+
+
+class ServiceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+def _is_secret(info: Any) -> bool:
+    extra = getattr(info, "json_schema_extra", None)
+    return isinstance(extra, dict) and bool(extra.get("secret"))
+
+
+def _models_in(annotation: Any) -> list[tuple[bool, type[BaseModel]]]:
+    """The models an annotation can hold, each with whether it sits inside a list."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _models_in(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+    if origin in (list, tuple):
+        return [(True, m) for _, m in _models_in(typing.get_args(annotation)[0])]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [(False, annotation)]
+    return []
+
+
+def secret_paths(model: type[BaseModel], prefix: SecretPath = ()) -> set[SecretPath]:
+    paths: set[SecretPath] = set()
+    for name, info in model.model_fields.items():
+        if _is_secret(info) or any(_is_secret(m) for m in info.metadata):
+            paths.add((*prefix, name))
+        for in_list, sub in _models_in(info.annotation):
+            paths |= secret_paths(sub, (*prefix, name, EACH) if in_list else (*prefix, name))
+    return paths
+
+
+# ---- the extract contract (mirrors the Fivetran Connector SDK: update(configuration, state)) ---------
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A source table as the destination needs it."""
+
+    name: str
+    primary_key: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Upserts:
+    """Rows to insert or replace (by primary key) in one table: one page or file chunk."""
+
+    table: str
+    rows: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Deletes:
+    """Rows deleted at the source, by primary key (written with `_fivetran_deleted = true`)."""
+
+    table: str
+    keys: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The whole state to resume from; it covers every operation yielded before it, and no later one."""
+
+    state: dict[str, Any]
+
+
+Operation = Upserts | Deletes | Checkpoint
+
+
+class SourceError(Exception):
+    """The source failed for good (after retries); the message is safe to show to the user."""
+
+
+class SourceAuthError(SourceError):
+    """The source refused the credentials (HTTP 401/403, AccessDenied)."""
+
+
+class SourceRateLimited(SourceError):
+    """The source asked us to wait longer than this run has left."""
+
+    def __init__(self, retry_at: datetime, message: str = "The source rate limit outlasts this run") -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
+
+
+@dataclass(frozen=True)
+class SetupTestOptions:
+    trust_certificates: bool = False
+    trust_fingerprints: bool = False
+    # Seconds the whole set of tests may take.
+    timeout: float = 20.0
+
+
+# extract(config with secrets revealed, state, deadline as a time.monotonic() value) -> operations
+Extract = Callable[[dict[str, Any], dict[str, Any], float], Iterator[Operation]]
+# tables(config) -> the tables this connection syncs
+Tables = Callable[[dict[str, Any]], list[TableSpec]]
+# setup_tests(config with secrets revealed, options) -> results (sluice.connections.model.SetupTestResult)
+SetupTests = Callable[[dict[str, Any], SetupTestOptions], list[Any]]
+
+
+def _not_built(*_: Any) -> Any:
+    raise NotImplementedError("this service has no such step yet")
+
+
+@dataclass(frozen=True)
+class Service:
+    """A source service: `rest_api`, `s3`, ..."""
+
+    name: str
+    title: str
+    description: str
+    config_model: type[ServiceConfig]
+    # Config keys that name the destination schema (and table); they are not returned in `config`.
+    naming_keys: tuple[str, ...] = ("schema",)
+    secret_paths: frozenset[SecretPath] = field(default_factory=frozenset)
+    tables: Tables = _not_built
+    extract: Extract = _not_built
+    setup_tests: SetupTests = _not_built
+
+    def schema_name(self, config: dict[str, Any]) -> str:
+        return ".".join(str(config[key]) for key in self.naming_keys)

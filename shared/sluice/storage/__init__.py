@@ -1,0 +1,1 @@
+"""DynamoDB: the only package that builds DynamoDB requests."""

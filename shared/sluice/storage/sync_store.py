@@ -1,0 +1,347 @@
+"""Sync bookkeeping in DynamoDB: the lease, state snapshots (checkpoints), sync runs.
+
+Every write a sync worker makes is conditional on still holding the lease (`active_sync_id`), so a
+stale or duplicate worker fails harmlessly with LeaseLost.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sluice.connections.model import Connection
+from sluice.errors import Conflict, SluiceError
+from sluice.storage.table import (
+    Table,
+    connection_from_item,
+    connection_key,
+    connection_to_item,
+    error_code,
+    run_key,
+    state_key,
+    to_dynamo,
+)
+from sluice.timestamps import to_wire
+
+
+class LeaseLost(SluiceError):
+    """Another sync holds the connection now (forced sync, expired lease): stop without writing."""
+
+    def __init__(self, sync_id: str) -> None:
+        super().__init__(f"Sync {sync_id} no longer holds the connection")
+
+
+class LeaseBusy(Conflict):
+    def __init__(self) -> None:
+        super().__init__("A sync is already running for this connection")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    seq: int
+    state: dict[str, Any]
+    sync_id: str
+    created_at: str
+
+
+RUN_RECORDS_KEPT = timedelta(days=90)
+
+
+class SyncStore:
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self._client = table._client
+        self._name = table.name
+
+    # ---- the lease ---------------------------------------------------------------------------------
+
+    def acquire(
+        self,
+        connection_id: str,
+        sync_id: str,
+        now: datetime,
+        lease: timedelta,
+        requested_at: datetime | None = None,
+    ) -> Connection:
+        """Take the connection for `sync_id` (again, for a retry or continuation of the same sync).
+
+        With `requested_at`, only if no other sync started since then (it already served the request).
+        """
+        from botocore.exceptions import ClientError
+
+        free = (
+            "attribute_exists(pk) AND (attribute_not_exists(active_sync_id) "
+            "OR active_sync_id = :sid OR lease_expires_at < :now)"
+        )
+        values: dict[str, Any] = {
+            ":sid": sync_id,
+            ":until": to_wire(now + lease),
+            ":now": to_wire(now),
+            ":syncing": "syncing",
+            ":one": 1,
+        }
+        if requested_at is not None:
+            free += (
+                " AND (attribute_not_exists(last_sync_started_at) OR last_sync_started_at < :asked"
+                " OR active_sync_id = :sid)"
+            )
+            values[":asked"] = to_wire(requested_at)
+        try:
+            response = self._client.update_item(
+                TableName=self._name,
+                Key=to_dynamo(connection_key(connection_id)),
+                UpdateExpression=(
+                    "SET active_sync_id = :sid, lease_expires_at = :until, sync_state = :syncing, "
+                    "last_sync_started_at = :now, version = version + :one"
+                ),
+                ConditionExpression=free,
+                ExpressionAttributeValues=to_dynamo(values),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise LeaseBusy() from None
+            raise
+        from sluice.storage.table import from_dynamo
+
+        return connection_from_item(from_dynamo(response["Attributes"]))
+
+    def release_for_force(self, connection_id: str) -> str | None:
+        """Take the lease away from a running sync (forced sync). Returns the sync it belonged to."""
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self._client.update_item(
+                TableName=self._name,
+                Key=to_dynamo(connection_key(connection_id)),
+                UpdateExpression="REMOVE active_sync_id, lease_expires_at SET version = version + :one",
+                ConditionExpression="attribute_exists(active_sync_id)",
+                ExpressionAttributeValues=to_dynamo({":one": 1}),
+                ReturnValues="UPDATED_OLD",
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return None
+            raise
+        old = response.get("Attributes", {}).get("active_sync_id", {})
+        return str(old.get("S")) if old else None
+
+    # ---- checkpoints -------------------------------------------------------------------------------
+
+    def latest_snapshot(self, connection_id: str) -> Snapshot | None:
+        response = self._client.query(
+            TableName=self._name,
+            KeyConditionExpression="pk = :p AND begins_with(sk, :s)",
+            ExpressionAttributeValues=to_dynamo({":p": connection_key(connection_id)["pk"], ":s": "STATE#"}),
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=True,
+        )
+        items = response.get("Items", [])
+        if not items:
+            return None
+        from sluice.storage.table import from_dynamo
+
+        item = from_dynamo(items[0])
+        return Snapshot(
+            seq=int(item["seq"]),
+            state=json.loads(item["state"]),
+            sync_id=str(item.get("sync_id", "")),
+            created_at=str(item["created_at"]),
+        )
+
+    def commit_checkpoint(
+        self,
+        connection_id: str,
+        sync_id: str,
+        seq: int,
+        state: dict[str, Any],
+        now: datetime,
+        lease: timedelta,
+    ) -> None:
+        """Store `state` as snapshot `seq` and move the connection to it, in one transaction.
+        Call only after everything the state covers is durable in the destination."""
+        snapshot = {
+            **state_key(connection_id, seq),
+            "type": "state",
+            "seq": seq,
+            "state": json.dumps(state, separators=(",", ":"), default=str),
+            "sync_id": sync_id,
+            "created_at": to_wire(now),
+        }
+        self._transact_or_lease_lost(
+            sync_id,
+            [
+                {
+                    "Put": {
+                        "TableName": self._name,
+                        "Item": to_dynamo(snapshot),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self._name,
+                        "Key": to_dynamo(connection_key(connection_id)),
+                        "UpdateExpression": (
+                            "SET state_seq = :seq, lease_expires_at = :until, version = version + :one"
+                        ),
+                        "ConditionExpression": "active_sync_id = :sid",
+                        "ExpressionAttributeValues": to_dynamo(
+                            {":seq": seq, ":until": to_wire(now + lease), ":one": 1, ":sid": sync_id}
+                        ),
+                    }
+                },
+            ],
+        )
+
+    def _next_seq(self, connection_id: str) -> int:
+        latest = self.latest_snapshot(connection_id)
+        return (latest.seq if latest else 0) + 1
+
+    def replace_state(self, connection: Connection, state: dict[str, Any], now: datetime) -> None:
+        """PATCH /state: a new snapshot, only while the connection is unchanged and no sync holds it."""
+        seq = self._next_seq(connection.id)
+        snapshot = {
+            **state_key(connection.id, seq),
+            "type": "state",
+            "seq": seq,
+            "state": json.dumps(state, separators=(",", ":")),
+            "sync_id": "api",
+            "created_at": to_wire(now),
+        }
+
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._name,
+                            "Item": to_dynamo(snapshot),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self._name,
+                            "Key": to_dynamo(connection_key(connection.id)),
+                            # The next sync starts from this state, so it is not a historical one.
+                            "UpdateExpression": (
+                                "SET state_seq = :seq, is_historical_sync = :false, version = version + :one"
+                            ),
+                            "ConditionExpression": (
+                                "version = :v AND "
+                                "(attribute_not_exists(active_sync_id) OR lease_expires_at < :now)"
+                            ),
+                            "ExpressionAttributeValues": to_dynamo(
+                                {
+                                    ":seq": seq,
+                                    ":one": 1,
+                                    ":v": connection.version,
+                                    ":false": False,
+                                    ":now": to_wire(now),
+                                }
+                            ),
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if error_code(exc) == "TransactionCanceledException":
+                raise Conflict("The connection changed or a sync started; retry") from None
+            raise
+
+    # ---- finishing ---------------------------------------------------------------------------------
+
+    def finish(self, finished: Connection, sync_id: str) -> Connection:
+        """Write the connection's end-of-sync fields and drop the lease, if this sync still holds it."""
+        from botocore.exceptions import ClientError
+
+        saved = finished.model_copy(
+            update={"active_sync_id": None, "lease_expires_at": None, "version": finished.version + 1}
+        )
+        try:
+            self._client.put_item(
+                TableName=self._name,
+                Item=to_dynamo(connection_to_item(saved)),
+                ConditionExpression="active_sync_id = :sid AND version = :v",
+                ExpressionAttributeValues=to_dynamo({":sid": sync_id, ":v": finished.version}),
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                current = self.table.get_connection(None, finished.id)
+                if current.active_sync_id != sync_id:
+                    raise LeaseLost(sync_id) from None
+                raise Conflict("The connection changed while finishing; retry") from None
+            raise
+        return saved
+
+    # ---- runs --------------------------------------------------------------------------------------
+
+    def start_run(self, connection_id: str, sync_id: str, started_at: datetime, reason: str) -> None:
+        item = {
+            **run_key(connection_id, sync_id),
+            "type": "sync_run",
+            "sync_id": sync_id,
+            "started_at": to_wire(started_at),
+            "reason": reason,
+            "status": "running",
+            # The table's TTL removes run records after this (epoch seconds).
+            "expires_at": int((started_at + RUN_RECORDS_KEPT).timestamp()),
+        }
+        self._client.put_item(TableName=self._name, Item=to_dynamo(item))
+
+    def finish_run(self, connection_id: str, sync_id: str, fields: dict[str, Any]) -> None:
+        """Record how a run ended, on its own record (continuations and retries share it)."""
+        names = {f"#{k}": k for k in fields}
+        self._client.update_item(
+            TableName=self._name,
+            Key=to_dynamo(run_key(connection_id, sync_id)),
+            UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in fields),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_dynamo({f":{k}": v for k, v in fields.items()}),
+        )
+
+    def run(self, connection_id: str, sync_id: str) -> dict[str, Any] | None:
+        return self.table.get(run_key(connection_id, sync_id))
+
+    def holds_lease(self, connection_id: str, sync_id: str) -> bool:
+        response = self._client.get_item(
+            TableName=self._name,
+            Key=to_dynamo(connection_key(connection_id)),
+            ConsistentRead=True,
+            ProjectionExpression="active_sync_id",
+        )
+        return bool(response.get("Item", {}).get("active_sync_id", {}).get("S") == sync_id)
+
+    def prune_snapshots(self, connection_id: str, keep_from_seq: int) -> None:
+        """Drop the snapshots before `keep_from_seq` (after a sync succeeded from a later one)."""
+        response = self._client.query(
+            TableName=self._name,
+            KeyConditionExpression="pk = :p AND sk BETWEEN :first AND :last",
+            ExpressionAttributeValues=to_dynamo(
+                {
+                    ":p": connection_key(connection_id)["pk"],
+                    ":first": state_key(connection_id, 0)["sk"],
+                    ":last": state_key(connection_id, keep_from_seq - 1)["sk"],
+                }
+            ),
+            ProjectionExpression="pk, sk",
+            ConsistentRead=True,
+        )
+        keys = [{"pk": i["pk"]["S"], "sk": i["sk"]["S"]} for i in response.get("Items", [])]
+        self.table.delete_many(keys)
+
+    def _transact_or_lease_lost(self, sync_id: str, actions: list[dict[str, Any]]) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.transact_write_items(TransactItems=actions)
+        except ClientError as exc:
+            if error_code(exc) == "TransactionCanceledException":
+                raise LeaseLost(sync_id) from None
+            raise

@@ -1,0 +1,366 @@
+"""The sync engine: runs a connection's source into its group's destination, checkpoint by checkpoint.
+
+Order of every step, which is what makes a crash harmless:
+1. take the lease (a conditional write of `active_sync_id`);
+2. run the source's extract from the last committed state and write each batch to the destination
+   (upsert by primary key / deterministic object keys, so a replay overwrites itself);
+3. only after the destination is durable, commit the checkpoint: a `STATE#<seq>` snapshot and the
+   connection update in one transaction, conditional on still holding the lease;
+4. before the Lambda deadline, stop at a checkpoint and ask for a continuation;
+5. finish: `succeeded_at` or `failed_at` moves strictly forward in the same write that takes
+   `sync_state` out of `syncing` and drops the lease.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from sluice.config_secrets import AUTH_POINTER, reveal
+from sluice.connections.model import Connection
+from sluice.destinations import Destination, open_destination
+from sluice.errors import Conflict, ConnectionNotFound
+from sluice.scheduler.grid import connection_next_sync_at
+from sluice.sources import get_service
+from sluice.sources.base import (
+    Checkpoint,
+    Deletes,
+    Operation,
+    SourceAuthError,
+    SourceRateLimited,
+    TableSpec,
+    Upserts,
+)
+from sluice.storage.sync_store import LeaseBusy, LeaseLost, SyncStore
+from sluice.storage.table import Table, destination_key
+from sluice.sync.events import SyncRequest, announce_end, announce_start, request_sync
+from sluice.timestamps import from_wire, to_wire, utc_now
+
+logger = Logger(service="sluice", child=True)
+
+LEASE = timedelta(minutes=16)  # longer than the worker's 15-minute Lambda timeout
+STOP_BEFORE_DEADLINE_SECONDS = 60.0  # stop at a checkpoint when less than this is left
+LEASE_CHECK_SECONDS = 1.0  # how stale a worker's belief that it still holds the lease may get
+FAILING_AFTER = 3  # consecutive failed syncs before `Connection Failing`
+_FINISH_RETRIES = 5
+
+
+@dataclass
+class SyncResult:
+    status: str  # SUCCESSFUL | FAILURE_WITH_TASK | RESCHEDULED | CONTINUED | SKIPPED
+    rows_upserted: int = 0
+    rows_deleted: int = 0
+    message: str = ""
+    # Columns seen per table (the schemas and columns endpoints report them).
+    columns: dict[str, set[str]] = field(default_factory=dict, repr=False)
+
+
+def strictly_after(now: datetime, *previous: datetime | None) -> datetime:
+    """`now`, or a microsecond after the latest previous stamp: orchestrators poll for a change."""
+    latest = max((p for p in previous if p is not None), default=None)
+    if latest is not None and now <= latest:
+        return latest + timedelta(microseconds=1)
+    return now
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        table: Table,
+        decrypt: Callable[[str, dict[str, str]], dict[str, str]],
+        clock: Callable[[], datetime] = utc_now,
+        commit_every: float | None = None,
+        stop_before_deadline: float = STOP_BEFORE_DEADLINE_SECONDS,
+    ) -> None:
+        from sluice.settings import get_settings
+
+        self.table = table
+        self.store = SyncStore(table)
+        self.decrypt = decrypt
+        self.clock = clock
+        self.commit_every = get_settings().sync_commit_every_seconds if commit_every is None else commit_every
+        self.stop_before_deadline = stop_before_deadline
+
+    # ---- entry point -------------------------------------------------------------------------------
+
+    def run(self, request: SyncRequest, sync_id: str, remaining_seconds: Callable[[], float]) -> SyncResult:
+        sync_id = request.sync_id or sync_id
+        try:
+            current = self.table.get_connection(request.account_id, request.connection_id)
+        except ConnectionNotFound:
+            # Deleted since the request was made: nothing to do, and nothing to retry.
+            return SyncResult("SKIPPED", message="deleted")
+        if current.paused and request.reason != "continuation":
+            if request.historical:
+                self._mark_resync_pending(current)
+            logger.info("connection is paused; sync skipped", extra={"connection_id": current.id})
+            return SyncResult("SKIPPED", message="paused")
+        served_after = None if request.reason == "continuation" else from_wire(request.requested_at)
+        try:
+            connection = self.store.acquire(current.id, sync_id, self.clock(), LEASE, served_after)
+        except LeaseBusy:
+            logger.info(
+                "a sync is running or already served this request", extra={"connection_id": current.id}
+            )
+            return SyncResult("SKIPPED", message="busy")
+        try:
+            return self._run_locked(connection, request, sync_id, remaining_seconds)
+        except LeaseLost:
+            logger.info("lease lost; this sync stops without writing", extra={"sync_id": sync_id})
+            return SyncResult("SKIPPED", message="lease lost")
+
+    # ---- the work ----------------------------------------------------------------------------------
+
+    def _run_locked(
+        self,
+        connection: Connection,
+        request: SyncRequest,
+        sync_id: str,
+        remaining_seconds: Callable[[], float],
+    ) -> SyncResult:
+        result = SyncResult("SUCCESSFUL")
+        destination: Destination | None = None
+        try:
+            if request.reason != "continuation":
+                self.store.start_run(connection.id, sync_id, self.clock(), request.reason)
+                announce_start(connection, sync_id)
+            service = get_service(connection.service)
+            secrets = {k: v for k, v in connection.secrets.items() if k != AUTH_POINTER}
+            config = reveal(connection.config, self.decrypt(connection.id, secrets))
+            tables = {t.name: t for t in service.tables(config)}
+            destination = self._open_destination(connection)
+            state = self._starting_state(connection, request, sync_id, tables)
+            schema = str(config["schema"])
+            deadline = time.monotonic() + max(0.0, remaining_seconds() - self.stop_before_deadline)
+            seq = connection.state_seq
+            batch = 0
+            last_commit = last_lease_check = time.monotonic()
+            pending: dict[str, Any] | None = None
+            operations = service.extract(config, state, deadline)
+            for operation in operations:
+                if isinstance(operation, Checkpoint):
+                    pending = operation.state
+                    out_of_time = time.monotonic() >= deadline
+                    if out_of_time and _exhausted(operations):
+                        break  # that was the last checkpoint: finish instead of continuing
+                    if out_of_time or time.monotonic() - last_commit >= self.commit_every:
+                        destination.flush()
+                        seq += 1
+                        self.store.commit_checkpoint(
+                            connection.id, sync_id, seq, pending, self.clock(), LEASE
+                        )
+                        pending, batch, last_commit = None, 0, time.monotonic()
+                        if out_of_time:
+                            request_sync(
+                                replace(request, reason="continuation", sync_id=sync_id, force=False)
+                            )
+                            result.status = "CONTINUED"
+                            return result
+                    continue
+                if time.monotonic() - last_lease_check >= LEASE_CHECK_SECONDS:
+                    # A forced sync may have taken the connection: stop writing soon, not at the next commit.
+                    if not self.store.holds_lease(connection.id, sync_id):
+                        raise LeaseLost(sync_id)
+                    last_lease_check = time.monotonic()
+                # Deterministic for a replay of this sync (same id), distinct from any other sync's.
+                batch_id = f"{seq:012d}-{sync_id}-{batch:06d}"
+                batch += 1
+                spec = tables.get(operation.table) or TableSpec(operation.table, ())
+                if isinstance(operation, Upserts):
+                    seen = result.columns.setdefault(operation.table, set())
+                    for row in operation.rows:
+                        seen.update(row)
+                    result.rows_upserted += destination.upsert(
+                        schema, spec, operation.rows, self.clock(), batch_id
+                    )
+                elif isinstance(operation, Deletes):
+                    result.rows_deleted += destination.delete(
+                        schema, spec, operation.keys, self.clock(), batch_id
+                    )
+            destination.flush()
+            if pending is not None:
+                seq += 1
+                self.store.commit_checkpoint(connection.id, sync_id, seq, pending, self.clock(), LEASE)
+        except LeaseLost:
+            raise
+        except SourceRateLimited as exc:
+            result = replace(result, status="RESCHEDULED", message=str(exc))
+            self._finish(connection.id, sync_id, result, rescheduled_for=exc.retry_at)
+            return result
+        except SourceAuthError as exc:
+            result = replace(result, status="FAILURE_WITH_TASK", message=str(exc))
+            self._finish(connection.id, sync_id, result, broken=True)
+            return result
+        except Exception as exc:
+            logger.exception("sync failed", extra={"connection_id": connection.id, "sync_id": sync_id})
+            result = replace(result, status="FAILURE_WITH_TASK", message=_safe_message(exc))
+            self._finish(connection.id, sync_id, result)
+            return result
+        finally:
+            if destination is not None:
+                destination.close()
+        self._finish(connection.id, sync_id, result)
+        return result
+
+    def _open_destination(self, connection: Connection) -> Destination:
+        item = self.table.get(destination_key(connection.group_id))
+        if item is None:
+            from sluice.destinations import DestinationError
+
+            raise DestinationError(f"Group '{connection.group_id}' has no destination")
+        return open_destination(str(item["service"]), dict(item["config"]))
+
+    def _starting_state(
+        self, connection: Connection, request: SyncRequest, sync_id: str, tables: dict[str, TableSpec]
+    ) -> dict[str, Any]:
+        snapshot = self.store.latest_snapshot(connection.id)
+        mine = snapshot is not None and snapshot.sync_id == sync_id
+        if connection.is_historical_sync or request.historical:
+            if request.scope and not mine and snapshot is not None:
+                return _without_tables(snapshot.state, _scoped_tables(request.scope, tables))
+            # A historical sync starts from nothing; its own checkpoints carry a continuation forward.
+            return snapshot.state if mine and snapshot else {}
+        return snapshot.state if snapshot else {}
+
+    # ---- finishing ---------------------------------------------------------------------------------
+
+    def _finish(
+        self,
+        connection_id: str,
+        sync_id: str,
+        result: SyncResult,
+        rescheduled_for: datetime | None = None,
+        broken: bool = False,
+    ) -> None:
+        for _ in range(_FINISH_RETRIES):
+            current = self.table.get_connection(None, connection_id)
+            if current.active_sync_id != sync_id:
+                raise LeaseLost(sync_id)
+            finished = self._finished(current, result, rescheduled_for, broken)
+            try:
+                saved = self.store.finish(finished, sync_id)
+                break
+            except Conflict:
+                continue  # the API changed the connection meanwhile: re-read and finish again
+        else:
+            raise Conflict("Could not record the end of the sync")
+        if result.status == "SUCCESSFUL" and saved.state_seq > 1:
+            self.store.prune_snapshots(connection_id, keep_from_seq=saved.state_seq)
+        self.store.finish_run(
+            connection_id,
+            sync_id,
+            {
+                "status": result.status,
+                "finished_at": to_wire(self.clock()),
+                "rows_upserted": result.rows_upserted,
+                "rows_deleted": result.rows_deleted,
+                "message": result.message,
+            },
+        )
+        announce_end(
+            saved,
+            sync_id,
+            result.status,
+            {"rows_upserted": result.rows_upserted, "rows_deleted": result.rows_deleted},
+        )
+        if result.status == "FAILURE_WITH_TASK" and saved.consecutive_failures == FAILING_AFTER:
+            from sluice.events import publish
+
+            publish(
+                "Connection Failing",
+                {
+                    "account_id": saved.account_id,
+                    "connection_id": saved.id,
+                    "group_id": saved.group_id,
+                    "consecutive_failures": saved.consecutive_failures,
+                    "message": result.message,
+                },
+            )
+
+    def _finished(
+        self, current: Connection, result: SyncResult, rescheduled_for: datetime | None, broken: bool
+    ) -> Connection:
+        now = self.clock()
+        columns = {
+            t: sorted(set(current.table_columns.get(t, [])) | seen) for t, seen in result.columns.items()
+        }
+        changes: dict[str, Any] = {
+            "rescheduled_for": None,
+            "sync_state": "scheduled",
+            "table_columns": {**current.table_columns, **columns},
+        }
+        if result.status == "SUCCESSFUL":
+            changes.update(
+                succeeded_at=strictly_after(now, current.succeeded_at, current.failed_at),
+                is_historical_sync=False,
+                setup_state="connected",
+                connected_since=current.connected_since or now,
+                consecutive_failures=0,
+                delay_announced=False,
+                retest_at=None,
+            )
+        elif result.status == "RESCHEDULED":
+            changes.update(sync_state="rescheduled", rescheduled_for=rescheduled_for)
+        else:
+            changes.update(
+                failed_at=strictly_after(now, current.succeeded_at, current.failed_at),
+                consecutive_failures=current.consecutive_failures + 1,
+            )
+            if broken:
+                from sluice.connections.setup_tests import RETEST_BROKEN_AFTER
+
+                changes.update(setup_state="broken", retest_at=now + RETEST_BROKEN_AFTER)
+        finished = current.model_copy(update=changes)
+        planned = connection_next_sync_at(finished, now)
+        keep = (
+            current.next_sync_at is not None and current.next_sync_at > now and result.status != "RESCHEDULED"
+        )
+        return finished.model_copy(
+            update={"next_sync_at": current.next_sync_at if keep and planned else planned}
+        )
+
+    def _mark_resync_pending(self, current: Connection) -> None:
+        try:
+            self.table.replace_connection(
+                current.model_copy(update={"resync_pending": True, "is_historical_sync": True}),
+                current.version,
+            )
+        except Conflict:
+            logger.info(
+                "connection changed; resync pending not recorded", extra={"connection_id": current.id}
+            )
+
+
+def _exhausted(operations: Iterator[Operation]) -> bool:
+    """Whether the source has nothing after this point. What it yields next is dropped: a continuation
+    reads it again from the committed checkpoint."""
+    return next(operations, None) is None
+
+
+def _scoped_tables(scope: dict[str, list[str]], tables: dict[str, TableSpec]) -> set[str]:
+    names: set[str] = set()
+    for _schema, table_names in scope.items():
+        names.update(t for t in table_names if t in tables)
+    return names
+
+
+def _without_tables(state: dict[str, Any], names: set[str]) -> dict[str, Any]:
+    """The state with the named tables' positions dropped, so only they start over."""
+    tables = state.get("tables")
+    if not isinstance(tables, dict):
+        return {}
+    return {**state, "tables": {k: v for k, v in tables.items() if k not in names}}
+
+
+def _safe_message(exc: Exception) -> str:
+    from sluice.errors import SluiceError
+    from sluice.sources.base import SourceError
+
+    if isinstance(exc, SourceError | SluiceError):
+        return str(exc)
+    return f"Internal error during sync ({type(exc).__name__})"

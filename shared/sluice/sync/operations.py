@@ -1,0 +1,145 @@
+"""Sync operations of the API: trigger, force, resync, state and schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sluice.api.caller import Caller
+from sluice.connections.model import Connection, sync_in_progress
+from sluice.errors import Conflict, InvalidInput, NotFound
+from sluice.sources import get_service
+from sluice.storage.sync_store import SyncStore
+from sluice.storage.table import Table
+from sluice.sync.events import SyncRequest, request_sync
+from sluice.timestamps import utc_now
+
+
+class TableNotFound(NotFound):
+    code = "NotFound_Table"
+
+    def __init__(self, schema: str, table: str) -> None:
+        super().__init__(f"Table '{schema}.{table}' doesn't exist in this connection")
+
+
+def sync_running(connection: Connection) -> bool:
+    return sync_in_progress(connection, utc_now())
+
+
+def trigger_sync(caller: Caller, connection_id: str, force: bool, table: Table) -> str:
+    """Ask for a sync; returns the message for the response."""
+    connection = table.get_connection(caller.account_id, connection_id)
+    if connection.paused:
+        raise Conflict(f"Connection with id '{connection_id}' is paused; unpause it to sync")
+    if sync_running(connection):
+        if not force:
+            return f"Sync is already running for connection with id '{connection_id}'"
+        # Take the lease away: the running worker's next conditional write fails and it stops.
+        SyncStore(table).release_for_force(connection_id)
+    request_sync(SyncRequest(caller.account_id, connection_id, reason="api", force=force))
+    return f"Sync has been successfully triggered for connection with id '{connection_id}'"
+
+
+def trigger_resync(
+    caller: Caller, connection_id: str, scope: dict[str, list[str]] | None, table: Table
+) -> str:
+    """A historical re-sync (of everything, or of the tables in `scope`)."""
+
+    def mark_historical(connection: Connection) -> Connection | None:
+        if sync_running(connection):
+            raise Conflict(f"A sync is running for connection with id '{connection_id}'; retry when it ends")
+        if scope:
+            _check_scope(connection, scope)
+        changes: dict[str, Any] = {} if scope else {"is_historical_sync": True}
+        if connection.paused:
+            changes["resync_pending"] = True  # it waits for unpause
+        return connection.model_copy(update=changes) if changes else None
+
+    connection, _ = table.modify_connection(caller.account_id, connection_id, mark_historical)
+    if not connection.paused:
+        request_sync(
+            SyncRequest(caller.account_id, connection_id, reason="resync", historical=True, scope=scope)
+        )
+    return f"Re-sync has been triggered successfully for connection with id '{connection_id}'"
+
+
+def _check_scope(connection: Connection, scope: dict[str, list[str]]) -> None:
+    known = {name for _, tables in schemas(connection).items() for name in tables["tables"]}
+    for schema_name, tables in scope.items():
+        if not isinstance(tables, list) or not all(isinstance(t, str) for t in tables):
+            raise InvalidInput(f"Field '{schema_name}' must be a list of table names")
+        unknown = [t for t in tables if t not in known]
+        if unknown:
+            raise InvalidInput(f"Unknown table '{unknown[0]}' in schema '{schema_name}'")
+
+
+def get_state(caller: Caller, connection_id: str, table: Table) -> dict[str, Any]:
+    connection = table.get_connection(caller.account_id, connection_id)
+    snapshot = SyncStore(table).latest_snapshot(connection.id)
+    if snapshot is None:
+        raise InvalidInput("The connection state doesn't exist")
+    return snapshot.state
+
+
+def replace_state(caller: Caller, connection_id: str, state: dict[str, Any], table: Table) -> dict[str, Any]:
+    connection = table.get_connection(caller.account_id, connection_id)
+    if sync_running(connection):
+        raise Conflict("The state can't be changed while a sync is running")
+    if not connection.paused:
+        raise Conflict("Pause the connection before changing its state")
+    SyncStore(table).replace_state(connection, state, utc_now())
+    return state
+
+
+def schemas(connection: Connection) -> dict[str, Any]:
+    """Fivetran's schema config: the connection's destination schema, the source's tables, and the
+    columns syncs have seen in each."""
+    service = get_service(connection.service)
+    schema_name = str(connection.config.get("schema", connection.schema_name))
+    return {
+        schema_name: {
+            "name_in_destination": schema_name,
+            "enabled": True,
+            "tables": {
+                table.name: {
+                    "name_in_destination": table.name,
+                    "enabled": True,
+                    "sync_mode": "SOFT_DELETE",
+                    "columns": _columns(connection, table.name, table.primary_key),
+                }
+                for table in service.tables(connection.config)
+            },
+        }
+    }
+
+
+def _columns(connection: Connection, table: str, primary_key: tuple[str, ...]) -> dict[str, Any]:
+    names = list(dict.fromkeys([*primary_key, *connection.table_columns.get(table, [])]))
+    return {
+        name: {
+            "name_in_destination": name,
+            "enabled": True,
+            "hashed": False,
+            "is_primary_key": name in primary_key,
+        }
+        for name in names
+    }
+
+
+def table_columns(
+    caller: Caller, connection_id: str, schema: str, table: str, store: Table
+) -> dict[str, Any]:
+    """Columns of one table, found by its source or destination name (they are the same here)."""
+    connection = store.get_connection(caller.account_id, connection_id)
+    for schema_name, schema_config in schemas(connection).items():
+        if schema == schema_name and table in schema_config["tables"]:
+            return {"columns": schema_config["tables"][table]["columns"]}
+    raise TableNotFound(schema, table)
+
+
+def schema_config(caller: Caller, connection_id: str, table: Table) -> dict[str, Any]:
+    connection = table.get_connection(caller.account_id, connection_id)
+    return {
+        "enable_new_by_default": True,
+        "schema_change_handling": "ALLOW_ALL",
+        "schemas": schemas(connection),
+    }

@@ -12,10 +12,10 @@ from typing import Any
 import duckdb
 import pytest
 
+from sluice.contract import TableSpec
 from sluice.destinations import DestinationError, open_destination
 from sluice.destinations.duckdb import DuckDbDestination, widen
 from sluice.settings import get_settings
-from sluice.sources.base import TableSpec
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 T1 = T0 + timedelta(hours=1)

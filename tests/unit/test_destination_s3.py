@@ -12,9 +12,9 @@ import pytest
 
 from local.resources import LocalResources
 from sluice.aws import client
+from sluice.contract import TableSpec
 from sluice.destinations import DestinationError, open_destination
 from sluice.destinations.s3 import S3Destination, object_key
-from sluice.sources.base import TableSpec
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 T1 = T0 + timedelta(hours=1)

@@ -13,16 +13,9 @@ from urllib.parse import urlencode
 import pytest
 
 from local.sample_api import STYLES, SampleApi, example_config
+from sluice.contract import Checkpoint, Operation, TableSpec, Upserts
 from sluice.sources import rest_api
-from sluice.sources.base import (
-    Checkpoint,
-    Operation,
-    SourceAuthError,
-    SourceError,
-    SourceRateLimited,
-    TableSpec,
-    Upserts,
-)
+from sluice.sources.base import SourceAuthError, SourceError, SourceRateLimited
 from tests.support.loopback import loopback_allowed
 
 KEYSET = ("next_link", "link_header", "cursor")  # positions that survive changes between runs

@@ -13,8 +13,9 @@ import boto3
 import pytest
 
 from local.resources import LocalResources
+from sluice.contract import Checkpoint, Operation, TableSpec, Upserts
 from sluice.sources import s3 as s3_source
-from sluice.sources.base import Checkpoint, Operation, SourceAuthError, SourceError, TableSpec, Upserts
+from sluice.sources.base import SourceAuthError, SourceError
 
 BUCKET = "sluice-source-files"
 

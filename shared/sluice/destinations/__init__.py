@@ -12,10 +12,11 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from sluice.contract import DELETED_COLUMN, ID_COLUMN, SYNCED_COLUMN
 from sluice.errors import SluiceError
 
 if TYPE_CHECKING:
-    from sluice.sources.base import TableSpec
+    from sluice.contract import TableSpec
 
 
 class DestinationConfig(BaseModel):
@@ -36,12 +37,6 @@ DESTINATION_CONFIGS: dict[str, type[DestinationConfig]] = {"duckdb": DuckDbConfi
 
 
 # ---- the writer contract ----------------------------------------------------------------------------------
-
-# System columns every destination table carries (Fivetran's names).
-SYNCED_COLUMN = "_fivetran_synced"
-DELETED_COLUMN = "_fivetran_deleted"
-# The key of a table whose source has no primary key: a hash of the row (see `fivetran_id`).
-ID_COLUMN = "_fivetran_id"
 
 
 class DestinationError(SluiceError):

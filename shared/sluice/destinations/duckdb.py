@@ -24,21 +24,14 @@ from types import NoneType
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from sluice.destinations import (
-    DELETED_COLUMN,
-    ID_COLUMN,
-    SYNCED_COLUMN,
-    DestinationError,
-    DuckDbConfig,
-    fivetran_id,
-    json_default,
-)
+from sluice.contract import DELETED_COLUMN, ID_COLUMN, SYNCED_COLUMN
+from sluice.destinations import DestinationError, DuckDbConfig, fivetran_id, json_default
 from sluice.settings import get_settings
 
 if TYPE_CHECKING:
     import duckdb
 
-    from sluice.sources.base import TableSpec
+    from sluice.contract import TableSpec
 
 SYSTEM_COLUMNS = frozenset({SYNCED_COLUMN, DELETED_COLUMN})
 

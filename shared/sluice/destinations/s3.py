@@ -17,18 +17,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sluice.aws import client
-from sluice.destinations import (
-    DELETED_COLUMN,
-    ID_COLUMN,
-    SYNCED_COLUMN,
-    DestinationError,
-    S3DestinationConfig,
-    fivetran_id,
-    json_default,
-)
+from sluice.contract import DELETED_COLUMN, ID_COLUMN, SYNCED_COLUMN
+from sluice.destinations import DestinationError, S3DestinationConfig, fivetran_id, json_default
 
 if TYPE_CHECKING:
-    from sluice.sources.base import TableSpec
+    from sluice.contract import TableSpec
 
 # Uploads in flight at once: enough to hide S3 latency behind the source, few enough to bound memory.
 MAX_IN_FLIGHT = 8

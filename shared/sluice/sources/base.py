@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sluice.contract import Operation, TableSpec
+
 # A secret config field. Marked once here; masking, encryption and the Connect Card form
 # all find secret fields through this marker.
 Secret = Annotated[str, Field(json_schema_extra={"secret": True, "format": "password"})]
@@ -50,43 +52,6 @@ def secret_paths(model: type[BaseModel], prefix: SecretPath = ()) -> set[SecretP
         for in_list, sub in _models_in(info.annotation):
             paths |= secret_paths(sub, (*prefix, name, EACH) if in_list else (*prefix, name))
     return paths
-
-
-# ---- the extract contract (mirrors the Fivetran Connector SDK: update(configuration, state)) ---------
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    """A source table as the destination needs it."""
-
-    name: str
-    primary_key: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Upserts:
-    """Rows to insert or replace (by primary key) in one table: one page or file chunk."""
-
-    table: str
-    rows: list[dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class Deletes:
-    """Rows deleted at the source, by primary key (written with `_fivetran_deleted = true`)."""
-
-    table: str
-    keys: list[dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """The whole state to resume from; it covers every operation yielded before it, and no later one."""
-
-    state: dict[str, Any]
-
-
-Operation = Upserts | Deletes | Checkpoint
 
 
 class SourceError(Exception):

@@ -41,9 +41,8 @@ from urllib.parse import urljoin, urlsplit
 from pydantic import Field, ValidationError
 
 from sluice.connections.model import SetupTestResult
+from sluice.contract import Checkpoint, Operation, TableSpec, Upserts
 from sluice.sources.base import (
-    Checkpoint,
-    Operation,
     Secret,
     Service,
     ServiceConfig,
@@ -51,8 +50,6 @@ from sluice.sources.base import (
     SourceAuthError,
     SourceError,
     SourceRateLimited,
-    TableSpec,
-    Upserts,
     secret_paths,
 )
 

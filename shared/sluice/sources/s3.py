@@ -37,16 +37,13 @@ from pydantic import Field, ValidationError, field_validator
 
 from sluice import aws
 from sluice.connections.model import SetupTestResult
+from sluice.contract import Checkpoint, Operation, TableSpec, Upserts
 from sluice.sources.base import (
-    Checkpoint,
-    Operation,
     Service,
     ServiceConfig,
     SetupTestOptions,
     SourceAuthError,
     SourceError,
-    TableSpec,
-    Upserts,
     secret_paths,
 )
 from sluice.sources.rest_api import Name

@@ -23,19 +23,12 @@ from aws_lambda_powertools import Logger
 
 from sluice.config_secrets import AUTH_POINTER, reveal
 from sluice.connections.model import Connection
+from sluice.contract import Checkpoint, Deletes, Operation, TableSpec, Upserts
 from sluice.destinations import Destination, open_destination
 from sluice.errors import Conflict, ConnectionNotFound
 from sluice.scheduler.grid import connection_next_sync_at
 from sluice.sources import get_service
-from sluice.sources.base import (
-    Checkpoint,
-    Deletes,
-    Operation,
-    SourceAuthError,
-    SourceRateLimited,
-    TableSpec,
-    Upserts,
-)
+from sluice.sources.base import SourceAuthError, SourceRateLimited
 from sluice.storage.sync_store import LeaseBusy, LeaseLost, SyncStore
 from sluice.storage.table import Table, destination_key
 from sluice.sync.events import SyncRequest, announce_end, announce_start, request_sync

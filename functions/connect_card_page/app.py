@@ -3,17 +3,14 @@ key: the route has no authorizer). HTML in, HTML out; the page itself lives in s
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import parse_qs
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sluice.connect_card import page as connect_card_page
 from sluice.connect_card.cards import SETUP_PATH
 from sluice.connect_card.page import Page, error_page
-from sluice.observability import logger
+from sluice.observability import api_handler, logger
 from sluice.storage.table import get_table
 
 # A plain resolver: the shared one speaks JSON, and this page reads form posts and answers HTML.
@@ -68,6 +65,4 @@ def unexpected(_: Exception) -> Response[str]:
     return _respond(connect_card_page.unexpected_error_page())
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+lambda_handler = api_handler(app)

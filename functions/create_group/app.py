@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sluice.api.request_models import CreateGroupRequest
 from sluice.api.resolver import created, current_caller, make_resolver
 from sluice.groups import operations as groups
-from sluice.observability import logger
+from sluice.observability import api_handler
 from sluice.storage.table import get_table
 
 app = make_resolver()
@@ -24,6 +22,4 @@ def create_group(request: Annotated[CreateGroupRequest, Body()]) -> Response[str
     return created(group, "Group has been created")
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+lambda_handler = api_handler(app)

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from sluice.api.resolver import current_caller, envelope, make_resolver
-from sluice.observability import logger
+from sluice.observability import api_handler
 from sluice.storage.table import get_table
 from sluice.sync import operations as syncs
 
@@ -26,6 +23,4 @@ def get_table_columns(connection_id: str, schema: str, table: str) -> dict[str, 
     return envelope(syncs.table_columns(current_caller(app), connection_id, schema, table, get_table()))
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+lambda_handler = api_handler(app)

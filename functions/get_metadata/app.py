@@ -6,11 +6,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sluice.api.resolver import current_caller, envelope, make_resolver
-from sluice.observability import logger
+from sluice.observability import api_handler
 from sluice.sources import metadata
 
 app = make_resolver()
@@ -31,6 +29,4 @@ def get_connector_type(service: str) -> dict[str, Any]:
     return envelope(metadata.connector_type(service), "Connector type retrieved successfully")
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+lambda_handler = api_handler(app)

@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sluice.api.resolver import current_caller, envelope, make_resolver
 from sluice.groups import operations as groups
-from sluice.observability import logger
+from sluice.observability import api_handler
 from sluice.storage.table import get_table
 
 app = make_resolver()
@@ -25,6 +23,4 @@ def list_groups(
     return envelope(page, "Groups list retrieved successfully")
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+lambda_handler = api_handler(app)

@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sluice.api.request_models import ResyncBody
 from sluice.api.resolver import current_caller, envelope, make_resolver
 from sluice.errors import InvalidInput
-from sluice.observability import logger
+from sluice.observability import api_handler
 from sluice.storage.table import get_table
 from sluice.sync import operations as syncs
 
@@ -32,6 +30,4 @@ def resync_tables(connection_id: str, scope: Annotated[dict[str, list[str]], Bod
     return envelope(message="Re-sync has been triggered successfully")
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+lambda_handler = api_handler(app)

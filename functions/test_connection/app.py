@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sluice.api.request_models import SetupTestsBody
 from sluice.api.resolver import current_caller, envelope, make_resolver
@@ -14,7 +12,7 @@ from sluice.config_secrets import secret_box
 from sluice.connections import operations as connections
 from sluice.connections.setup_tests import test_and_record
 from sluice.errors import InvalidInput
-from sluice.observability import logger
+from sluice.observability import api_handler
 from sluice.sources.base import SetupTestOptions
 from sluice.storage.table import get_table
 
@@ -36,6 +34,4 @@ def test_connection(connection_id: str, request: Annotated[SetupTestsBody, Body(
     return envelope(connections.to_wire(tested), "Setup tests were completed")
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+lambda_handler = api_handler(app)

@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sluice.api.request_models import StateBody
 from sluice.api.resolver import current_caller, envelope, make_resolver
-from sluice.observability import logger
+from sluice.observability import api_handler
 from sluice.storage.table import get_table
 from sluice.sync import operations as syncs
 
@@ -23,6 +21,4 @@ def update_connection_state(connection_id: str, request: Annotated[StateBody, Bo
     return envelope({"state": state}, "Connection state has been updated")
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+lambda_handler = api_handler(app)

@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -26,8 +25,7 @@ from sluice.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-
-logger = Logger(service="sluice")
+from sluice.observability import logger
 
 MAX_BODY_BYTES = 1024 * 1024
 _BODY_METHODS = {"POST", "PATCH", "PUT"}

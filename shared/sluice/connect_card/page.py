@@ -17,8 +17,6 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from aws_lambda_powertools import Logger
-
 from sluice.api.caller import Caller
 from sluice.api.request_models import UpdateConnectionRequest
 from sluice.config_secrets import AUTH_POINTER, reveal, secret_box, split_secrets
@@ -29,11 +27,10 @@ from sluice.connections import operations as connections
 from sluice.connections.model import Connection, SetupTestResult
 from sluice.connections.setup_tests import test_and_record
 from sluice.errors import ConcurrentUpdate, ConnectionNotFound, InvalidInput
+from sluice.observability import logger
 from sluice.sources import get_service
 from sluice.sources.base import SetupTestOptions
 from sluice.storage.table import Table
-
-logger = Logger(service="sluice", child=True)
 
 CONTENT_TYPE = "text/html; charset=utf-8"
 # Seconds the success page shows the test results before it continues to redirect_uri.

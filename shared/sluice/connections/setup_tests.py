@@ -10,17 +10,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
 from sluice.config_secrets import AUTH_POINTER, reveal
 from sluice.connections.model import Connection, SetupState, SetupTestResult
+from sluice.observability import logger
 from sluice.scheduler.grid import connection_next_sync_at
 from sluice.sources import get_service
 from sluice.sources.base import SetupTestOptions
 from sluice.storage.table import Table
 from sluice.timestamps import utc_now
-
-logger = Logger(service="sluice", child=True)
 
 _FAILURES = {"FAILED", "JOB_FAILED"}
 RETEST_BROKEN_AFTER = timedelta(days=1)

@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
 from sluice.accounts.trials import mark_trial_processed
 from sluice.connections.model import Connection
 from sluice.connections.setup_tests import RETEST_BROKEN_AFTER, SETUP_TESTS_REQUESTED
 from sluice.events import publish
+from sluice.observability import logger
 from sluice.scheduler.grid import next_sync_at
 from sluice.storage.table import (
     TRIAL_PARTITION,
@@ -35,8 +34,6 @@ from sluice.storage.table import (
 )
 from sluice.sync.events import SyncRequest, request_sync
 from sluice.timestamps import to_wire
-
-logger = Logger(service="sluice", child=True)
 
 
 @dataclass

@@ -19,13 +19,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
 from sluice.config_secrets import AUTH_POINTER, reveal
 from sluice.connections.model import Connection
 from sluice.contract import Checkpoint, Deletes, Operation, TableSpec, Upserts
 from sluice.destinations import Destination, open_destination
 from sluice.errors import Conflict, ConnectionNotFound
+from sluice.observability import logger
 from sluice.scheduler.grid import connection_next_sync_at
 from sluice.sources import get_service
 from sluice.sources.base import SourceAuthError, SourceRateLimited
@@ -33,8 +32,6 @@ from sluice.storage.sync_store import LeaseBusy, LeaseLost, SyncStore
 from sluice.storage.table import Table, destination_key
 from sluice.sync.events import SyncRequest, announce_end, announce_start, request_sync
 from sluice.timestamps import from_wire, to_wire, utc_now
-
-logger = Logger(service="sluice", child=True)
 
 LEASE = timedelta(minutes=16)  # longer than the worker's 15-minute Lambda timeout
 STOP_BEFORE_DEADLINE_SECONDS = 60.0  # stop at a checkpoint when less than this is left

@@ -98,14 +98,14 @@ def _count(path: Path, table: str) -> int:
 def sluice_sync(api: SampleApiProcess, work: Path, profile: cProfile.Profile | None = None) -> float:
     """Seconds for one full sync through SyncEngine into a fresh DuckDB file."""
     from sluice.config_secrets import secret_box
-    from sluice.storage.table import get_table
+    from sluice.storage.store import get_store
     from sluice.sync.engine import SyncEngine
     from sluice.sync.events import SyncRequest
 
     path = work / f"sluice-{uuid.uuid4().hex[:8]}.duckdb"
     group_id = moto_env.duckdb_group(path, "bench_" + uuid.uuid4().hex[:8])
     connection = moto_env.rest_connection(group_id, source_config(api.url))
-    engine = SyncEngine(get_table(), decrypt=secret_box().decrypt)
+    engine = SyncEngine(get_store(), decrypt=secret_box().decrypt)
     request = SyncRequest(account_id=moto_env.ACCOUNT, connection_id=connection["id"])
     started = time.perf_counter()
     if profile is not None:

@@ -68,7 +68,15 @@ def reference_errors(template: dict[str, Any]) -> list[str]:
 
 def _module_defines(path: Any, function: str) -> bool:
     tree = ast.parse(path.read_text())
-    return any(isinstance(n, ast.FunctionDef) and n.name == function for n in tree.body)
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == function:
+            return True
+        # `lambda_handler = api_handler(app)`: the API functions' one entry point
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == function for t in node.targets
+        ):
+            return True
+    return False
 
 
 def function_errors(template: dict[str, Any]) -> list[str]:

@@ -362,9 +362,9 @@ def seed(data_dir: Path) -> dict[str, str]:
     from sluice.api.caller import Caller
     from sluice.api.request_models import CreateDestinationRequest, CreateGroupRequest
     from sluice.groups.operations import create_destination, create_group
-    from sluice.storage.table import get_table
+    from sluice.storage.store import get_store
 
-    table = get_table()
+    table = get_store()
     key = create_api_key(
         table,
         api_key=os.environ.get("SLUICE_API_KEY") or None,

@@ -48,9 +48,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalResources]:
 
 @pytest.fixture
 def table(aws: LocalResources) -> Any:
-    from sluice.storage.table import get_table
+    from sluice.storage.store import get_store
 
-    return get_table()
+    return get_store()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sluice.accounts.api_keys import authenticate
 from sluice.observability import logger
-from sluice.storage.table import get_table
+from sluice.storage.store import get_store
 
 
 def _policy(effect: str, method_arn: str) -> dict[str, Any]:
@@ -24,7 +24,7 @@ def _policy(effect: str, method_arn: str) -> dict[str, Any]:
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    caller = authenticate(get_table(), headers.get("authorization"))
+    caller = authenticate(get_store(), headers.get("authorization"))
     if caller is None:
         logger.info("rejected credentials")
         # API Gateway turns this exact message into a 401 (the UNAUTHORIZED gateway response).

@@ -11,7 +11,7 @@ from sluice.connect_card import page as connect_card_page
 from sluice.connect_card.cards import SETUP_PATH
 from sluice.connect_card.page import Page, error_page
 from sluice.observability import api_handler, logger
-from sluice.storage.table import get_table
+from sluice.storage.store import get_store
 
 # A plain resolver: the shared one speaks JSON, and this page reads form posts and answers HTML.
 app = APIGatewayRestResolver()
@@ -36,7 +36,7 @@ def _query() -> dict[str, str]:
 
 @app.get(SETUP_PATH)
 def show_setup() -> Response[str]:
-    return _respond(connect_card_page.show(_query(), get_table()))
+    return _respond(connect_card_page.show(_query(), get_store()))
 
 
 @app.post(SETUP_PATH)
@@ -51,7 +51,7 @@ def save_setup() -> Response[str]:
         form = parse_qs(body, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
     except ValueError:
         return _respond(error_page(413, "The form has too many fields", "Nothing was saved."))
-    return _respond(connect_card_page.save(_query(), form, get_table()))
+    return _respond(connect_card_page.save(_query(), form, get_store()))
 
 
 @app.not_found

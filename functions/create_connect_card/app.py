@@ -10,7 +10,7 @@ from sluice.api.resolver import current_caller, envelope, make_resolver
 from sluice.connect_card import cards as connect_card
 from sluice.connect_card.cards import ConnectCardRequest
 from sluice.observability import api_handler
-from sluice.storage.table import get_table
+from sluice.storage.store import get_store
 
 app = make_resolver()
 
@@ -21,7 +21,7 @@ def create_connect_card(connection_id: str, request: Annotated[ConnectCardReques
         current_caller(app),
         connection_id,
         request.connect_card_config,
-        get_table(),
+        get_store(),
         connect_card.request_base_url(app.current_event.raw_event),
     )
     return envelope(card, "Connect card has been created")

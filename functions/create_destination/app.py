@@ -11,14 +11,14 @@ from sluice.api.request_models import CreateDestinationRequest
 from sluice.api.resolver import created, current_caller, make_resolver
 from sluice.groups import operations as groups
 from sluice.observability import api_handler
-from sluice.storage.table import get_table
+from sluice.storage.store import get_store
 
 app = make_resolver()
 
 
 @app.post("/v1/destinations")
 def create_destination(request: Annotated[CreateDestinationRequest, Body()]) -> Response[str]:
-    destination = groups.create_destination(current_caller(app), request, get_table())
+    destination = groups.create_destination(current_caller(app), request, get_store())
     return created(destination, "Destination has been created")
 
 

@@ -11,14 +11,14 @@ from sluice.api.request_models import CreateGroupRequest
 from sluice.api.resolver import created, current_caller, make_resolver
 from sluice.groups import operations as groups
 from sluice.observability import api_handler
-from sluice.storage.table import get_table
+from sluice.storage.store import get_store
 
 app = make_resolver()
 
 
 @app.post("/v1/groups")
 def create_group(request: Annotated[CreateGroupRequest, Body()]) -> Response[str]:
-    group = groups.create_group(current_caller(app), request, get_table())
+    group = groups.create_group(current_caller(app), request, get_store())
     return created(group, "Group has been created")
 
 

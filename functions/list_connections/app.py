@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from sluice.api.resolver import current_caller, envelope, make_resolver
 from sluice.connections import operations as connections
 from sluice.observability import api_handler
-from sluice.storage.table import get_table
+from sluice.storage.store import get_store
 
 app = make_resolver()
 
@@ -21,7 +21,7 @@ Schema = Annotated[str | None, Query()]
 def _page_out(page: connections.ConnectionPage) -> dict[str, Any]:
     return envelope(
         {
-            "items": [connections.to_wire(c) for c in page.items],
+            "items": [connections.as_response(c) for c in page.items],
             "next_cursor": page.next_cursor,
             "nextCursor": page.next_cursor,  # dagster-fivetran reads this spelling
         },
@@ -36,7 +36,7 @@ def list_connections(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> dict[str, Any]:
-    page = connections.list_page(current_caller(app), group_id, schema, cursor, limit, get_table())
+    page = connections.list_page(current_caller(app), group_id, schema, cursor, limit, get_store())
     return _page_out(page)
 
 
@@ -44,7 +44,7 @@ def list_connections(
 def list_group_connections(
     group_id: str, schema: Schema = None, cursor: Cursor = None, limit: Limit = 100
 ) -> dict[str, Any]:
-    page = connections.list_page(current_caller(app), group_id, schema, cursor, limit, get_table())
+    page = connections.list_page(current_caller(app), group_id, schema, cursor, limit, get_store())
     return _page_out(page)
 
 

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from sluice.api.resolver import current_caller, envelope, make_resolver
 from sluice.groups import operations as groups
 from sluice.observability import api_handler
-from sluice.storage.table import get_table
+from sluice.storage.store import get_store
 
 app = make_resolver()
 
@@ -19,7 +19,7 @@ def list_groups(
     cursor: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    page = groups.list_groups(current_caller(app), cursor, limit, get_table())
+    page = groups.list_groups(current_caller(app), cursor, limit, get_store())
     return envelope(page, "Groups list retrieved successfully")
 
 

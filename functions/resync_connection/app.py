@@ -10,7 +10,7 @@ from sluice.api.request_models import ResyncBody
 from sluice.api.resolver import current_caller, envelope, make_resolver
 from sluice.errors import InvalidInput
 from sluice.observability import api_handler
-from sluice.storage.table import get_table
+from sluice.storage.store import get_store
 from sluice.sync import operations as syncs
 
 app = make_resolver()
@@ -18,7 +18,7 @@ app = make_resolver()
 
 @app.post("/v1/connections/<connection_id>/resync")
 def resync_connection(connection_id: str, request: Annotated[ResyncBody, Body()]) -> dict[str, Any]:
-    message = syncs.trigger_resync(current_caller(app), connection_id, request.scope or None, get_table())
+    message = syncs.trigger_resync(current_caller(app), connection_id, request.scope or None, get_store())
     return envelope(message=message)
 
 
@@ -26,7 +26,7 @@ def resync_connection(connection_id: str, request: Annotated[ResyncBody, Body()]
 def resync_tables(connection_id: str, scope: Annotated[dict[str, list[str]], Body()]) -> dict[str, Any]:
     if not scope:
         raise InvalidInput("Name at least one schema and its tables to re-sync")
-    syncs.trigger_resync(current_caller(app), connection_id, scope, get_table())
+    syncs.trigger_resync(current_caller(app), connection_id, scope, get_store())
     return envelope(message="Re-sync has been triggered successfully")
 
 

@@ -11,12 +11,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from sluice.observability import logger
 from sluice.scheduler.tick import Scheduler
 from sluice.settings import get_settings
-from sluice.storage.table import get_table
+from sluice.storage.store import get_store
 from sluice.timestamps import utc_now
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    report = Scheduler(get_table(), get_settings().scheduler_shards).tick(utc_now())
+    report = Scheduler(get_store(), get_settings().scheduler_shards).tick(utc_now())
     logger.info("tick", extra={"report": asdict(report)})
     return asdict(report)

@@ -13,7 +13,7 @@ from sluice.connections.setup_tests import test_and_record
 from sluice.errors import NotFound
 from sluice.observability import logger
 from sluice.sources.base import SetupTestOptions
-from sluice.storage.table import get_table
+from sluice.storage.store import get_store
 
 
 @logger.inject_lambda_context
@@ -23,7 +23,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     account_id = detail.get("account_id")
     options = SetupTestOptions(trust_certificates=bool(detail.get("trust_certificates")))
     try:
-        tested = test_and_record(get_table(), account_id, connection_id, options, secret_box().decrypt)
+        tested = test_and_record(get_store(), account_id, connection_id, options, secret_box().decrypt)
     except NotFound:
         logger.info("setup tests requested for an unknown connection", extra={"connection_id": connection_id})
         return {"connection_id": connection_id, "setup_state": None}

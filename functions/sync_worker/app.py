@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sluice.config_secrets import secret_box
 from sluice.observability import logger
-from sluice.storage.table import get_table
+from sluice.storage.store import get_store
 from sluice.sync.engine import SyncEngine
 from sluice.sync.events import SyncRequest
 
@@ -17,7 +17,7 @@ from sluice.sync.events import SyncRequest
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = SyncRequest.from_detail(event["detail"])
-    engine = SyncEngine(get_table(), decrypt=secret_box().decrypt)
+    engine = SyncEngine(get_store(), decrypt=secret_box().decrypt)
     # The event id survives EventBridge's and Lambda's retries, so a retried run resumes its own lease.
     result = engine.run(
         request,

@@ -14,7 +14,7 @@ from sluice.connections.setup_tests import test_and_record
 from sluice.errors import InvalidInput
 from sluice.observability import api_handler
 from sluice.sources.base import SetupTestOptions
-from sluice.storage.table import get_table
+from sluice.storage.store import get_store
 
 app = make_resolver()
 
@@ -29,9 +29,9 @@ def test_connection(connection_id: str, request: Annotated[SetupTestsBody, Body(
         timeout=connections.SETUP_TESTS_TIMEOUT,
     )
     tested = test_and_record(
-        get_table(), current_caller(app).account_id, connection_id, options, secret_box().decrypt
+        get_store(), current_caller(app).account_id, connection_id, options, secret_box().decrypt
     )
-    return envelope(connections.to_wire(tested), "Setup tests were completed")
+    return envelope(connections.as_response(tested), "Setup tests were completed")
 
 
 lambda_handler = api_handler(app)

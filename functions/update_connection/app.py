@@ -10,7 +10,7 @@ from sluice.api.request_models import UpdateConnectionRequest
 from sluice.api.resolver import current_caller, envelope, make_resolver
 from sluice.connections import operations as connections
 from sluice.observability import api_handler
-from sluice.storage.table import get_table
+from sluice.storage.store import get_store
 
 app = make_resolver()
 
@@ -19,8 +19,8 @@ app = make_resolver()
 def update_connection(
     connection_id: str, request: Annotated[UpdateConnectionRequest, Body()]
 ) -> dict[str, Any]:
-    connection = connections.update(current_caller(app), connection_id, request, get_table())
-    return envelope(connections.to_wire(connection), "Connection has been updated")
+    connection = connections.update(current_caller(app), connection_id, request, get_store())
+    return envelope(connections.as_response(connection), "Connection has been updated")
 
 
 lambda_handler = api_handler(app)

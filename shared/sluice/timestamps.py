@@ -1,4 +1,4 @@
-"""Time as the wire wants it: RFC 3339 UTC with microseconds and a Z."""
+"""Timestamps as the wire and the table hold them: RFC 3339 UTC with microseconds and a Z."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def to_wire(moment: datetime | None) -> str | None:
+def format_timestamp(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def from_wire(text: str | None) -> datetime | None:
+def parse_timestamp(text: str | None) -> datetime | None:
     if not text:
         return None
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)

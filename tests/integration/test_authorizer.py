@@ -54,7 +54,7 @@ def test_wrong_secret_and_unknown_key_are_unauthorized(aws, table) -> None:
 
 
 def test_only_a_hash_of_the_secret_is_stored(aws, table) -> None:
-    from sluice.storage.table import api_key_key
+    from sluice.storage.store import api_key_key
 
     key = create_api_key(table)
     item = table.get(api_key_key(key.api_key))

@@ -57,9 +57,9 @@ def card_query(connection_id: str, redirect_uri: str | None = REDIRECT) -> dict[
 
 
 def stored(connection_id: str) -> Any:
-    from sluice.storage.table import get_table
+    from sluice.storage.store import get_store
 
-    return get_table().get_connection(None, connection_id)
+    return get_store().get_connection(None, connection_id)
 
 
 def stored_secret(connection_id: str, pointer: str = "auth/token") -> str:

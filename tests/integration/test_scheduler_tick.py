@@ -15,8 +15,8 @@ from sluice.accounts.trials import set_trial_end
 from sluice.connections.model import Connection
 from sluice.scheduler.grid import connection_next_sync_at, next_sync_at
 from sluice.scheduler.tick import Scheduler
+from sluice.storage.store import Store, connection_to_item, to_dynamo
 from sluice.storage.sync_store import SyncStore
-from sluice.storage.table import Table, connection_to_item, to_dynamo
 from sluice.timestamps import utc_now
 from tests.support.api_events import call, make_connection, make_group, rest_api_config
 from tests.support.syncing import (
@@ -30,16 +30,16 @@ from tests.support.syncing import (
 SHARDS = 4
 
 
-def connect(table: Table, connection_id: str, now: datetime, **changes) -> Connection:
+def connect(store: Store, connection_id: str, now: datetime, **changes) -> Connection:
     """Mark a connection connected (as passing setup tests would) and put it on the grid."""
-    current = table.get_connection(None, connection_id)
+    current = store.get_connection(None, connection_id)
     connected = current.model_copy(update={"setup_state": "connected", "connected_since": now, **changes})
     connected = connected.model_copy(update={"next_sync_at": connection_next_sync_at(connected, now)})
-    return table.replace_connection(connected, current.version)
+    return store.replace_connection(connected, current.version)
 
 
-def tick(table: Table, now: datetime):
-    return Scheduler(table, SHARDS).tick(now)
+def tick(store: Store, now: datetime):
+    return Scheduler(store, SHARDS).tick(now)
 
 
 def requested(bus) -> list[dict]:
@@ -136,16 +136,16 @@ def test_a_rescheduled_auto_connection_resumes_at_rescheduled_for(aws, table, bu
     assert tick(table, resume).syncs_requested == [created["id"]]
 
 
-def count_dynamodb_requests(table: Table, now: datetime) -> int:
+def count_dynamodb_requests(store: Store, now: datetime) -> int:
     calls: list[str] = []
 
     def record(**kwargs) -> None:
         calls.append(kwargs["model"].name)
 
-    events = table._client.meta.events
+    events = store._client.meta.events
     events.register("before-call.dynamodb", record)
     try:
-        tick(table, now)
+        tick(store, now)
     finally:
         events.unregister("before-call.dynamodb", record)
     return len(calls)

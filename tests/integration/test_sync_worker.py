@@ -9,7 +9,7 @@ import pytest
 
 from local.sample_api import SampleApi
 from sluice.storage.sync_store import LeaseLost, SyncStore
-from sluice.timestamps import from_wire, utc_now
+from sluice.timestamps import parse_timestamp, utc_now
 from tests.support.api_events import call
 from tests.support.syncing import (
     duckdb_rows,
@@ -214,7 +214,7 @@ def test_a_long_rate_limit_reschedules_and_the_next_run_resumes(aws, api, lake, 
     assert result["status"] == "RESCHEDULED"
     rescheduled = get_connection(connection["id"])
     assert rescheduled["status"]["sync_state"] == "rescheduled"
-    retry_at = from_wire(rescheduled["status"]["rescheduled_for"])
+    retry_at = parse_timestamp(rescheduled["status"]["rescheduled_for"])
     assert retry_at is not None and retry_at > utc_now() + timedelta(minutes=100)
     assert rescheduled["succeeded_at"] is None and rescheduled["failed_at"] is None
     result = run_worker(sync_event(connection["id"]))

@@ -164,10 +164,10 @@ def test_a_stale_version_cannot_overwrite_a_newer_one(aws, table) -> None:
 
 def test_a_concurrent_change_between_read_and_write_is_retried_not_lost(aws, table, monkeypatch) -> None:
     from sluice.connections import operations as connections
-    from sluice.storage.table import Table
+    from sluice.storage.store import Store
 
     created = make_connection(make_group())
-    original = Table.replace_connection
+    original = Store.replace_connection
     interfered = []
 
     def racing(self, connection, expected_version):
@@ -177,7 +177,7 @@ def test_a_concurrent_change_between_read_and_write_is_retried_not_lost(aws, tab
             original(self, other.model_copy(update={"pause_after_trial": True}), other.version)
         return original(self, connection, expected_version)
 
-    monkeypatch.setattr(Table, "replace_connection", racing)
+    monkeypatch.setattr(Store, "replace_connection", racing)
     reply = patch(created["id"], {"sync_frequency": 30})
     assert reply.status == 200
     stored = table.get_connection(None, created["id"])

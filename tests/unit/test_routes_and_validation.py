@@ -8,7 +8,7 @@ from sluice.api.request_models import CreateConnectionRequest
 from sluice.api.routes import allowed_methods, canonical_path
 from sluice.api.validation import parse
 from sluice.errors import InvalidInput
-from sluice.storage.table import decode_cursor, encode_cursor, to_dynamo
+from sluice.storage.store import decode_cursor, encode_cursor, to_dynamo
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from sluice.api.caller import Caller
 from sluice.ids import new_id
-from sluice.storage.table import Table, api_key_key
-from sluice.timestamps import to_wire, utc_now
+from sluice.storage.store import Store, api_key_key
+from sluice.timestamps import format_timestamp, utc_now
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ def _hash(salt: str, secret: str) -> str:
 
 
 def create_api_key(
-    table: Table,
+    store: Store,
     account_id: str | None = None,
     user_id: str | None = None,
     api_key: str | None = None,
@@ -51,11 +51,11 @@ def create_api_key(
         "user_id": key.user_id,
         "salt": salt,
         "secret_hash": _hash(salt, key.api_secret),
-        "created_at": to_wire(utc_now()),
+        "created_at": format_timestamp(utc_now()),
     }
     from sluice.errors import Conflict
 
-    table.put_new(item, lambda: Conflict(f"API key '{key.api_key}' already exists"))
+    store.put_new(item, lambda: Conflict(f"API key '{key.api_key}' already exists"))
     return key
 
 
@@ -75,7 +75,7 @@ def parse_basic(header: str | None) -> tuple[str, str] | None:
     return api_key, api_secret
 
 
-def authenticate(table: Table, header: str | None) -> Caller | None:
+def authenticate(store: Store, header: str | None) -> Caller | None:
     """The caller behind an `Authorization: Basic` header, or None."""
     credentials = parse_basic(header)
     if credentials is None:
@@ -83,7 +83,7 @@ def authenticate(table: Table, header: str | None) -> Caller | None:
     api_key, api_secret = credentials
     if len(api_key) > 128 or len(api_secret) > 256:
         return None
-    item = table.get(api_key_key(api_key), consistent=False)
+    item = store.get(api_key_key(api_key), consistent=False)
     # Hash even when the key is unknown, so timing does not tell which keys exist.
     salt = item["salt"] if item else "0" * 32
     expected = item["secret_hash"] if item else "0" * 64

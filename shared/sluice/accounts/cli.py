@@ -13,8 +13,8 @@ import json
 
 from sluice.accounts.api_keys import create_api_key
 from sluice.accounts.trials import set_trial_end
-from sluice.storage.table import get_table
-from sluice.timestamps import from_wire
+from sluice.storage.store import get_store
+from sluice.timestamps import parse_timestamp
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,12 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--user", help="user id the key acts as (default: a new user)")
     parser.add_argument(
         "--trial-ends",
-        type=from_wire,
+        type=parse_timestamp,
         metavar="TIME",
         help="RFC 3339 time the account's trial ends; then connections with pause_after_trial are paused",
     )
     args = parser.parse_args(argv)
-    table = get_table()
+    table = get_store()
     key = create_api_key(table, account_id=args.account, user_id=args.user)
     if args.trial_ends is not None:
         set_trial_end(table, key.account_id, args.trial_ends)

@@ -21,7 +21,7 @@ from sluice.api.caller import Caller
 from sluice.api.request_models import Body, ConnectCardConfig
 from sluice.connections.model import Connection
 from sluice.errors import InvalidInput, SluiceError
-from sluice.storage.table import Table
+from sluice.storage.store import Store
 
 TOKEN_TTL_SECONDS = 24 * 3600
 # Clock skew tolerated on `iat` (tokens issued by another Lambda instance a little ahead of ours).
@@ -289,8 +289,8 @@ def card_for(
 
 
 def create_card(
-    caller: Caller, connection_id: str, config: ConnectCardConfig | None, table: Table, base_url: str
+    caller: Caller, connection_id: str, config: ConnectCardConfig | None, store: Store, base_url: str
 ) -> dict[str, Any]:
     checked = checked_config(config)
-    connection = table.get_connection(caller.account_id, connection_id)
+    connection = store.get_connection(caller.account_id, connection_id)
     return {"connector_id": connection.id, **card_for(connection, caller.user_id, checked, base_url)}

@@ -30,7 +30,7 @@ from sluice.errors import ConcurrentUpdate, ConnectionNotFound, InvalidInput
 from sluice.observability import logger
 from sluice.sources import get_service
 from sluice.sources.base import SetupTestOptions
-from sluice.storage.table import Table
+from sluice.storage.store import Store
 
 CONTENT_TYPE = "text/html; charset=utf-8"
 # Seconds the success page shows the test results before it continues to redirect_uri.
@@ -181,12 +181,12 @@ class _Refused(Exception):
 # ---- the two requests ------------------------------------------------------------------------------
 
 
-def show(query: Mapping[str, str], table: Table) -> Page:
+def show(query: Mapping[str, str], store: Store) -> Page:
     """GET: the form (or, with step=continue on a connected connection, the way back to redirect_uri)."""
     try:
         key = connect_card.signing_key()
         claims = _claims(query.get("auth"), key)
-        connection = _connection(table, claims)
+        connection = _connection(store, claims)
     except _Refused as refused:
         return refused.page
     if query.get("step") == "continue":
@@ -194,7 +194,7 @@ def show(query: Mapping[str, str], table: Table) -> Page:
     return _form_page(HTTPStatus.OK, connection, claims, key, dict(connection.config))
 
 
-def save(query: Mapping[str, str], form: Form, table: Table) -> Page:
+def save(query: Mapping[str, str], form: Form, store: Store) -> Page:
     """POST: save the submitted config, run the setup tests, and show how they went."""
     try:
         key = connect_card.signing_key()
@@ -208,7 +208,7 @@ def save(query: Mapping[str, str], form: Form, table: Table) -> Page:
                 "This form could not be verified",
                 "Nothing was saved. Open the setup link again and resubmit the form.",
             )
-        connection = _connection(table, claims)
+        connection = _connection(store, claims)
     except _Refused as refused:
         return refused.page
     service = get_service(connection.service)
@@ -226,7 +226,7 @@ def save(query: Mapping[str, str], form: Form, table: Table) -> Page:
             connection.id,
             # The tests run below, on the plain config in hand, instead of on a decrypted copy.
             UpdateConnectionRequest(config=config, run_setup_tests=False),
-            table,
+            store,
         )
     except InvalidInput as invalid:
         return _form_page(HTTPStatus.BAD_REQUEST, connection, claims, key, config, [invalid.message])
@@ -239,7 +239,7 @@ def save(query: Mapping[str, str], form: Form, table: Table) -> Page:
             "Nothing was saved. Reload the page and try again.",
         )
     tested = test_and_record(
-        table,
+        store,
         claims.account_id,
         saved.id,
         SetupTestOptions(),
@@ -287,9 +287,9 @@ def _gone() -> Page:
     )
 
 
-def _connection(table: Table, claims: connect_card.CardClaims) -> Connection:
+def _connection(store: Store, claims: connect_card.CardClaims) -> Connection:
     try:
-        return table.get_connection(claims.account_id, claims.connection_id)
+        return store.get_connection(claims.account_id, claims.connection_id)
     except ConnectionNotFound:
         raise _Refused(_gone()) from None
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from sluice.timestamps import to_wire
+from sluice.timestamps import format_timestamp
 
 SYNC_FREQUENCIES = (1, 5, 15, 30, 60, 120, 180, 360, 480, 720, 1440)
 DAILY = 1440
@@ -102,7 +102,7 @@ def wire_sync_state(connection: Connection, now: datetime) -> str:
     return "scheduled" if connection.sync_state == "syncing" else connection.sync_state
 
 
-def to_wire_object(
+def response_data(
     connection: Connection,
     naming_keys: tuple[str, ...],
     update_state: UpdateState,
@@ -119,9 +119,9 @@ def to_wire_object(
         "service_version": c.service_version,
         "schema": c.schema_,
         "connected_by": c.connected_by,
-        "created_at": to_wire(c.created_at),
-        "succeeded_at": to_wire(c.succeeded_at),
-        "failed_at": to_wire(c.failed_at),
+        "created_at": format_timestamp(c.created_at),
+        "succeeded_at": format_timestamp(c.succeeded_at),
+        "failed_at": format_timestamp(c.failed_at),
         "paused": c.paused,
         "pause_after_trial": c.pause_after_trial,
         "sync_frequency": c.sync_frequency,
@@ -141,7 +141,7 @@ def to_wire_object(
             "sync_state": wire_sync_state(c, now or datetime.now(UTC)),
             "update_state": update_state,
             "is_historical_sync": c.is_historical_sync,
-            "rescheduled_for": to_wire(c.rescheduled_for) if c.sync_state == "rescheduled" else None,
+            "rescheduled_for": format_timestamp(c.rescheduled_for) if c.sync_state == "rescheduled" else None,
             "schema_status": "ready",
             "tasks": [],
             "warnings": [],

@@ -9,7 +9,7 @@ from sluice.api.caller import Caller
 from sluice.api.request_models import ConnectionSettings, CreateConnectionRequest, UpdateConnectionRequest
 from sluice.api.validation import parse
 from sluice.config_secrets import merge_config, seal_config, secret_box
-from sluice.connections.model import Connection, to_wire_object
+from sluice.connections.model import Connection, response_data
 from sluice.connections.setup_tests import record, run_tests, test_and_record
 from sluice.errors import GroupNotFound, InvalidInput
 from sluice.events import publish
@@ -18,7 +18,7 @@ from sluice.scheduler.data_delay import connection_update_state
 from sluice.scheduler.grid import connection_next_sync_at
 from sluice.sources import get_service
 from sluice.sources.base import Service, SetupTestOptions
-from sluice.storage.table import Table, account_connections_partition, connection_from_item, group_key
+from sluice.storage.store import Store, account_connections_partition, connection_from_item, group_key
 from sluice.sync.events import SyncRequest, request_sync
 from sluice.timestamps import utc_now
 
@@ -30,9 +30,9 @@ SETUP_TESTS_TIMEOUT = 20.0
 _SCHEDULE_FIELDS = frozenset({"sync_frequency", "daily_sync_time", "schedule_type", "paused"})
 
 
-def to_wire(connection: Connection) -> dict[str, Any]:
+def as_response(connection: Connection) -> dict[str, Any]:
     now = utc_now()
-    return to_wire_object(
+    return response_data(
         connection,
         get_service(connection.service).naming_keys,
         update_state=connection_update_state(connection, now),
@@ -65,8 +65,8 @@ def _validated_config(service: Service, config: dict[str, Any]) -> dict[str, Any
     return model.model_dump(mode="json", by_alias=True)
 
 
-def create(caller: Caller, request: CreateConnectionRequest, table: Table) -> Connection:
-    if table.get_owned(group_key(request.group_id), caller.account_id) is None:
+def create(caller: Caller, request: CreateConnectionRequest, store: Store) -> Connection:
+    if store.get_owned(group_key(request.group_id), caller.account_id) is None:
         raise GroupNotFound(request.group_id)
     service = get_service(request.service)
     config = _validated_config(service, request.config or {})
@@ -89,10 +89,10 @@ def create(caller: Caller, request: CreateConnectionRequest, table: Table) -> Co
         **settings,
     )
     _check_rules(connection)
-    table.create_connection(connection)
+    store.create_connection(connection)
     if request.run_setup_tests is not False:
         # The plain config is in hand: the tests need no decryption here.
-        connection = record(table, connection, run_tests(service.name, config, _test_options(request)))
+        connection = record(store, connection, run_tests(service.name, config, _test_options(request)))
     publish("Connection Created", _event_detail(connection))
     return connection
 
@@ -105,8 +105,8 @@ def _test_options(request: ConnectionSettings) -> SetupTestOptions:
     )
 
 
-def get(caller: Caller, connection_id: str, table: Table) -> Connection:
-    return table.get_connection(caller.account_id, connection_id)
+def get(caller: Caller, connection_id: str, store: Store) -> Connection:
+    return store.get_connection(caller.account_id, connection_id)
 
 
 @dataclass(frozen=True)
@@ -116,19 +116,19 @@ class ConnectionPage:
 
 
 def list_page(
-    caller: Caller, group_id: str | None, schema: str | None, cursor: str | None, limit: int, table: Table
+    caller: Caller, group_id: str | None, schema: str | None, cursor: str | None, limit: int, store: Store
 ) -> ConnectionPage:
     partition = account_connections_partition(caller.account_id)
-    if group_id is not None and table.get_owned(group_key(group_id), caller.account_id) is None:
+    if group_id is not None and store.get_owned(group_key(group_id), caller.account_id) is None:
         raise GroupNotFound(group_id)
     if group_id is not None and schema is not None:
-        page = table.query_page(partition, limit, cursor, sk_equals=f"{group_id}#{schema}")
+        page = store.query_page(partition, limit, cursor, sk_equals=f"{group_id}#{schema}")
     elif group_id is not None:
-        page = table.query_page(partition, limit, cursor, sk_prefix=f"{group_id}#")
+        page = store.query_page(partition, limit, cursor, sk_prefix=f"{group_id}#")
     elif schema is not None:
-        page = table.query_page(partition, limit, cursor, keep=lambda item: item.get("schema") == schema)
+        page = store.query_page(partition, limit, cursor, keep=lambda item: item.get("schema") == schema)
     else:
-        page = table.query_page(partition, limit, cursor)
+        page = store.query_page(partition, limit, cursor)
     return ConnectionPage([connection_from_item(i) for i in page.items], page.next_cursor)
 
 
@@ -166,18 +166,18 @@ def _apply_update(connection: Connection, request: UpdateConnectionRequest) -> C
     return updated
 
 
-def update(caller: Caller, connection_id: str, request: UpdateConnectionRequest, table: Table) -> Connection:
+def update(caller: Caller, connection_id: str, request: UpdateConnectionRequest, store: Store) -> Connection:
     given = _given(request)
     if given and set(given) <= {"run_setup_tests", "trust_certificates", "trust_fingerprints"}:
         raise InvalidInput("Use POST /v1/connections/{id}/test to run setup tests")
-    current, written = table.modify_connection(
+    current, written = store.modify_connection(
         caller.account_id, connection_id, lambda read: _apply_update(read, request)
     )
     assert written is not None  # _apply_update always returns the connection to write
     saved = written
     if _retest_wanted(request):
         saved = test_and_record(
-            table, caller.account_id, saved.id, _test_options(request), secret_box().decrypt
+            store, caller.account_id, saved.id, _test_options(request), secret_box().decrypt
         )
     publish("Connection Updated", _event_detail(saved))
     if current.resync_pending and not saved.resync_pending:
@@ -192,9 +192,9 @@ def _retest_wanted(request: UpdateConnectionRequest) -> bool:
     return request.config is not None or request.auth is not None or request.networking_method is not None
 
 
-def delete(caller: Caller, connection_id: str, table: Table) -> None:
-    connection = table.get_connection(caller.account_id, connection_id)
-    table.delete_connection(connection)
+def delete(caller: Caller, connection_id: str, store: Store) -> None:
+    connection = store.get_connection(caller.account_id, connection_id)
+    store.delete_connection(connection)
     publish("Connection Deleted", {**_event_detail(connection), "connection": None})
 
 
@@ -203,5 +203,5 @@ def _event_detail(connection: Connection) -> dict[str, Any]:
         "account_id": connection.account_id,
         "connection_id": connection.id,
         "group_id": connection.group_id,
-        "connection": to_wire(connection),
+        "connection": as_response(connection),
     }

@@ -16,7 +16,7 @@ from sluice.observability import logger
 from sluice.scheduler.grid import connection_next_sync_at
 from sluice.sources import get_service
 from sluice.sources.base import SetupTestOptions
-from sluice.storage.table import Table
+from sluice.storage.store import Store
 from sluice.timestamps import utc_now
 
 _FAILURES = {"FAILED", "JOB_FAILED"}
@@ -70,7 +70,7 @@ def with_results(connection: Connection, results: list[SetupTestResult], now: da
 
 
 def test_and_record(
-    table: Table,
+    store: Store,
     account_id: str | None,
     connection_id: str,
     options: SetupTestOptions,
@@ -79,12 +79,12 @@ def test_and_record(
 ) -> Connection:
     """Run the tests on the stored config (or on `config`, the plain one a caller already holds) and
     store the results. Re-reads and retries when the connection changes meanwhile."""
-    connection = table.get_connection(account_id, connection_id)
+    connection = store.get_connection(account_id, connection_id)
     plain = config if config is not None else revealed_config(connection, decrypt)
-    return record(table, connection, run_tests(connection.service, plain, options))
+    return record(store, connection, run_tests(connection.service, plain, options))
 
 
-def record(table: Table, connection: Connection, results: list[SetupTestResult]) -> Connection:
+def record(store: Store, connection: Connection, results: list[SetupTestResult]) -> Connection:
     """Store test results on the connection, re-reading it if another write came first. Results for a
     config that changed meanwhile are not stored: they no longer describe it."""
     tested = (connection.config, connection.secrets)  # a rotated secret changes its ciphertext
@@ -97,5 +97,5 @@ def record(table: Table, connection: Connection, results: list[SetupTestResult])
             return None
         return with_results(current, results, utc_now())
 
-    current, saved = table.modify_connection(None, connection.id, store_results)
+    current, saved = store.modify_connection(None, connection.id, store_results)
     return saved or current

@@ -10,22 +10,22 @@ from sluice.api.validation import parse
 from sluice.destinations import DESTINATION_CONFIGS
 from sluice.errors import Conflict, DestinationNotFound, GroupNotFound
 from sluice.ids import new_id
-from sluice.storage.table import (
-    Table,
+from sluice.storage.store import (
+    Store,
     account_groups_partition,
     destination_key,
     group_key,
 )
-from sluice.timestamps import to_wire, utc_now
+from sluice.timestamps import format_timestamp, utc_now
 
 
 def group_out(item: dict[str, Any]) -> dict[str, Any]:
     return {"id": item["id"], "name": item["name"], "created_at": item["created_at"]}
 
 
-def create_group(caller: Caller, request: CreateGroupRequest, table: Table) -> dict[str, Any]:
+def create_group(caller: Caller, request: CreateGroupRequest, store: Store) -> dict[str, Any]:
     group_id = new_id()
-    created_at = to_wire(utc_now())
+    created_at = format_timestamp(utc_now())
     item = {
         **group_key(group_id),
         "gsi1pk": account_groups_partition(caller.account_id),
@@ -36,19 +36,19 @@ def create_group(caller: Caller, request: CreateGroupRequest, table: Table) -> d
         "account_id": caller.account_id,
         "created_at": created_at,
     }
-    table.put_new(item, lambda: Conflict("Group already exists"))
+    store.put_new(item, lambda: Conflict("Group already exists"))
     return group_out(item)
 
 
-def get_group(caller: Caller, group_id: str, table: Table) -> dict[str, Any]:
-    item = table.get_owned(group_key(group_id), caller.account_id)
+def get_group(caller: Caller, group_id: str, store: Store) -> dict[str, Any]:
+    item = store.get_owned(group_key(group_id), caller.account_id)
     if item is None:
         raise GroupNotFound(group_id)
     return group_out(item)
 
 
-def list_groups(caller: Caller, cursor: str | None, limit: int, table: Table) -> dict[str, Any]:
-    page = table.query_page(account_groups_partition(caller.account_id), limit, cursor)
+def list_groups(caller: Caller, cursor: str | None, limit: int, store: Store) -> dict[str, Any]:
+    page = store.query_page(account_groups_partition(caller.account_id), limit, cursor)
     return {
         "items": [group_out(i) for i in page.items],
         "next_cursor": page.next_cursor,
@@ -68,8 +68,8 @@ def destination_out(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def create_destination(caller: Caller, request: CreateDestinationRequest, table: Table) -> dict[str, Any]:
-    get_group(caller, request.group_id, table)
+def create_destination(caller: Caller, request: CreateDestinationRequest, store: Store) -> dict[str, Any]:
+    get_group(caller, request.group_id, store)
     config = parse(DESTINATION_CONFIGS[request.service], request.config or {}, prefix="config.")
     item = {
         **destination_key(request.group_id),
@@ -81,14 +81,14 @@ def create_destination(caller: Caller, request: CreateDestinationRequest, table:
         "time_zone_offset": request.time_zone_offset or "0",
         "setup_status": "connected",
         "config": config.model_dump(mode="json"),
-        "created_at": to_wire(utc_now()),
+        "created_at": format_timestamp(utc_now()),
     }
-    table.put_new(item, lambda: Conflict(f"Group '{request.group_id}' already has a destination"))
+    store.put_new(item, lambda: Conflict(f"Group '{request.group_id}' already has a destination"))
     return destination_out(item)
 
 
-def get_destination(caller: Caller, destination_id: str, table: Table) -> dict[str, Any]:
-    item = table.get_owned(destination_key(destination_id), caller.account_id)
+def get_destination(caller: Caller, destination_id: str, store: Store) -> dict[str, Any]:
+    item = store.get_owned(destination_key(destination_id), caller.account_id)
     if item is None:
         raise DestinationNotFound(destination_id)
     return destination_out(item)

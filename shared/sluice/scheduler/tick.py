@@ -23,9 +23,9 @@ from sluice.connections.setup_tests import RETEST_BROKEN_AFTER, SETUP_TESTS_REQU
 from sluice.events import publish
 from sluice.observability import logger
 from sluice.scheduler.grid import next_sync_at
-from sluice.storage.table import (
+from sluice.storage.store import (
     TRIAL_PARTITION,
-    Table,
+    Store,
     account_connections_partition,
     delay_partition,
     retest_partition,
@@ -33,7 +33,7 @@ from sluice.storage.table import (
     to_dynamo,
 )
 from sluice.sync.events import SyncRequest, request_sync
-from sluice.timestamps import to_wire
+from sluice.timestamps import format_timestamp
 
 
 @dataclass
@@ -50,8 +50,8 @@ _MOVE_NEXT_SYNC = "SET next_sync_at = :next, sched_sk = :sk, version = version +
 
 
 class Scheduler:
-    def __init__(self, table: Table, shards: int) -> None:
-        self.table = table
+    def __init__(self, store: Store, shards: int) -> None:
+        self.store = store
         self.shards = shards
 
     def tick(self, now: datetime) -> TickReport:
@@ -76,12 +76,14 @@ class Scheduler:
 
     def _due(self, index: str, pk: str, sk: str, partition: str, now: datetime) -> Iterator[dict[str, Any]]:
         """Items of one index partition whose time (the sort key's prefix) is not after `now`."""
-        return self.table.query_all(
+        return self.store.query_all(
             {
                 "IndexName": index,
                 "KeyConditionExpression": f"{pk} = :p AND {sk} <= :now",
                 # "#" sorts after every timestamp character, so "<now>#" covers ids due exactly now.
-                "ExpressionAttributeValues": to_dynamo({":p": partition, ":now": f"{to_wire(now)}#\uffff"}),
+                "ExpressionAttributeValues": to_dynamo(
+                    {":p": partition, ":now": f"{format_timestamp(now)}#\uffff"}
+                ),
             }
         )
 
@@ -92,12 +94,12 @@ class Scheduler:
         following = next_sync_at(connection_id, int(item["sync_frequency"]), item.get("daily_sync_time"), now)
         moved = {
             ":expected": item["next_sync_at"],
-            ":next": to_wire(following),
-            ":sk": f"{to_wire(following)}#{connection_id}",
-            ":now": to_wire(now),
+            ":next": format_timestamp(following),
+            ":sk": f"{format_timestamp(following)}#{connection_id}",
+            ":now": format_timestamp(now),
             ":one": 1,
         }
-        claimed = self.table.update_connection_if(
+        claimed = self.store.update_connection_if(
             connection_id,
             _MOVE_NEXT_SYNC,
             "next_sync_at = :expected AND paused = :false AND schedule_type = :auto "
@@ -108,7 +110,7 @@ class Scheduler:
         if claimed is None:
             # Another tick won, the connection changed, or it is syncing. Only in the last case is
             # there anything to do: move past this grid point without queueing a run.
-            skipped = self.table.update_connection_if(
+            skipped = self.store.update_connection_if(
                 connection_id, _MOVE_NEXT_SYNC, "next_sync_at = :expected AND lease_expires_at >= :now", moved
             )
             if skipped is not None:
@@ -123,7 +125,7 @@ class Scheduler:
 
     def _unclaim(self, connection_id: str, attribute: str, claimed: str, previous: str) -> None:
         """Put a claimed time back when the announcement failed, so the next tick claims it again."""
-        self.table.update_connection_if(
+        self.store.update_connection_if(
             connection_id,
             f"SET {attribute} = :previous, sched_sk = :sk",
             f"{attribute} = :claimed",
@@ -134,8 +136,8 @@ class Scheduler:
 
     def _claim_retest(self, item: dict[str, Any], now: datetime, report: TickReport) -> None:
         connection_id = str(item["id"])
-        following = to_wire(now + RETEST_BROKEN_AFTER) or ""
-        claimed = self.table.update_connection_if(
+        following = format_timestamp(now + RETEST_BROKEN_AFTER) or ""
+        claimed = self.store.update_connection_if(
             connection_id,
             "SET retest_at = :next, sched_sk = :sk, version = version + :one",
             "retest_at = :expected",
@@ -158,7 +160,7 @@ class Scheduler:
     # ---- data delay ------------------------------------------------------------------------------
 
     def _announce_delay(self, item: dict[str, Any], now: datetime, report: TickReport) -> None:
-        connection = self.table.update_connection_if(
+        connection = self.store.update_connection_if(
             str(item["id"]),
             "SET delay_announced = :true, version = version + :one REMOVE timer_pk, timer_sk",
             "timer_sk = :expected",
@@ -173,7 +175,7 @@ class Scheduler:
                 "connection_id": connection.id,
                 "group_id": connection.group_id,
                 "data_delay_sensitivity": connection.data_delay_sensitivity,
-                "last_success": to_wire(connection.succeeded_at),
+                "last_success": format_timestamp(connection.succeeded_at),
                 "delayed_since": str(item["timer_sk"]).split("#")[0],
             },
         )
@@ -183,11 +185,11 @@ class Scheduler:
 
     def _end_trial(self, item: dict[str, Any], now: datetime, report: TickReport) -> None:
         account_id = str(item["id"])
-        for connection_item in self.table.query_index_partition(account_connections_partition(account_id)):
+        for connection_item in self.store.query_index_partition(account_connections_partition(account_id)):
             if not connection_item.get("pause_after_trial") or connection_item.get("paused"):
                 continue
             self._pause_for_trial(str(connection_item["id"]), now, report)
-        mark_trial_processed(self.table, account_id, now)
+        mark_trial_processed(self.store, account_id, now)
 
     def _pause_for_trial(self, connection_id: str, now: datetime, report: TickReport) -> None:
 
@@ -196,7 +198,7 @@ class Scheduler:
                 return None
             return connection.model_copy(update={"paused": True, "next_sync_at": None})
 
-        _, saved = self.table.modify_connection(None, connection_id, pause)
+        _, saved = self.store.modify_connection(None, connection_id, pause)
         if saved is None:
             return
         publish(

@@ -13,8 +13,8 @@ from typing import Any
 
 from sluice.connections.model import Connection
 from sluice.errors import Conflict, SluiceError
-from sluice.storage.table import (
-    Table,
+from sluice.storage.store import (
+    Store,
     connection_from_item,
     connection_key,
     connection_to_item,
@@ -23,7 +23,7 @@ from sluice.storage.table import (
     state_key,
     to_dynamo,
 )
-from sluice.timestamps import to_wire
+from sluice.timestamps import format_timestamp
 
 
 class LeaseLost(SluiceError):
@@ -50,10 +50,10 @@ RUN_RECORDS_KEPT = timedelta(days=90)
 
 
 class SyncStore:
-    def __init__(self, table: Table) -> None:
-        self.table = table
-        self._client = table._client
-        self._name = table.name
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._client = store._client
+        self._name = store.name
 
     # ---- the lease ---------------------------------------------------------------------------------
 
@@ -77,8 +77,8 @@ class SyncStore:
         )
         values: dict[str, Any] = {
             ":sid": sync_id,
-            ":until": to_wire(now + lease),
-            ":now": to_wire(now),
+            ":until": format_timestamp(now + lease),
+            ":now": format_timestamp(now),
             ":syncing": "syncing",
             ":one": 1,
         }
@@ -87,7 +87,7 @@ class SyncStore:
                 " AND (attribute_not_exists(last_sync_started_at) OR last_sync_started_at < :asked"
                 " OR active_sync_id = :sid)"
             )
-            values[":asked"] = to_wire(requested_at)
+            values[":asked"] = format_timestamp(requested_at)
         try:
             response = self._client.update_item(
                 TableName=self._name,
@@ -104,7 +104,7 @@ class SyncStore:
             if error_code(exc) == "ConditionalCheckFailedException":
                 raise LeaseBusy() from None
             raise
-        from sluice.storage.table import from_dynamo
+        from sluice.storage.store import from_dynamo
 
         return connection_from_item(from_dynamo(response["Attributes"]))
 
@@ -142,7 +142,7 @@ class SyncStore:
         items = response.get("Items", [])
         if not items:
             return None
-        from sluice.storage.table import from_dynamo
+        from sluice.storage.store import from_dynamo
 
         item = from_dynamo(items[0])
         return Snapshot(
@@ -169,7 +169,7 @@ class SyncStore:
             "seq": seq,
             "state": json.dumps(state, separators=(",", ":"), default=str),
             "sync_id": sync_id,
-            "created_at": to_wire(now),
+            "created_at": format_timestamp(now),
         }
         self._transact_or_lease_lost(
             sync_id,
@@ -190,7 +190,7 @@ class SyncStore:
                         ),
                         "ConditionExpression": "active_sync_id = :sid",
                         "ExpressionAttributeValues": to_dynamo(
-                            {":seq": seq, ":until": to_wire(now + lease), ":one": 1, ":sid": sync_id}
+                            {":seq": seq, ":until": format_timestamp(now + lease), ":one": 1, ":sid": sync_id}
                         ),
                     }
                 },
@@ -210,7 +210,7 @@ class SyncStore:
             "seq": seq,
             "state": json.dumps(state, separators=(",", ":")),
             "sync_id": "api",
-            "created_at": to_wire(now),
+            "created_at": format_timestamp(now),
         }
 
         from botocore.exceptions import ClientError
@@ -243,7 +243,7 @@ class SyncStore:
                                     ":one": 1,
                                     ":v": connection.version,
                                     ":false": False,
-                                    ":now": to_wire(now),
+                                    ":now": format_timestamp(now),
                                 }
                             ),
                         }
@@ -273,7 +273,7 @@ class SyncStore:
             )
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
-                current = self.table.get_connection(None, finished.id)
+                current = self.store.get_connection(None, finished.id)
                 if current.active_sync_id != sync_id:
                     raise LeaseLost(sync_id) from None
                 raise Conflict("The connection changed while finishing; retry") from None
@@ -287,7 +287,7 @@ class SyncStore:
             **run_key(connection_id, sync_id),
             "type": "sync_run",
             "sync_id": sync_id,
-            "started_at": to_wire(started_at),
+            "started_at": format_timestamp(started_at),
             "reason": reason,
             "status": "running",
             # The table's TTL removes run records after this (epoch seconds).
@@ -307,7 +307,7 @@ class SyncStore:
         )
 
     def run(self, connection_id: str, sync_id: str) -> dict[str, Any] | None:
-        return self.table.get(run_key(connection_id, sync_id))
+        return self.store.get(run_key(connection_id, sync_id))
 
     def holds_lease(self, connection_id: str, sync_id: str) -> bool:
         response = self._client.get_item(
@@ -334,7 +334,7 @@ class SyncStore:
             ConsistentRead=True,
         )
         keys = [{"pk": i["pk"]["S"], "sk": i["sk"]["S"]} for i in response.get("Items", [])]
-        self.table.delete_many(keys)
+        self.store.delete_many(keys)
 
     def _transact_or_lease_lost(self, sync_id: str, actions: list[dict[str, Any]]) -> None:
         from botocore.exceptions import ClientError

@@ -28,10 +28,10 @@ from sluice.observability import logger
 from sluice.scheduler.grid import connection_next_sync_at
 from sluice.sources import get_service
 from sluice.sources.base import SourceAuthError, SourceRateLimited
+from sluice.storage.store import Store, destination_key
 from sluice.storage.sync_store import LeaseBusy, LeaseLost, SyncStore
-from sluice.storage.table import Table, destination_key
 from sluice.sync.events import SyncRequest, announce_end, announce_start, request_sync
-from sluice.timestamps import from_wire, to_wire, utc_now
+from sluice.timestamps import format_timestamp, parse_timestamp, utc_now
 
 LEASE = timedelta(minutes=16)  # longer than the worker's 15-minute Lambda timeout
 STOP_BEFORE_DEADLINE_SECONDS = 60.0  # stop at a checkpoint when less than this is left
@@ -61,7 +61,7 @@ def strictly_after(now: datetime, *previous: datetime | None) -> datetime:
 class SyncEngine:
     def __init__(
         self,
-        table: Table,
+        store: Store,
         decrypt: Callable[[str, dict[str, str]], dict[str, str]],
         clock: Callable[[], datetime] = utc_now,
         commit_every: float | None = None,
@@ -69,8 +69,8 @@ class SyncEngine:
     ) -> None:
         from sluice.settings import get_settings
 
-        self.table = table
-        self.store = SyncStore(table)
+        self.store = store
+        self.sync_store = SyncStore(store)
         self.decrypt = decrypt
         self.clock = clock
         self.commit_every = get_settings().sync_commit_every_seconds if commit_every is None else commit_every
@@ -81,7 +81,7 @@ class SyncEngine:
     def run(self, request: SyncRequest, sync_id: str, remaining_seconds: Callable[[], float]) -> SyncResult:
         sync_id = request.sync_id or sync_id
         try:
-            current = self.table.get_connection(request.account_id, request.connection_id)
+            current = self.store.get_connection(request.account_id, request.connection_id)
         except ConnectionNotFound:
             # Deleted since the request was made: nothing to do, and nothing to retry.
             return SyncResult("SKIPPED", message="deleted")
@@ -90,9 +90,9 @@ class SyncEngine:
                 self._mark_resync_pending(current)
             logger.info("connection is paused; sync skipped", extra={"connection_id": current.id})
             return SyncResult("SKIPPED", message="paused")
-        served_after = None if request.reason == "continuation" else from_wire(request.requested_at)
+        served_after = None if request.reason == "continuation" else parse_timestamp(request.requested_at)
         try:
-            connection = self.store.acquire(current.id, sync_id, self.clock(), LEASE, served_after)
+            connection = self.sync_store.acquire(current.id, sync_id, self.clock(), LEASE, served_after)
         except LeaseBusy:
             logger.info(
                 "a sync is running or already served this request", extra={"connection_id": current.id}
@@ -117,7 +117,7 @@ class SyncEngine:
         destination: Destination | None = None
         try:
             if request.reason != "continuation":
-                self.store.start_run(connection.id, sync_id, self.clock(), request.reason)
+                self.sync_store.start_run(connection.id, sync_id, self.clock(), request.reason)
                 announce_start(connection, sync_id)
             service = get_service(connection.service)
             secrets = {k: v for k, v in connection.secrets.items() if k != AUTH_POINTER}
@@ -141,7 +141,7 @@ class SyncEngine:
                     if out_of_time or time.monotonic() - last_commit >= self.commit_every:
                         destination.flush()
                         seq += 1
-                        self.store.commit_checkpoint(
+                        self.sync_store.commit_checkpoint(
                             connection.id, sync_id, seq, pending, self.clock(), LEASE
                         )
                         pending, batch, last_commit = None, 0, time.monotonic()
@@ -154,7 +154,7 @@ class SyncEngine:
                     continue
                 if time.monotonic() - last_lease_check >= LEASE_CHECK_SECONDS:
                     # A forced sync may have taken the connection: stop writing soon, not at the next commit.
-                    if not self.store.holds_lease(connection.id, sync_id):
+                    if not self.sync_store.holds_lease(connection.id, sync_id):
                         raise LeaseLost(sync_id)
                     last_lease_check = time.monotonic()
                 # Deterministic for a replay of this sync (same id), distinct from any other sync's.
@@ -175,7 +175,7 @@ class SyncEngine:
             destination.flush()
             if pending is not None:
                 seq += 1
-                self.store.commit_checkpoint(connection.id, sync_id, seq, pending, self.clock(), LEASE)
+                self.sync_store.commit_checkpoint(connection.id, sync_id, seq, pending, self.clock(), LEASE)
         except LeaseLost:
             raise
         except SourceRateLimited as exc:
@@ -198,7 +198,7 @@ class SyncEngine:
         return result
 
     def _open_destination(self, connection: Connection) -> Destination:
-        item = self.table.get(destination_key(connection.group_id))
+        item = self.store.get(destination_key(connection.group_id))
         if item is None:
             from sluice.destinations import DestinationError
 
@@ -208,7 +208,7 @@ class SyncEngine:
     def _starting_state(
         self, connection: Connection, request: SyncRequest, sync_id: str, tables: dict[str, TableSpec]
     ) -> dict[str, Any]:
-        snapshot = self.store.latest_snapshot(connection.id)
+        snapshot = self.sync_store.latest_snapshot(connection.id)
         mine = snapshot is not None and snapshot.sync_id == sync_id
         if connection.is_historical_sync or request.historical:
             if request.scope and not mine and snapshot is not None:
@@ -228,25 +228,25 @@ class SyncEngine:
         broken: bool = False,
     ) -> None:
         for _ in range(_FINISH_RETRIES):
-            current = self.table.get_connection(None, connection_id)
+            current = self.store.get_connection(None, connection_id)
             if current.active_sync_id != sync_id:
                 raise LeaseLost(sync_id)
             finished = self._finished(current, result, rescheduled_for, broken)
             try:
-                saved = self.store.finish(finished, sync_id)
+                saved = self.sync_store.finish(finished, sync_id)
                 break
             except Conflict:
                 continue  # the API changed the connection meanwhile: re-read and finish again
         else:
             raise Conflict("Could not record the end of the sync")
         if result.status == "SUCCESSFUL" and saved.state_seq > 1:
-            self.store.prune_snapshots(connection_id, keep_from_seq=saved.state_seq)
-        self.store.finish_run(
+            self.sync_store.prune_snapshots(connection_id, keep_from_seq=saved.state_seq)
+        self.sync_store.finish_run(
             connection_id,
             sync_id,
             {
                 "status": result.status,
-                "finished_at": to_wire(self.clock()),
+                "finished_at": format_timestamp(self.clock()),
                 "rows_upserted": result.rows_upserted,
                 "rows_deleted": result.rows_deleted,
                 "message": result.message,
@@ -316,7 +316,7 @@ class SyncEngine:
 
     def _mark_resync_pending(self, current: Connection) -> None:
         try:
-            self.table.replace_connection(
+            self.store.replace_connection(
                 current.model_copy(update={"resync_pending": True, "is_historical_sync": True}),
                 current.version,
             )

@@ -7,7 +7,7 @@ from typing import Any
 
 from sluice.connections.model import Connection
 from sluice.events import publish
-from sluice.timestamps import to_wire, utc_now
+from sluice.timestamps import format_timestamp, utc_now
 
 SYNC_REQUESTED = "Sync Requested"
 
@@ -27,7 +27,7 @@ class SyncRequest:
     sync_id: str | None = None
     # A request is served by any sync that starts after it was made: two requests that race (the
     # scheduler's and a user's) start one sync.
-    requested_at: str | None = field(default_factory=lambda: to_wire(utc_now()))
+    requested_at: str | None = field(default_factory=lambda: format_timestamp(utc_now()))
 
     @classmethod
     def from_detail(cls, detail: dict[str, Any]) -> SyncRequest:
@@ -41,7 +41,7 @@ def request_sync(request: SyncRequest) -> None:
 def webhook_detail(event: str, connection: Connection, sync_id: str, data: dict[str, Any]) -> dict[str, Any]:
     return {
         "event": event,
-        "created": to_wire(utc_now()),
+        "created": format_timestamp(utc_now()),
         "connector_type": connection.service,
         "connector_id": connection.id,
         "connector_name": connection.schema_name,

@@ -8,8 +8,8 @@ from sluice.api.caller import Caller
 from sluice.connections.model import Connection, sync_in_progress
 from sluice.errors import Conflict, InvalidInput, NotFound
 from sluice.sources import get_service
+from sluice.storage.store import Store
 from sluice.storage.sync_store import SyncStore
-from sluice.storage.table import Table
 from sluice.sync.events import SyncRequest, request_sync
 from sluice.timestamps import utc_now
 
@@ -25,22 +25,22 @@ def sync_running(connection: Connection) -> bool:
     return sync_in_progress(connection, utc_now())
 
 
-def trigger_sync(caller: Caller, connection_id: str, force: bool, table: Table) -> str:
+def trigger_sync(caller: Caller, connection_id: str, force: bool, store: Store) -> str:
     """Ask for a sync; returns the message for the response."""
-    connection = table.get_connection(caller.account_id, connection_id)
+    connection = store.get_connection(caller.account_id, connection_id)
     if connection.paused:
         raise Conflict(f"Connection with id '{connection_id}' is paused; unpause it to sync")
     if sync_running(connection):
         if not force:
             return f"Sync is already running for connection with id '{connection_id}'"
         # Take the lease away: the running worker's next conditional write fails and it stops.
-        SyncStore(table).release_for_force(connection_id)
+        SyncStore(store).release_for_force(connection_id)
     request_sync(SyncRequest(caller.account_id, connection_id, reason="api", force=force))
     return f"Sync has been successfully triggered for connection with id '{connection_id}'"
 
 
 def trigger_resync(
-    caller: Caller, connection_id: str, scope: dict[str, list[str]] | None, table: Table
+    caller: Caller, connection_id: str, scope: dict[str, list[str]] | None, store: Store
 ) -> str:
     """A historical re-sync (of everything, or of the tables in `scope`)."""
 
@@ -54,7 +54,7 @@ def trigger_resync(
             changes["resync_pending"] = True  # it waits for unpause
         return connection.model_copy(update=changes) if changes else None
 
-    connection, _ = table.modify_connection(caller.account_id, connection_id, mark_historical)
+    connection, _ = store.modify_connection(caller.account_id, connection_id, mark_historical)
     if not connection.paused:
         request_sync(
             SyncRequest(caller.account_id, connection_id, reason="resync", historical=True, scope=scope)
@@ -72,21 +72,21 @@ def _check_scope(connection: Connection, scope: dict[str, list[str]]) -> None:
             raise InvalidInput(f"Unknown table '{unknown[0]}' in schema '{schema_name}'")
 
 
-def get_state(caller: Caller, connection_id: str, table: Table) -> dict[str, Any]:
-    connection = table.get_connection(caller.account_id, connection_id)
-    snapshot = SyncStore(table).latest_snapshot(connection.id)
+def get_state(caller: Caller, connection_id: str, store: Store) -> dict[str, Any]:
+    connection = store.get_connection(caller.account_id, connection_id)
+    snapshot = SyncStore(store).latest_snapshot(connection.id)
     if snapshot is None:
         raise InvalidInput("The connection state doesn't exist")
     return snapshot.state
 
 
-def replace_state(caller: Caller, connection_id: str, state: dict[str, Any], table: Table) -> dict[str, Any]:
-    connection = table.get_connection(caller.account_id, connection_id)
+def replace_state(caller: Caller, connection_id: str, state: dict[str, Any], store: Store) -> dict[str, Any]:
+    connection = store.get_connection(caller.account_id, connection_id)
     if sync_running(connection):
         raise Conflict("The state can't be changed while a sync is running")
     if not connection.paused:
         raise Conflict("Pause the connection before changing its state")
-    SyncStore(table).replace_state(connection, state, utc_now())
+    SyncStore(store).replace_state(connection, state, utc_now())
     return state
 
 
@@ -126,7 +126,7 @@ def _columns(connection: Connection, table: str, primary_key: tuple[str, ...]) -
 
 
 def table_columns(
-    caller: Caller, connection_id: str, schema: str, table: str, store: Table
+    caller: Caller, connection_id: str, schema: str, table: str, store: Store
 ) -> dict[str, Any]:
     """Columns of one table, found by its source or destination name (they are the same here)."""
     connection = store.get_connection(caller.account_id, connection_id)
@@ -136,8 +136,8 @@ def table_columns(
     raise TableNotFound(schema, table)
 
 
-def schema_config(caller: Caller, connection_id: str, table: Table) -> dict[str, Any]:
-    connection = table.get_connection(caller.account_id, connection_id)
+def schema_config(caller: Caller, connection_id: str, store: Store) -> dict[str, Any]:
+    connection = store.get_connection(caller.account_id, connection_id)
     return {
         "enable_new_by_default": True,
         "schema_change_handling": "ALLOW_ALL",

@@ -20,7 +20,7 @@ from sluice.errors import (
     SchemaTaken,
     SluiceError,
 )
-from sluice.timestamps import from_wire, to_wire
+from sluice.timestamps import format_timestamp, parse_timestamp
 
 # Item attributes that hold JSON documents as strings (free-form maps with floats and empty values).
 _JSON_ATTRIBUTES = ("config", "secrets", "setup_tests", "table_columns")
@@ -136,7 +136,7 @@ def _plain(value: Any) -> Any:
 def connection_to_item(connection: Connection) -> dict[str, Any]:
     item: dict[str, Any] = connection.model_dump(mode="python", by_alias=True)
     for name in _CONNECTION_DATETIMES:
-        item[name] = to_wire(item[name])
+        item[name] = format_timestamp(item[name])
     for name in _JSON_ATTRIBUTES:
         value = item[name]
         item[name] = None if value is None else json.dumps(value, separators=(",", ":"))
@@ -163,14 +163,14 @@ def _timer_keys(connection: Connection) -> dict[str, str]:
     keys: dict[str, str] = {}
     if connection.next_sync_at is not None:
         keys["sched_pk"] = schedule_partition(shard)
-        keys["sched_sk"] = f"{to_wire(connection.next_sync_at)}#{connection.id}"
+        keys["sched_sk"] = f"{format_timestamp(connection.next_sync_at)}#{connection.id}"
     elif connection.retest_at is not None and connection.setup_state == "broken":
         keys["sched_pk"] = retest_partition(shard)
-        keys["sched_sk"] = f"{to_wire(connection.retest_at)}#{connection.id}"
+        keys["sched_sk"] = f"{format_timestamp(connection.retest_at)}#{connection.id}"
     delayed_after = None if connection.delay_announced else connection_delayed_after(connection)
     if delayed_after is not None:
         keys["timer_pk"] = delay_partition(shard)
-        keys["timer_sk"] = f"{to_wire(delayed_after)}#{connection.id}"
+        keys["timer_sk"] = f"{format_timestamp(delayed_after)}#{connection.id}"
     return keys
 
 
@@ -180,7 +180,7 @@ def connection_from_item(item: dict[str, Any]) -> Connection:
         if isinstance(data.get(name), str):
             data[name] = json.loads(data[name])
     for name in _CONNECTION_DATETIMES:
-        data[name] = from_wire(data.get(name))
+        data[name] = parse_timestamp(data.get(name))
     fields = Connection.model_fields
     return Connection.model_validate({k: v for k, v in data.items() if k in fields or k == "schema"})
 
@@ -232,7 +232,7 @@ def _cancellation_codes(exc: Exception) -> list[str]:
     return [str(r.get("Code", "None")) for r in response.get("CancellationReasons", [])]
 
 
-class Table:
+class Store:
     """The domain table. Every read is a GetItem or a Query on a key."""
 
     def __init__(self, client: Any, name: str) -> None:
@@ -517,8 +517,8 @@ class Table:
         self.delete_many(children)
 
 
-def get_table() -> Table:
+def get_store() -> Store:
     from sluice.aws import client
     from sluice.settings import get_settings
 
-    return Table(client("dynamodb"), get_settings().table_name)
+    return Store(client("dynamodb"), get_settings().table_name)

@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 
-def utc_now() -> datetime:
+def _system_clock() -> datetime:
     return datetime.now(UTC)
+
+
+_clock: Callable[[], datetime] = _system_clock
+
+
+def utc_now() -> datetime:
+    """Now, from the one clock every module reads (tests move it with `clock_set_to`)."""
+    return _clock()
+
+
+@contextmanager
+def clock_set_to(clock: Callable[[], datetime]) -> Iterator[None]:
+    """Run the block with `clock` as the time of every `utc_now()` call: the one way tests control time."""
+    global _clock
+    previous, _clock = _clock, clock
+    try:
+        yield
+    finally:
+        _clock = previous
 
 
 def format_timestamp(moment: datetime | None) -> str | None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from local.sample_api import SampleApi
 from sluice.connect_card import cards as connect_card
+from sluice.timestamps import clock_set_to, utc_now
 from tests.support.api_events import call, connection_path, make_connection, make_group, rest_api_config
 from tests.support.connect_card_pages import get_page, invoke_page, page_event, post_page, query_of
 
@@ -181,16 +183,17 @@ def test_tampered_token_is_a_401_page(aws) -> None:
         assert "not valid" in reply.body
 
 
-def test_expired_token_is_a_401_page(aws, monkeypatch: pytest.MonkeyPatch) -> None:
-    import time
-
+def test_expired_token_is_a_401_page(aws) -> None:
     created = make_connection(make_group())
     query = card_query(created["id"])
-    monkeypatch.setattr(connect_card, "_clock", lambda: time.time() + 24 * 3600 + 1)
-    reply = get_page(query)
+    a_day_later = utc_now() + timedelta(days=1, seconds=1)
+    with clock_set_to(lambda: a_day_later):
+        reply = get_page(query)
+        form_reply = post_page(
+            {"auth": query["auth"], "csrf": "x", "base_url": "https://evil.example"}, query
+        )
     assert reply.status == 401
     assert "expired" in reply.body
-    form_reply = post_page({"auth": query["auth"], "csrf": "x", "base_url": "https://evil.example"}, query)
     assert form_reply.status == 401
     assert stored(created["id"]).config["base_url"] == "https://api.example.com"
 

@@ -11,7 +11,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -22,6 +22,7 @@ from sluice.api.request_models import Body, ConnectCardConfig
 from sluice.connections.model import Connection
 from sluice.errors import InvalidInput, SluiceError
 from sluice.storage.store import Store
+from sluice.timestamps import utc_now
 
 TOKEN_TTL_SECONDS = 24 * 3600
 # Clock skew tolerated on `iat` (tokens issued by another Lambda instance a little ahead of ours).
@@ -32,7 +33,6 @@ _MAX_TOKEN_CHARS = 4096
 _MAX_REDIRECT_CHARS = 2048
 
 # Indirection so that tests can move time without sleeping.
-_clock: Callable[[], float] = time.time
 
 
 class ConnectCardRequest(Body):
@@ -140,7 +140,7 @@ def issue_token(claims: CardClaims, key: bytes) -> str:
 def new_claims(
     connection: Connection, user_id: str, config: ConnectCardConfig | None, now: float | None = None
 ) -> CardClaims:
-    issued = int(_clock() if now is None else now)
+    issued = int(utc_now().timestamp() if now is None else now)
     return CardClaims(
         connection_id=connection.id,
         account_id=connection.account_id,
@@ -186,7 +186,7 @@ def verify_token(token: str | None, key: bytes, now: float | None = None) -> Car
         )
     except (ValueError, binascii.Error, UnicodeDecodeError, TypeError, AttributeError):
         raise invalid from None
-    current = _clock() if now is None else now
+    current = utc_now().timestamp() if now is None else now
     if claims.exp <= current:
         raise CardTokenExpired("Setup links are valid for one day. Ask for a new link.")
     if claims.iat > current + LEEWAY_SECONDS:

@@ -63,7 +63,6 @@ class SyncEngine:
         self,
         store: Store,
         decrypt: Callable[[str, dict[str, str]], dict[str, str]],
-        clock: Callable[[], datetime] = utc_now,
         commit_every: float | None = None,
         stop_before_deadline: float = STOP_BEFORE_DEADLINE_SECONDS,
     ) -> None:
@@ -72,7 +71,6 @@ class SyncEngine:
         self.store = store
         self.sync_store = SyncStore(store)
         self.decrypt = decrypt
-        self.clock = clock
         self.commit_every = get_settings().sync_commit_every_seconds if commit_every is None else commit_every
         self.stop_before_deadline = stop_before_deadline
 
@@ -92,7 +90,7 @@ class SyncEngine:
             return SyncResult("SKIPPED", message="paused")
         served_after = None if request.reason == "continuation" else parse_timestamp(request.requested_at)
         try:
-            connection = self.sync_store.acquire(current.id, sync_id, self.clock(), LEASE, served_after)
+            connection = self.sync_store.acquire(current.id, sync_id, utc_now(), LEASE, served_after)
         except LeaseBusy:
             logger.info(
                 "a sync is running or already served this request", extra={"connection_id": current.id}
@@ -117,7 +115,7 @@ class SyncEngine:
         destination: Destination | None = None
         try:
             if request.reason != "continuation":
-                self.sync_store.start_run(connection.id, sync_id, self.clock(), request.reason)
+                self.sync_store.start_run(connection.id, sync_id, utc_now(), request.reason)
                 announce_start(connection, sync_id)
             service = get_service(connection.service)
             secrets = {k: v for k, v in connection.secrets.items() if k != AUTH_POINTER}
@@ -142,7 +140,7 @@ class SyncEngine:
                         destination.flush()
                         seq += 1
                         self.sync_store.commit_checkpoint(
-                            connection.id, sync_id, seq, pending, self.clock(), LEASE
+                            connection.id, sync_id, seq, pending, utc_now(), LEASE
                         )
                         pending, batch, last_commit = None, 0, time.monotonic()
                         if out_of_time:
@@ -166,16 +164,16 @@ class SyncEngine:
                     for row in operation.rows:
                         seen.update(row)
                     result.rows_upserted += destination.upsert(
-                        schema, spec, operation.rows, self.clock(), batch_id
+                        schema, spec, operation.rows, utc_now(), batch_id
                     )
                 elif isinstance(operation, Deletes):
                     result.rows_deleted += destination.delete(
-                        schema, spec, operation.keys, self.clock(), batch_id
+                        schema, spec, operation.keys, utc_now(), batch_id
                     )
             destination.flush()
             if pending is not None:
                 seq += 1
-                self.sync_store.commit_checkpoint(connection.id, sync_id, seq, pending, self.clock(), LEASE)
+                self.sync_store.commit_checkpoint(connection.id, sync_id, seq, pending, utc_now(), LEASE)
         except LeaseLost:
             raise
         except SourceRateLimited as exc:
@@ -246,7 +244,7 @@ class SyncEngine:
             sync_id,
             {
                 "status": result.status,
-                "finished_at": format_timestamp(self.clock()),
+                "finished_at": format_timestamp(utc_now()),
                 "rows_upserted": result.rows_upserted,
                 "rows_deleted": result.rows_deleted,
                 "message": result.message,
@@ -275,7 +273,7 @@ class SyncEngine:
     def _finished(
         self, current: Connection, result: SyncResult, rescheduled_for: datetime | None, broken: bool
     ) -> Connection:
-        now = self.clock()
+        now = utc_now()
         columns = {
             t: sorted(set(current.table_columns.get(t, [])) | seen) for t, seen in result.columns.items()
         }

@@ -42,7 +42,7 @@ clients: $(CLIENTS)/fivetran-cli/.installed $(CLIENTS)/dagster/.installed
 run: install
 	$(PY) -m local.stack
 
-test: lint clients browser
+test: lint clients browser postgres
 	$(PY) -m pytest -q
 
 lint: install $(SAM_VENV)/.installed
@@ -74,4 +74,13 @@ browser:
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; else \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; \
+	fi
+
+# PostgreSQL 15 for the postgres source and destination tests (Debian's package; tests start their own
+# server with initdb as the `postgres` user and skip without it).
+.PHONY: postgres
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; else \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql; \
 	fi

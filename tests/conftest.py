@@ -14,6 +14,9 @@ from local.resources import LocalResources, create_resources
 
 REGION = "us-east-1"
 
+# A real PostgreSQL server (`pg_server`, `pg_database`), started only by the tests that ask for it.
+pytest_plugins = ("tests.support.postgres",)
+
 
 def _forget_cached_clients() -> None:
     from sluice.aws import reset_clients

@@ -33,7 +33,26 @@ class S3DestinationConfig(DestinationConfig):
     prefix: str = ""
 
 
-DESTINATION_CONFIGS: dict[str, type[DestinationConfig]] = {"duckdb": DuckDbConfig, "s3": S3DestinationConfig}
+# The same marker as `sluice.sources.base.Secret` (masked, encrypted, a password field in forms),
+# repeated so that no destination imports the sources package.
+Secret = Annotated[str, Field(json_schema_extra={"secret": True, "format": "password"})]
+
+
+class PostgresDestinationConfig(DestinationConfig):
+    host: Annotated[str, Field(min_length=1, max_length=253)]
+    port: Annotated[int, Field(ge=1, le=65535)] = 5432
+    database: Annotated[str, Field(min_length=1, max_length=63)]
+    user: Annotated[str, Field(min_length=1, max_length=63)]
+    password: Secret
+    # Schemas are named `<schema_prefix>_<connection schema>` when set, else by the connection's schema.
+    schema_prefix: Annotated[str, Field(max_length=30, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+
+
+DESTINATION_CONFIGS: dict[str, type[DestinationConfig]] = {
+    "duckdb": DuckDbConfig,
+    "s3": S3DestinationConfig,
+    "postgres": PostgresDestinationConfig,
+}
 
 
 # ---- the writer contract ----------------------------------------------------------------------------------
@@ -110,6 +129,10 @@ def open_destination(service: str, config: dict[str, Any]) -> Destination:
         from sluice.destinations.s3 import S3Destination
 
         return S3Destination(parsed)
+    if isinstance(parsed, PostgresDestinationConfig):
+        from sluice.destinations.postgres import PostgresDestination
+
+        return PostgresDestination(parsed)
     raise DestinationError(f"Destination service '{service}' has no writer")
 
 

@@ -1,0 +1,585 @@
+"""The `postgres` destination: a schema per connection, a table per source table, merged by key.
+
+Each batch is one transaction: the batch's rows are loaded with `COPY` into a temporary staging
+table with the target's column types (dropped on commit), then one `INSERT ... SELECT ... ON
+CONFLICT (key) DO UPDATE` merges them. The last row of a key within a batch wins (the batch is
+reduced to one row per key before the copy). The merge rewrites a row only when something in it
+differs (or it was soft-deleted), so a replayed batch changes nothing, not even
+`_fivetran_synced`. Deletes are soft: the same staging and one `UPDATE` set `_fivetran_deleted`
+on the rows that are not deleted yet (a replay matches nothing new).
+
+Column types come from the Python values of the batch (see `type_of` and the table in
+docs/sources-and-destinations.md). A batch with a new column adds it; a batch whose values do not
+fit a column's type widens it (integers to numeric or double precision, dates to timestamps,
+anything to jsonb when an object arrives, otherwise text), in the batch's transaction. A column
+seen only with nulls is `text` with the comment `sluice:untyped` until its first value types it.
+A table without a primary key is keyed by `_fivetran_id`, a hash of the row.
+
+Every connection goes to the address that the outbound guard resolved and checked
+(`sluice.outbound.resolve`: public addresses, or loopback where the setting allows it).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from functools import partial
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from sluice.contract import DELETED_COLUMN, ID_COLUMN, SYNCED_COLUMN
+from sluice.destinations import DestinationError, PostgresDestinationConfig, fivetran_id, json_default
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from sluice.connections.model import SetupTestResult
+    from sluice.contract import TableSpec
+
+SYSTEM_COLUMNS = frozenset({SYNCED_COLUMN, DELETED_COLUMN})
+CONNECT_TIMEOUT_SECONDS = 10
+_UNTYPED = "sluice:untyped"
+_MAX_IDENTIFIER_BYTES = 63
+
+# ---- types -------------------------------------------------------------------------------------------------
+
+_INTEGERS = ("smallint", "integer", "bigint", "numeric")  # in widening order
+_FLOATS = ("real", "double precision")
+_TEMPORALS = ("date", "timestamp without time zone", "timestamp with time zone")
+_TEXTS = ("text", "character varying", "character")
+_JSONS = ("jsonb", "json")
+_BIGINT_RANGE = range(-(2**63), 2**63)
+
+
+def type_of(value: Any) -> str:
+    """The column type a Python value lands in."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "bigint" if value in _BIGINT_RANGE else "numeric"
+    if isinstance(value, float):
+        return "double precision"
+    if isinstance(value, Decimal):
+        return "numeric"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, datetime):
+        return "timestamp with time zone" if value.tzinfo is not None else "timestamp without time zone"
+    if isinstance(value, date):
+        return "date"
+    if isinstance(value, time):
+        return "time without time zone"
+    if isinstance(value, UUID):
+        return "uuid"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "bytea"
+    if isinstance(value, dict | list | tuple):
+        return "jsonb"
+    if isinstance(value, timedelta):
+        return "interval"
+    return "text"
+
+
+def _base(kind: str) -> str:
+    """A type without its modifiers: `numeric(10,2)` -> `numeric`, `character varying(20)` -> ..."""
+    return kind.split("(", 1)[0].strip()
+
+
+def widen(existing: str, incoming: str) -> str:
+    """The type a column takes so that both its values and the batch's fit without loss."""
+    current = _base(existing)
+    if current == incoming or current in _TEXTS or current in _JSONS:
+        return existing  # text and JSON columns take any value as it is
+    if incoming == "jsonb":
+        return "jsonb"
+    numbers = _INTEGERS + _FLOATS
+    if current in numbers and incoming in numbers:
+        if "numeric" in (current, incoming):
+            return "numeric"
+        if current in _INTEGERS and incoming in _INTEGERS:
+            return max(current, incoming, key=_INTEGERS.index)
+        return "double precision"
+    if current in _TEMPORALS and incoming in _TEMPORALS:
+        return max(current, incoming, key=_TEMPORALS.index)
+    return "text"
+
+
+def _as_text(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, separators=(",", ":"), default=json_default)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(value).decode("ascii")
+    return str(value)
+
+
+def _converter(kind: str) -> Callable[[Any], Any] | None:
+    """What a value goes through before COPY into a column of `kind` (None: as it is)."""
+    base = _base(kind)
+    if base in _TEXTS:
+        return _as_text
+    if base in _JSONS:
+        from psycopg.types.json import Jsonb
+
+        dumps = partial(json.dumps, separators=(",", ":"), default=json_default)
+        return lambda value: None if value is None else Jsonb(value, dumps)
+    return None
+
+
+# ---- SQL text ----------------------------------------------------------------------------------------------
+
+
+def _ident(name: str) -> str:
+    if len(name.encode()) > _MAX_IDENTIFIER_BYTES:
+        raise DestinationError(f"The name '{name[:80]}' is longer than PostgreSQL's 63 bytes")
+    if "\x00" in name:
+        raise DestinationError("Names may not contain NUL characters")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _sql(text: str) -> Any:
+    """Text built here from quoted identifiers and literals only (psycopg types it as a query)."""
+    return text.encode()
+
+
+@dataclass
+class _Table:
+    """What this run knows of one destination table (read from the catalog once, then kept current)."""
+
+    schema: str
+    name: str
+    key: tuple[str, ...]
+    columns: dict[str, str]  # data columns (not the system ones) -> type, in table order
+    untyped: set[str] = field(default_factory=set)
+
+    @property
+    def qualified(self) -> str:
+        return f"{_ident(self.schema)}.{_ident(self.name)}"
+
+
+# ---- connecting --------------------------------------------------------------------------------------------
+
+
+def connect(config: PostgresDestinationConfig) -> psycopg.Connection[Any]:
+    """A connection to the address the outbound guard checked (autocommit; each write opens a transaction)."""
+    import psycopg
+
+    from sluice.outbound import resolve
+
+    address = resolve(config.host, config.port)
+    try:
+        connection = psycopg.connect(
+            host=config.host,
+            hostaddr=address,
+            port=config.port,
+            dbname=config.database,
+            user=config.user,
+            password=config.password,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            application_name="sluice",
+            autocommit=True,
+        )
+    except psycopg.Error as exc:
+        raise DestinationError(
+            f"Cannot connect to PostgreSQL at {config.host}:{config.port}: {_first_line(exc)}"
+        ) from None
+    connection.execute("SET TimeZone = 'UTC'")
+    return connection
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+# ---- the writer --------------------------------------------------------------------------------------------
+
+
+class PostgresDestination:
+    """A PostgreSQL database; one connection for the whole sync run. See `Destination`."""
+
+    def __init__(self, config: PostgresDestinationConfig) -> None:
+        import psycopg
+
+        self._psycopg = psycopg
+        self.config = config
+        self._con: psycopg.Connection[Any] | None = connect(config)
+        self._tables: dict[tuple[str, str], _Table | None] = {}
+        self._failed: str | None = None
+
+    def schema_for(self, schema: str) -> str:
+        return f"{self.config.schema_prefix}_{schema}" if self.config.schema_prefix else schema
+
+    def upsert(
+        self, schema: str, table: TableSpec, rows: list[dict[str, Any]], synced_at: datetime, batch_id: str
+    ) -> int:
+        del batch_id  # every write is keyed: a replay merges onto itself
+        if not rows:
+            return 0
+        schema = self.schema_for(schema)
+        key = table.primary_key or (ID_COLUMN,)
+        if not table.primary_key:
+            rows = [{**row, ID_COLUMN: fivetran_id(row)} for row in rows]
+        try:
+            rows = _last_per_key(rows, key, table.name)
+        except DestinationError as exc:
+            raise self._failure(str(exc)) from None
+        incoming = _batch_types(rows)
+        try:
+            with self._connection().transaction():
+                target = self._prepare(schema, table.name, key, incoming)
+                self._copy_into_staging(target, target.columns, rows)
+                self._connection().execute(self._merge_sql(target), [_utc(synced_at)])
+        except self._psycopg.Error as exc:
+            self._tables.pop((schema, table.name), None)  # re-read the catalog next time
+            raise self._failure(f"Writing to '{schema}.{table.name}' failed: {_first_line(exc)}") from None
+        except DestinationError as exc:
+            self._tables.pop((schema, table.name), None)
+            raise self._failure(str(exc)) from None
+        return len(rows)
+
+    def delete(
+        self, schema: str, table: TableSpec, keys: list[dict[str, Any]], synced_at: datetime, batch_id: str
+    ) -> int:
+        del batch_id
+        if not keys:
+            return 0
+        schema = self.schema_for(schema)
+        target = self._table(schema, table.name)
+        if target is None:
+            return 0  # nothing was ever written: nothing to delete
+        if not table.primary_key:
+            keys = [{ID_COLUMN: row.get(ID_COLUMN) or fivetran_id(row)} for row in keys]
+        missing = [name for name in target.key if any(row.get(name) is None for row in keys)]
+        if missing:
+            raise self._failure(f"Deletes for table '{table.name}' lack key column '{missing[0]}'")
+        key_columns = {name: target.columns[name] for name in target.key}
+        match = " AND ".join(f"t.{_ident(name)} = k.{_ident(name)}" for name in target.key)
+        names = ", ".join(_ident(name) for name in target.key)
+        sql = (
+            f"UPDATE {target.qualified} AS t SET {_ident(DELETED_COLUMN)} = true, "
+            f"{_ident(SYNCED_COLUMN)} = %s FROM (SELECT DISTINCT {names} FROM sluice_stage) AS k "
+            f"WHERE {match} AND t.{_ident(DELETED_COLUMN)} IS NOT TRUE"
+        )
+        try:
+            with self._connection().transaction():
+                self._copy_into_staging(target, key_columns, keys)
+                cursor = self._connection().execute(_sql(sql), [_utc(synced_at)])
+                return max(0, cursor.rowcount)
+        except self._psycopg.Error as exc:
+            self._tables.pop((schema, table.name), None)
+            raise self._failure(f"Deleting from '{schema}.{table.name}' failed: {_first_line(exc)}") from None
+
+    def flush(self) -> None:
+        # Every upsert and delete is its own committed transaction: what is written is durable.
+        if self._failed is not None:
+            raise DestinationError(self._failed)
+        self._connection()
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def __enter__(self) -> PostgresDestination:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _failure(self, message: str) -> DestinationError:
+        self._failed = message
+        return DestinationError(message)
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._con is None:
+            raise DestinationError("The PostgreSQL destination is closed")
+        return self._con
+
+    def _table(self, schema: str, name: str) -> _Table | None:
+        """The table as it is in the database, or None if it does not exist yet (cached for the run)."""
+        if (schema, name) in self._tables:
+            return self._tables[(schema, name)]
+        con = self._connection()
+        qualified = f"{_ident(schema)}.{_ident(name)}"
+        found = con.execute(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), col_description(a.attrelid, a.attnum) "
+            "FROM pg_attribute a WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 "
+            "AND NOT a.attisdropped ORDER BY a.attnum",
+            [qualified],
+        ).fetchall()
+        target: _Table | None = None
+        if found:
+            key_rows = con.execute(
+                "SELECT a.attname FROM pg_index i "
+                "CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position) "
+                "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+                "WHERE i.indrelid = to_regclass(%s) AND i.indisprimary ORDER BY k.position",
+                [qualified],
+            ).fetchall()
+            columns = {column: kind for column, kind, _ in found if column not in SYSTEM_COLUMNS}
+            untyped = {column for column, _, comment in found if comment == _UNTYPED}
+            target = _Table(schema, name, tuple(row[0] for row in key_rows), columns, untyped)
+        self._tables[(schema, name)] = target
+        return target
+
+    def _prepare(
+        self, schema: str, name: str, key: tuple[str, ...], incoming: dict[str, str | None]
+    ) -> _Table:
+        """The target table, created or evolved (new columns added, types widened) for this batch."""
+        target = self._table(schema, name)
+        if target is None:
+            return self._create(schema, name, key, incoming)
+        if target.key != key:
+            raise DestinationError(
+                f"Table '{schema}.{name}' has primary key {list(target.key)}, the source now has "
+                f"{list(key)}: a historical resync into a fresh table is needed"
+            )
+        con = self._connection()
+        for column, kind in incoming.items():
+            if column not in target.columns:
+                con.execute(
+                    _sql(f"ALTER TABLE {target.qualified} ADD COLUMN {_ident(column)} {kind or 'text'}")
+                )
+                target.columns[column] = kind or "text"
+                if kind is None:
+                    self._mark_untyped(target, column, untyped=True)
+                continue
+            if kind is None:
+                continue
+            existing = target.columns[column]
+            wanted = kind if column in target.untyped else widen(existing, kind)
+            if wanted != existing:
+                con.execute(
+                    _sql(
+                        f"ALTER TABLE {target.qualified} ALTER COLUMN {_ident(column)} TYPE {wanted} "
+                        f"USING {_convert(column, existing, wanted)}"
+                    )
+                )
+                target.columns[column] = wanted
+            if column in target.untyped:
+                self._mark_untyped(target, column, untyped=False)
+        return target
+
+    def _create(
+        self, schema: str, name: str, key: tuple[str, ...], incoming: dict[str, str | None]
+    ) -> _Table:
+        missing = [column for column in key if column not in incoming]
+        if missing:
+            raise DestinationError(f"Rows for table '{name}' lack primary key column '{missing[0]}'")
+        columns = {column: kind or "text" for column, kind in incoming.items()}
+        target = _Table(schema, name, key, columns)
+        definitions = [f"{_ident(column)} {kind}" for column, kind in columns.items()]
+        definitions += [
+            f"{_ident(SYNCED_COLUMN)} timestamp with time zone NOT NULL",
+            f"{_ident(DELETED_COLUMN)} boolean NOT NULL DEFAULT false",
+            f"PRIMARY KEY ({', '.join(_ident(column) for column in key)})",
+        ]
+        con = self._connection()
+        con.execute(_sql(f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)}"))
+        con.execute(_sql(f"CREATE TABLE {target.qualified} ({', '.join(definitions)})"))
+        for column, kind in incoming.items():
+            if kind is None:
+                self._mark_untyped(target, column, untyped=True)
+        self._tables[(schema, name)] = target
+        return target
+
+    def _mark_untyped(self, target: _Table, column: str, *, untyped: bool) -> None:
+        comment = _literal(_UNTYPED) if untyped else "NULL"
+        self._connection().execute(
+            _sql(f"COMMENT ON COLUMN {target.qualified}.{_ident(column)} IS {comment}")
+        )
+        if untyped:
+            target.untyped.add(column)
+        else:
+            target.untyped.discard(column)
+
+    def _copy_into_staging(self, target: _Table, columns: dict[str, str], rows: list[dict[str, Any]]) -> None:
+        """A temporary table with the target's `columns` (dropped at commit), holding `rows` (by COPY)."""
+        con = self._connection()
+        names = list(columns)
+        quoted = ", ".join(_ident(name) for name in names)
+        # The target's column types, none of its constraints (keys are checked before the copy).
+        con.execute(
+            _sql(
+                f"CREATE TEMPORARY TABLE sluice_stage ON COMMIT DROP AS "
+                f"SELECT {quoted} FROM {target.qualified} WITH NO DATA"
+            )
+        )
+        converters = [
+            (index, convert) for index, name in enumerate(names) if (convert := _converter(columns[name]))
+        ]
+        copy_sql = f"COPY sluice_stage ({quoted}) FROM STDIN"
+        with con.cursor().copy(_sql(copy_sql)) as copy:
+            for row in rows:
+                values = [row.get(name) for name in names]
+                for index, convert in converters:
+                    values[index] = convert(values[index])
+                copy.write_row(values)
+
+    def _merge_sql(self, target: _Table) -> Any:
+        names = list(target.columns)
+        quoted = ", ".join(_ident(name) for name in names)
+        keys = ", ".join(_ident(name) for name in target.key)
+        others = [name for name in names if name not in target.key]
+        assignments = [f"{_ident(name)} = EXCLUDED.{_ident(name)}" for name in others]
+        assignments += [
+            f"{_ident(SYNCED_COLUMN)} = EXCLUDED.{_ident(SYNCED_COLUMN)}",
+            f"{_ident(DELETED_COLUMN)} = false",
+        ]
+        changed = f"t.{_ident(DELETED_COLUMN)}"
+        if others:
+            mine = ", ".join(_comparable(f"t.{_ident(name)}", target.columns[name]) for name in others)
+            theirs = ", ".join(
+                _comparable(f"EXCLUDED.{_ident(name)}", target.columns[name]) for name in others
+            )
+            changed += f" OR ROW({mine}) IS DISTINCT FROM ROW({theirs})"
+        return _sql(
+            f"INSERT INTO {target.qualified} AS t "
+            f"({quoted}, {_ident(SYNCED_COLUMN)}, {_ident(DELETED_COLUMN)}) "
+            f"SELECT {quoted}, %s, false FROM sluice_stage "
+            f"ON CONFLICT ({keys}) DO UPDATE SET {', '.join(assignments)} WHERE {changed}"
+        )
+
+
+def _comparable(expression: str, kind: str) -> str:
+    # json has no equality operator; its jsonb form does.
+    return f"{expression}::jsonb" if _base(kind) == "json" else expression
+
+
+def _convert(column: str, existing: str, wanted: str) -> str:
+    """The expression that turns a column's current values into `wanted`."""
+    if wanted == "jsonb":
+        return f"to_jsonb({_ident(column)})"
+    if _base(existing) == "bytea" and wanted == "text":
+        return f"encode({_ident(column)}, 'base64')"  # as text values of bytes are written
+    return f"{_ident(column)}::{wanted}"
+
+
+def _batch_types(rows: list[dict[str, Any]]) -> dict[str, str | None]:
+    """Each column of the batch with the one type all its values fit (None: only nulls)."""
+    kinds: dict[str, set[type]] = {}
+    for row in rows:
+        for name, value in row.items():
+            kinds.setdefault(name, set()).add(type(value))
+    result: dict[str, str | None] = {}
+    for name, seen in kinds.items():
+        if name in SYSTEM_COLUMNS:
+            continue
+        seen.discard(type(None))
+        if not seen:
+            result[name] = None
+            continue
+        types: set[str] = set()
+        for python_type in seen:
+            if python_type is int:
+                values = (row.get(name) for row in rows)
+                fits = all(v in _BIGINT_RANGE for v in values if type(v) is int)
+                types.add("bigint" if fits else "numeric")
+            else:
+                types.add(type_of(next(row[name] for row in rows if type(row.get(name)) is python_type)))
+        ordered = sorted(types)
+        kind = ordered[0]
+        for other in ordered[1:]:
+            kind = widen(kind, other)
+        result[name] = kind
+    if ID_COLUMN in result:
+        result[ID_COLUMN] = "text"
+    return result
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _last_per_key(rows: list[dict[str, Any]], key: tuple[str, ...], table: str) -> list[dict[str, Any]]:
+    """The batch with one row per key, the last one of each."""
+    try:
+        tuples = [tuple(row.get(column) for column in key) for row in rows]
+        if any(None in values for values in tuples):
+            raise DestinationError(f"A row of table '{table}' lacks a value of its primary key {list(key)}")
+        by_key = dict(zip(tuples, rows, strict=True))
+    except TypeError as exc:  # an unhashable key value: a list or an object
+        raise DestinationError(f"Primary key values of table '{table}' must be scalars") from exc
+    return rows if len(by_key) == len(rows) else list(by_key.values())
+
+
+# ---- setup tests -------------------------------------------------------------------------------------------
+
+
+def setup_tests(config: PostgresDestinationConfig) -> list[SetupTestResult]:
+    """Connect, create a schema, write and drop a probe table; each result says exactly what failed."""
+    from sluice.connections.model import SetupTestResult
+
+    titles = ["Connecting to the database", "Creating a schema", "Writing a probe table"]
+    results: list[SetupTestResult] = []
+
+    def add(status: Any, message: str) -> None:
+        results.append(SetupTestResult(title=titles[len(results)], status=status, message=message))
+
+    def skip_rest(reason: str) -> list[SetupTestResult]:
+        while len(results) < len(titles):
+            add("SKIPPED", reason)
+        return results
+
+    from sluice.sources.base import SourceError
+
+    try:
+        con = connect(config)
+    except (DestinationError, SourceError) as exc:
+        add("FAILED", str(exc))
+        return skip_rest("Skipped because 'Connecting to the database' failed")
+    import psycopg
+
+    probe_schema = f"sluice_setup_test_{secrets.token_hex(4)}"
+    try:
+        with con:
+            add(
+                "PASSED",
+                f"Connected to '{config.database}' at {config.host}:{config.port} as '{config.user}'",
+            )
+            try:
+                con.execute(_sql(f"CREATE SCHEMA {_ident(probe_schema)}"))
+            except psycopg.Error as exc:
+                add(
+                    "FAILED",
+                    f"User '{config.user}' cannot create schemas in '{config.database}' "
+                    f"({_first_line(exc)}): "
+                    f"GRANT CREATE ON DATABASE {_ident(config.database)} TO {_ident(config.user)}",
+                )
+                return skip_rest("Skipped because 'Creating a schema' failed")
+            add("PASSED", f"User '{config.user}' can create schemas")
+            try:
+                with con.transaction():
+                    probe = f"{_ident(probe_schema)}.probe"
+                    con.execute(_sql(f"CREATE TABLE {probe} (id bigint PRIMARY KEY, note text)"))
+                    with con.cursor().copy(_sql(f"COPY {probe} (id, note) FROM STDIN")) as copy:
+                        copy.write_row([1, "sluice"])
+                    row = con.execute(_sql(f"SELECT note FROM {probe} WHERE id = 1")).fetchone()
+                    if row is None or row[0] != "sluice":
+                        raise DestinationError("the probe row did not read back")
+                    con.execute(_sql(f"DROP TABLE {probe}"))
+                add("PASSED", "Wrote, read and dropped a probe table")
+            except (psycopg.Error, DestinationError) as exc:
+                add("FAILED", f"Writing a probe table failed: {_first_line(exc)}")
+            finally:
+                con.execute(_sql(f"DROP SCHEMA IF EXISTS {_ident(probe_schema)} CASCADE"))
+    except psycopg.Error as exc:
+        add("FAILED", f"The connection failed during the tests: {_first_line(exc)}")
+    return skip_rest("Skipped")

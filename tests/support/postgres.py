@@ -133,7 +133,6 @@ def postgres_server() -> Iterator[PostgresServer]:
                 "-c max_replication_slots=40",
                 "-c max_wal_senders=10",
                 "-c fsync=off",
-                "-c synchronous_commit=off",
                 "-c full_page_writes=off",
                 "-c max_connections=100",
             )

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from sluice.errors import InvalidInput
-from sluice.sources import rest_api, s3
+from sluice.sources import postgres, rest_api, s3
 from sluice.sources.base import Service
 
-SERVICES: dict[str, Service] = {s.name: s for s in (rest_api.SERVICE, s3.SERVICE)}
+SERVICES: dict[str, Service] = {s.name: s for s in (rest_api.SERVICE, s3.SERVICE, postgres.SERVICE)}
 
 
 def get_service(name: str) -> Service:

@@ -89,7 +89,7 @@ def _as_postgres(*command: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def postgres_server() -> Iterator[PostgresServer]:
+def postgres_server(wal_level: str = "logical") -> Iterator[PostgresServer]:
     bin_dir = _bin_dir()
     if bin_dir is None:
         pytest.skip("PostgreSQL is not installed (make postgres installs it)")
@@ -129,7 +129,7 @@ def postgres_server() -> Iterator[PostgresServer]:
                 "-c listen_addresses=127.0.0.1",
                 f"-c port={port}",
                 f"-c unix_socket_directories={root}",
-                "-c wal_level=logical",
+                f"-c wal_level={wal_level}",
                 "-c max_replication_slots=40",
                 "-c max_wal_senders=10",
                 "-c fsync=off",

@@ -6,7 +6,7 @@ plus Sluice's `schema` (the destination schema, as for every service), `source_s
 read, `public` by default) and `tables` (a subset of its tables; all of them when absent).
 The database host is reached only through the outbound guard's address rules.
 
-How each method reads, and what the state holds: `sluice.sources.postgres.extract`. Setup tests:
+How each method reads, and what the state holds: `sluice.sources.postgres.reading`. Setup tests:
 `sluice.sources.postgres.setup`. psycopg is imported only where a database is used: the API
 functions import this module for its config model.
 """
@@ -68,7 +68,7 @@ def tables(config: dict[str, Any]) -> list[TableSpec]:
 
 
 def extract(config: dict[str, Any], state: dict[str, Any], deadline: float) -> Iterator[Operation]:
-    from sluice.sources.postgres.extract import extract as run
+    from sluice.sources.postgres.reading import extract as run
 
     return run(parse(config), state, deadline)
 

@@ -1,0 +1,286 @@
+"""Syncs through the sync worker on moto with a real PostgreSQL server: Postgres -> DuckDB,
+REST -> Postgres and Postgres -> Postgres, with changes between syncs and crashes that replay."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.sample_api import SampleApi
+from sluice.sources.postgres import reading
+from sluice.storage.sync_store import SyncStore
+from tests.support.api_events import DEFAULT, call, make_group
+from tests.support.postgres import SUPERUSER, SUPERUSER_PASSWORD, PostgresServer
+from tests.support.syncing import (
+    duckdb_rows,
+    get_connection,
+    make_group_with_duckdb,
+    make_rest_connection,
+    run_worker,
+    sample_api_config,
+    sync_event,
+)
+
+
+class Crash(BaseException):
+    """Stands for the process dying: nothing in the engine catches it."""
+
+
+@pytest.fixture
+def source_db(pg_server: PostgresServer, pg_database: str) -> str:
+    pg_server.execute(
+        pg_database,
+        "CREATE TABLE items (id int PRIMARY KEY, name text, qty int)",
+        "INSERT INTO items SELECT g, 'item ' || g, g FROM generate_series(1, 45) g",
+        "CREATE PUBLICATION sluice_pub FOR ALL TABLES",
+        "SELECT pg_create_logical_replication_slot('sluice_slot', 'pgoutput')",
+    )
+    return pg_database
+
+
+@pytest.fixture
+def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages of 10 rows, and a checkpoint committed at every Checkpoint the source yields."""
+    from sluice.settings import get_settings
+
+    monkeypatch.setattr(reading, "PAGE_ROWS", 10)
+    monkeypatch.setenv("SYNC_COMMIT_EVERY_SECONDS", "0")
+    get_settings.cache_clear()
+
+
+def postgres_source_config(server: PostgresServer, database: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "schema": "shop",
+        "host": server.host,
+        "port": server.port,
+        "database": database,
+        "user": SUPERUSER,
+        "password": SUPERUSER_PASSWORD,
+        "update_method": "WAL_PGOUTPUT",
+        "replication_slot": "sluice_slot",
+        "publication_name": "sluice_pub",
+        **extra,
+    }
+
+
+def make_postgres_connection(group_id: str, config: dict[str, Any]) -> dict[str, Any]:
+    reply = call(
+        "create_connection",
+        body={"group_id": group_id, "service": "postgres", "config": config, "run_setup_tests": False},
+    )
+    assert reply.status == 201, reply.body
+    assert reply.data["config"]["password"] == "******"
+    return dict(reply.data)
+
+
+def make_group_with_postgres(server: PostgresServer, database: str) -> str:
+    """A group whose destination is `database` (written to the store as create_destination writes it:
+    the API does not take `postgres` destinations yet, see the docs)."""
+    from sluice.storage.store import destination_key, get_store
+
+    group_id = make_group()
+    get_store().put(
+        {
+            **destination_key(group_id),
+            "type": "destination",
+            "account_id": DEFAULT.account_id,
+            "group_id": group_id,
+            "service": "postgres",
+            "region": "AWS_US_EAST_1",
+            "time_zone_offset": "0",
+            "setup_status": "connected",
+            "config": {
+                "host": server.host,
+                "port": server.port,
+                "database": database,
+                "user": SUPERUSER,
+                "password": SUPERUSER_PASSWORD,
+            },
+            "created_at": "2024-01-01T00:00:00Z",
+        }
+    )
+    return group_id
+
+
+def crash_on_commit(monkeypatch: pytest.MonkeyPatch, number: int) -> None:
+    original = SyncStore.commit_checkpoint
+    calls = {"n": 0}
+
+    def crashing(self: SyncStore, *args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == number:
+            raise Crash()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncStore, "commit_checkpoint", crashing)
+
+
+def sync(connection_id: str) -> dict[str, Any]:
+    result = run_worker(sync_event(connection_id))
+    assert result["status"] == "SUCCESSFUL", result
+    return result
+
+
+def table_rows(server: PostgresServer, database: str, table: str) -> dict[Any, dict[str, Any]]:
+    with server.connect(database) as con:
+        cursor = con.execute(f"SELECT * FROM {table}")  # type: ignore[arg-type]
+        names = [c.name for c in cursor.description or []]
+        return {row[0]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
+
+
+def change_source(server: PostgresServer, database: str, step: int) -> None:
+    """Inserts, updates and deletes (one of them a key change) between two syncs."""
+    server.execute(
+        database,
+        f"INSERT INTO items SELECT g, 'new ' || g, 0 "
+        f"FROM generate_series({1000 * step}, {1000 * step + 4}) g",
+        f"UPDATE items SET qty = qty + 100, name = name || ' v{step}' WHERE id % 7 = {step % 7}",
+        f"DELETE FROM items WHERE id IN (SELECT id FROM items WHERE id % 11 = {step % 11} LIMIT 2)",
+        "UPDATE items SET id = id + 500 "
+        f"WHERE id = (SELECT min(id) FROM items WHERE id < 100 AND id % 2 = {step % 2})",
+    )
+
+
+def assert_same_rows(source: dict[Any, dict[str, Any]], landed: dict[Any, dict[str, Any]]) -> None:
+    live = {key: row for key, row in landed.items() if not row["_fivetran_deleted"]}
+    assert set(live) == set(source)
+    for key, row in source.items():
+        assert {column: live[key][column] for column in row} == row, key
+    assert all(row["_fivetran_synced"] is not None for row in landed.values())
+
+
+# ---- Postgres -> DuckDB ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Path:
+    return tmp_path / "lake.duckdb"
+
+
+def test_postgres_to_duckdb_with_changes_between_syncs_and_a_crash_in_each(
+    aws: Any,
+    pg_server: PostgresServer,
+    source_db: str,
+    lake: Path,
+    small_pages: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    connection = make_postgres_connection(
+        make_group_with_duckdb(lake), postgres_source_config(pg_server, source_db)
+    )
+    # Historical: the worker dies after the second page's checkpoint; Lambda retries the event.
+    crash_on_commit(monkeypatch, 3)
+    event = sync_event(connection["id"])
+    with pytest.raises(Crash):
+        run_worker(event)
+    assert run_worker(event)["status"] == "SUCCESSFUL"
+    assert_same_rows(table_rows(pg_server, source_db, "items"), duckdb_rows(lake))
+
+    for step in (1, 2, 3):
+        change_source(pg_server, source_db, step)
+        # The worker writes the changes to the destination, then dies before their checkpoint.
+        crash_on_commit(monkeypatch, 1)
+        event = sync_event(connection["id"])
+        with pytest.raises(Crash):
+            run_worker(event)
+        result = run_worker(event)
+        assert result["status"] == "SUCCESSFUL"
+        assert result["rows_deleted"] >= 2
+        assert_same_rows(table_rows(pg_server, source_db, "items"), duckdb_rows(lake))
+    assert get_connection(connection["id"])["status"]["sync_state"] == "scheduled"
+
+
+def test_xmin_connection_to_duckdb_moves_changed_rows(
+    aws: Any, pg_server: PostgresServer, source_db: str, lake: Path
+) -> None:
+    config = postgres_source_config(pg_server, source_db, update_method="XMIN")
+    del config["replication_slot"], config["publication_name"]
+    connection = make_postgres_connection(make_group_with_duckdb(lake), config)
+    sync(connection["id"])
+    pg_server.execute(
+        source_db, "UPDATE items SET qty = -1 WHERE id = 3", "INSERT INTO items VALUES (99, 'n', 9)"
+    )
+    result = sync(connection["id"])
+    assert result["rows_upserted"] == 2
+    landed = duckdb_rows(lake)
+    assert landed[3]["qty"] == -1 and landed[99]["name"] == "n"
+
+
+# ---- REST -> Postgres --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api() -> Iterator[SampleApi]:
+    with SampleApi(rows=137, ties=7) as server:
+        yield server
+
+
+def test_rest_api_to_postgres_with_changes_between_syncs_and_a_crash(
+    aws: Any, pg_server: PostgresServer, pg_database: str, api: SampleApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sluice.settings import get_settings
+
+    monkeypatch.setenv("SYNC_COMMIT_EVERY_SECONDS", "0")
+    get_settings.cache_clear()
+    group_id = make_group_with_postgres(pg_server, pg_database)
+    connection = make_rest_connection(group_id, sample_api_config(api.url, page_size=20))
+    crash_on_commit(monkeypatch, 3)
+    event = sync_event(connection["id"])
+    with pytest.raises(Crash):
+        run_worker(event)
+    assert run_worker(event)["status"] == "SUCCESSFUL"
+    source = {row["id"]: row for row in api.data.all_rows()}
+    assert_same_rows(source, table_rows(pg_server, pg_database, "shop.items"))
+
+    api.update([3, 50, 99])
+    api.add(6)
+    crash_on_commit(monkeypatch, 1)
+    event = sync_event(connection["id"])
+    with pytest.raises(Crash):
+        run_worker(event)
+    assert run_worker(event)["status"] == "SUCCESSFUL"
+    source = {row["id"]: row for row in api.data.all_rows()}
+    assert_same_rows(source, table_rows(pg_server, pg_database, "shop.items"))
+
+
+# ---- Postgres -> Postgres ----------------------------------------------------------------------------------
+
+
+def test_postgres_to_postgres_keeps_types_and_soft_deletes(
+    aws: Any, pg_server: PostgresServer, source_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warehouse = pg_server.create_database()
+    try:
+        pg_server.execute(
+            source_db,
+            "CREATE TABLE docs (id uuid PRIMARY KEY, body jsonb, at timestamptz, price numeric, tags text[])",
+            "INSERT INTO docs VALUES ('12345678-1234-5678-1234-567812345678', '{\"a\": 1}', "
+            "'2024-01-02 03:04:05+00', 9.99, ARRAY['x'])",
+        )
+        group_id = make_group_with_postgres(pg_server, warehouse)
+        connection = make_postgres_connection(group_id, postgres_source_config(pg_server, source_db))
+        sync(connection["id"])
+        change_source(pg_server, source_db, 1)
+        pg_server.execute(source_db, "UPDATE docs SET body = '{\"a\": 2}'")
+        result = sync(connection["id"])
+        assert result["rows_deleted"] >= 2
+        assert_same_rows(
+            table_rows(pg_server, source_db, "items"), table_rows(pg_server, warehouse, "shop.items")
+        )
+        assert_same_rows(
+            table_rows(pg_server, source_db, "docs"), table_rows(pg_server, warehouse, "shop.docs")
+        )
+        with pg_server.connect(warehouse) as con:
+            kinds = dict(
+                con.execute(
+                    "SELECT column_name, data_type FROM information_schema.columns "
+                    "WHERE table_schema = 'shop' AND table_name = 'docs'"
+                ).fetchall()
+            )
+        assert kinds["id"] == "uuid" and kinds["body"] == "jsonb" and kinds["price"] == "numeric"
+        assert kinds["at"] == "timestamp with time zone"
+    finally:
+        pg_server.drop_database(warehouse)

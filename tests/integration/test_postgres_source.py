@@ -483,3 +483,53 @@ def test_setup_tests_report_a_wal_level_below_logical() -> None:
         results = SERVICE.setup_tests(config, SetupTestOptions())
         assert results[3].status == "FAILED"
         assert "wal_level is 'replica'" in results[3].message and "wal_level = logical" in results[3].message
+
+
+def test_setup_tests_create_the_slot_and_publication_when_asked(pg_server: PostgresServer, db: str) -> None:
+    config = config_for(
+        pg_server,
+        db,
+        replication_slot="made_slot",
+        publication_name="made_pub",
+        create_slot_and_publication=True,
+    )
+    results = SERVICE.setup_tests(config, SetupTestOptions())
+    assert statuses(results) == ["PASSED"] * 6, results
+    assert "Created the replication slot 'made_slot'" in results[4].message
+    assert "Created the publication 'made_pub'" in results[5].message
+    with pg_server.connect(db) as con:
+        assert con.execute(
+            "SELECT plugin FROM pg_replication_slots WHERE slot_name = 'made_slot'"
+        ).fetchone() == ("pgoutput",)
+        published = con.execute("SELECT tablename FROM pg_publication_tables WHERE pubname = 'made_pub'")
+        assert published.fetchall() == [("items",)]
+    # A table added later is added to the publication by the next setup tests.
+    pg_server.execute(db, "CREATE TABLE extra (id int PRIMARY KEY)")
+    again = SERVICE.setup_tests(config, SetupTestOptions())
+    assert again[4].status == "PASSED" and "is a pgoutput slot" in again[4].message
+    assert again[5].status == "PASSED" and "Added 1 table(s)" in again[5].message
+
+
+def test_setup_tests_say_what_an_administrator_must_run_when_creation_is_refused(
+    pg_server: PostgresServer, db: str
+) -> None:
+    owner = f"owner_{db}"
+    pg_server.create_role(db, owner, "owner-pw", "REPLICATION")
+    pg_server.execute(db, f"GRANT SELECT ON items TO {owner}", f'GRANT CREATE ON DATABASE "{db}" TO {owner}')
+    config = config_for(
+        pg_server,
+        db,
+        user=owner,
+        password="owner-pw",
+        replication_slot="their_slot",
+        publication_name="their_pub",
+        create_slot_and_publication=True,
+    )
+    results = SERVICE.setup_tests(config, SetupTestOptions())
+    assert results[4].status == "PASSED"  # REPLICATION lets it create the slot
+    assert results[5].status == "FAILED"
+    assert "Could not create the publication 'their_pub' (must be owner of table items)" in results[5].message
+    assert (
+        'the tables\' owner can run CREATE PUBLICATION "their_pub" FOR TABLE "public"."items"'
+        in results[5].message
+    )

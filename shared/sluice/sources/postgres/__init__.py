@@ -3,7 +3,8 @@
 Config fields are Fivetran's for its PostgreSQL connector (`host`, `port`, `database`, `user`,
 `password`, `update_method` = `WAL_PGOUTPUT` or `XMIN`, `replication_slot`, `publication_name`),
 plus Sluice's `schema` (the destination schema, as for every service), `source_schema` (the schema
-read, `public` by default) and `tables` (a subset of its tables; all of them when absent).
+read, `public` by default), `tables` (a subset of its tables; all of them when absent) and
+`create_slot_and_publication` (the setup tests create what is missing).
 The database host is reached only through the outbound guard's address rules.
 
 How each method reads, and what the state holds: `sluice.sources.postgres.reading`. Setup tests:
@@ -39,6 +40,8 @@ class PostgresConfig(ServiceConfig):
     publication_name: PgName | None = None
     source_schema: PgName = "public"
     tables: list[PgName] | None = None
+    # Setup tests create a missing slot and publication (or add missing tables to it) when set.
+    create_slot_and_publication: bool = False
 
     @model_validator(mode="after")
     def _replication_needs_a_slot_and_publication(self) -> PostgresConfig:

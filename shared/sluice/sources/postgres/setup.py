@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sluice.connections.model import SetupTestResult
 from sluice.sources.base import SetupTestOptions, SourceError
-from sluice.sources.postgres.client import discover, first_line, ident, open_connection
+from sluice.sources.postgres.client import discover, first_line, ident, open_connection, sql
 
 if TYPE_CHECKING:
     import psycopg
@@ -113,6 +113,8 @@ def _tables_test(connection: psycopg.Connection[Any], config: PostgresConfig, ad
 
 
 def _wal_tests(connection: psycopg.Connection[Any], config: PostgresConfig, add: Any) -> None:
+    import psycopg
+
     level = connection.execute("SHOW wal_level").fetchone()
     if level is None or level[0] != "logical":
         add(
@@ -137,11 +139,19 @@ def _wal_tests(connection: psycopg.Connection[Any], config: PostgresConfig, add:
             f"ALTER ROLE {ident(config.user)} WITH REPLICATION",
         )
     elif found is None:
-        add(
-            "FAILED",
-            f"The replication slot '{slot}' does not exist: create it with "
-            f"SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')",
-        )
+        create = f"SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')"
+        if not config.create_slot_and_publication:
+            add("FAILED", f"The replication slot '{slot}' does not exist: create it with {create}")
+        else:
+            try:
+                connection.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", [slot])
+                add("PASSED", f"Created the replication slot '{slot}' (pgoutput)")
+            except psycopg.Error as exc:
+                add(
+                    "FAILED",
+                    f"Could not create the replication slot '{slot}' ({first_line(exc)}): "
+                    f"an administrator can run {create}",
+                )
     elif found[0] != "pgoutput" or found[1] != config.database:
         add(
             "FAILED",
@@ -150,22 +160,35 @@ def _wal_tests(connection: psycopg.Connection[Any], config: PostgresConfig, add:
         )
     else:
         add("PASSED", f"The replication slot '{slot}' is a pgoutput slot in '{config.database}'")
+    _publication_test(connection, config, add)
+
+
+def _publication_test(connection: psycopg.Connection[Any], config: PostgresConfig, add: Any) -> None:
+    import psycopg
 
     publication = config.publication_name or ""
-    if (
-        connection.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", [publication]).fetchone()
-        is None
-    ):
-        add(
-            "FAILED",
-            f"The publication '{publication}' does not exist: create it with "
-            f"CREATE PUBLICATION {ident(publication)} FOR TABLE <the tables to sync>",
-        )
-        return
     try:
         tables = discover(connection, config)
     except SourceError:
         tables = []
+    names = ", ".join(f"{ident(config.source_schema)}.{ident(t.name)}" for t in tables)
+    exists = connection.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", [publication]).fetchone()
+    if exists is None:
+        create = f"CREATE PUBLICATION {ident(publication)} FOR TABLE {names or '<the tables to sync>'}"
+        if not config.create_slot_and_publication or not tables:
+            add("FAILED", f"The publication '{publication}' does not exist: create it with {create}")
+            return
+        try:
+            connection.execute(sql(create))
+        except psycopg.Error as exc:
+            add(
+                "FAILED",
+                f"Could not create the publication '{publication}' ({first_line(exc)}): "
+                f"the tables' owner can run {create}",
+            )
+            return
+        add("PASSED", f"Created the publication '{publication}' for {len(tables)} table(s)")
+        return
     published = {
         str(row[0])
         for row in connection.execute(
@@ -174,13 +197,26 @@ def _wal_tests(connection: psycopg.Connection[Any], config: PostgresConfig, add:
         ).fetchall()
     }
     missing = [t.name for t in tables if t.name not in published]
-    if missing:
-        names = ", ".join(f"{ident(config.source_schema)}.{ident(n)}" for n in missing)
-        add(
-            "FAILED",
-            f"The publication '{publication}' does not include {len(missing)} table(s): "
-            f"ALTER PUBLICATION {ident(publication)} ADD TABLE {names}",
-            {"missing": missing},
-        )
+    if not missing:
+        add("PASSED", f"The publication '{publication}' includes every table")
         return
-    add("PASSED", f"The publication '{publication}' includes every table")
+    listed = ", ".join(f"{ident(config.source_schema)}.{ident(n)}" for n in missing)
+    alter = f"ALTER PUBLICATION {ident(publication)} ADD TABLE {listed}"
+    if config.create_slot_and_publication:
+        try:
+            connection.execute(sql(alter))
+            add("PASSED", f"Added {len(missing)} table(s) to the publication '{publication}'")
+            return
+        except psycopg.Error as exc:
+            add(
+                "FAILED",
+                f"Could not add {len(missing)} table(s) to the publication '{publication}' "
+                f"({first_line(exc)}): the owner can run {alter}",
+                {"missing": missing},
+            )
+            return
+    add(
+        "FAILED",
+        f"The publication '{publication}' does not include {len(missing)} table(s): {alter}",
+        {"missing": missing},
+    )

@@ -155,6 +155,13 @@ def test_float_into_integer_column_widens_to_double(dest: PostgresDestination) -
     assert [r["n"] for r in rows_of(dest, "users")] == [3.0, 2.5]
 
 
+def test_aware_and_naive_timestamps_in_one_batch_land_with_time_zone(dest: PostgresDestination) -> None:
+    naive = datetime(2024, 1, 1, 12, 0)
+    dest.upsert("crm", USERS, [{"id": 1, "at": naive}, {"id": 2, "at": T0}], T0, "b1")
+    assert types_of(dest, "users")["at"] == "timestamp with time zone"
+    assert [r["at"] for r in rows_of(dest, "users")] == [naive.replace(tzinfo=UTC), T0]
+
+
 def test_huge_integer_widens_to_numeric(dest: PostgresDestination) -> None:
     dest.upsert("crm", USERS, [{"id": 1, "n": 3}], T0, "b1")
     dest.upsert("crm", USERS, [{"id": 2, "n": 2**70}], T1, "b2")

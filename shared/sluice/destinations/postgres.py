@@ -492,6 +492,9 @@ def _batch_types(rows: list[dict[str, Any]]) -> dict[str, str | None]:
                 values = (row.get(name) for row in rows)
                 fits = all(v in _BIGINT_RANGE for v in values if type(v) is int)
                 types.add("bigint" if fits else "numeric")
+            elif issubclass(python_type, datetime):
+                # Aware and naive timestamps differ in type: look at each of them.
+                types.update(type_of(row[name]) for row in rows if type(row.get(name)) is python_type)
             else:
                 types.add(type_of(next(row[name] for row in rows if type(row.get(name)) is python_type)))
         ordered = sorted(types)

@@ -284,3 +284,47 @@ def test_postgres_to_postgres_keeps_types_and_soft_deletes(
         assert kinds["at"] == "timestamp with time zone"
     finally:
         pg_server.drop_database(warehouse)
+
+
+# ---- S3 -> Postgres ----------------------------------------------------------------------------------------
+
+
+def test_s3_csv_files_to_postgres_with_a_rewritten_row_and_a_crash(
+    aws: Any, pg_server: PostgresServer, pg_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    from sluice.settings import get_settings
+
+    monkeypatch.setenv("SYNC_COMMIT_EVERY_SECONDS", "0")
+    get_settings.cache_clear()
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="drops")
+    s3.put_object(Bucket="drops", Key="in/1.csv", Body=b"id,city\n1,Oslo\n2,Lima\n")
+    reply = call(
+        "create_connection",
+        body={
+            "group_id": make_group_with_postgres(pg_server, pg_database),
+            "service": "s3",
+            "config": {
+                "schema": "files",
+                "table": "cities",
+                "bucket": "drops",
+                "prefix": "in/",
+                "primary_key": ["id"],
+            },
+            "run_setup_tests": False,
+        },
+    )
+    assert reply.status == 201, reply.body
+    connection_id = reply.data["id"]
+    sync(connection_id)
+    s3.put_object(Bucket="drops", Key="in/2.csv", Body=b"id,city\n2,Lisbon\n3,Accra\n")
+    crash_on_commit(monkeypatch, 1)
+    event = sync_event(connection_id)
+    with pytest.raises(Crash):
+        run_worker(event)
+    assert run_worker(event)["status"] == "SUCCESSFUL"
+    landed = table_rows(pg_server, pg_database, "files.cities")
+    assert {key: row["city"] for key, row in landed.items()} == {"1": "Oslo", "2": "Lisbon", "3": "Accra"}
+    assert not any(row["_fivetran_deleted"] for row in landed.values())

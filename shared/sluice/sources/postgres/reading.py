@@ -186,15 +186,17 @@ def _wal_sync(
     confirmed = _slot(connection, config)
     lsn = str(state.get("lsn") or confirmed)
     progress: dict[str, Any] = dict(state.get("tables") or {})
+    if pgoutput.parse_lsn(confirmed) < pgoutput.parse_lsn(lsn):
+        # The destination holds everything up to `lsn` and the checkpoint saying so committed: the
+        # first moment the slot may let go of those changes is the start of the next read.
+        connection.execute(
+            "SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", [config.replication_slot, lsn]
+        )
 
     def snapshot() -> dict[str, Any]:
         return {"method": "WAL_PGOUTPUT", "lsn": lsn, "tables": dict(progress)}
 
     yield from _read_tables(connection, tables, progress, lambda _t: None, snapshot)
-    slot = config.replication_slot or ""
-    if pgoutput.parse_lsn(confirmed) < pgoutput.parse_lsn(lsn):
-        # The destination holds everything up to `lsn` and the checkpoint saying so committed.
-        connection.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", [slot, lsn])
     selected = {(t.schema, t.name): t for t in tables}
     for operations, end_lsn in _changes(connection, config, selected):
         yield from operations

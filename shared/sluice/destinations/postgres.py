@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import partial
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -426,11 +427,17 @@ class PostgresDestination:
             (index, convert) for index, name in enumerate(names) if (convert := _converter(columns[name]))
         ]
         copy_sql = f"COPY sluice_stage ({quoted}) FROM STDIN"
+        whole = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
         with con.cursor().copy(_sql(copy_sql)) as copy:
             for row in rows:
-                values = [row.get(name) for name in names]
-                for index, convert in converters:
-                    values[index] = convert(values[index])
+                try:
+                    values = whole(row)
+                except KeyError:  # a row without some columns: they are null
+                    values = tuple(row.get(name) for name in names)
+                if converters:
+                    values = list(values)
+                    for index, convert in converters:
+                        values[index] = convert(values[index])
                 copy.write_row(values)
 
     def _merge_sql(self, target: _Table) -> Any:
@@ -474,14 +481,16 @@ def _convert(column: str, existing: str, wanted: str) -> str:
 
 def _batch_types(rows: list[dict[str, Any]]) -> dict[str, str | None]:
     """Each column of the batch with the one type all its values fit (None: only nulls)."""
-    kinds: dict[str, set[type]] = {}
-    for row in rows:
-        for name, value in row.items():
-            kinds.setdefault(name, set()).add(type(value))
+    names = dict.fromkeys(rows[0])
+    everything = set().union(*rows)
+    if len(everything) != len(names):
+        names.update(dict.fromkeys(name for row in rows for name in row))
     result: dict[str, str | None] = {}
-    for name, seen in kinds.items():
+    for name in names:
         if name in SYSTEM_COLUMNS:
             continue
+        values = [row.get(name) for row in rows]
+        seen = set(map(type, values))
         seen.discard(type(None))
         if not seen:
             result[name] = None
@@ -489,14 +498,17 @@ def _batch_types(rows: list[dict[str, Any]]) -> dict[str, str | None]:
         types: set[str] = set()
         for python_type in seen:
             if python_type is int:
-                values = (row.get(name) for row in rows)
-                fits = all(v in _BIGINT_RANGE for v in values if type(v) is int)
+                ints = [v for v in values if type(v) is int]
+                fits = min(ints) in _BIGINT_RANGE and max(ints) in _BIGINT_RANGE
                 types.add("bigint" if fits else "numeric")
             elif issubclass(python_type, datetime):
                 # Aware and naive timestamps differ in type: look at each of them.
-                types.update(type_of(row[name]) for row in rows if type(row.get(name)) is python_type)
+                zones = {v.tzinfo is None for v in values if type(v) is python_type}
+                types.update(
+                    "timestamp without time zone" if naive else "timestamp with time zone" for naive in zones
+                )
             else:
-                types.add(type_of(next(row[name] for row in rows if type(row.get(name)) is python_type)))
+                types.add(type_of(next(v for v in values if type(v) is python_type)))
         ordered = sorted(types)
         kind = ordered[0]
         for other in ordered[1:]:
@@ -514,10 +526,14 @@ def _utc(moment: datetime) -> datetime:
 def _last_per_key(rows: list[dict[str, Any]], key: tuple[str, ...], table: str) -> list[dict[str, Any]]:
     """The batch with one row per key, the last one of each."""
     try:
-        tuples = [tuple(row.get(column) for column in key) for row in rows]
-        if any(None in values for values in tuples):
+        if len(key) == 1:
+            (column,) = key
+            values: list[Any] = [row.get(column) for row in rows]
+        else:
+            values = [tuple(row.get(column) for column in key) for row in rows]
+        if any(v is None or (len(key) > 1 and None in v) for v in values):
             raise DestinationError(f"A row of table '{table}' lacks a value of its primary key {list(key)}")
-        by_key = dict(zip(tuples, rows, strict=True))
+        by_key = dict(zip(values, rows, strict=True))
     except TypeError as exc:  # an unhashable key value: a list or an object
         raise DestinationError(f"Primary key values of table '{table}' must be scalars") from exc
     return rows if len(by_key) == len(rows) else list(by_key.values())

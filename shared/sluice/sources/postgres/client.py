@@ -86,22 +86,30 @@ def connected(config: PostgresConfig) -> Iterator[psycopg.Connection[Any]]:
 
 def register_loaders(connection: psycopg.Connection[Any]) -> None:
     """Values every destination can write: intervals as their text, infinite dates as 'infinity'."""
-    from psycopg.types.datetime import DateLoader, TimestampLoader, TimestamptzLoader
+    from psycopg.adapt import Loader
+    from psycopg.pq import Format
     from psycopg.types.string import TextLoader
 
     def tolerant(base: type[Any]) -> type[Any]:
-        class Tolerant(base):  # type: ignore[misc]
+        # Wraps the loader in use (psycopg's C one where installed, which cannot be subclassed):
+        # only the rare infinite value takes the Python path.
+        class Tolerant(Loader):
+            def __init__(self, oid: int, context: Any = None) -> None:
+                super().__init__(oid, context)
+                self._load = base(oid, context).load
+
             def load(self, data: Any) -> Any:
-                raw = bytes(data)
-                if raw in (b"infinity", b"-infinity"):
-                    return raw.decode()
-                return super().load(data)
+                if data[:1] in (b"i", b"-") and bytes(data) in (b"infinity", b"-infinity"):
+                    return bytes(data).decode()
+                return self._load(data)
 
         return Tolerant
 
-    connection.adapters.register_loader("date", tolerant(DateLoader))
-    connection.adapters.register_loader("timestamp", tolerant(TimestampLoader))
-    connection.adapters.register_loader("timestamptz", tolerant(TimestamptzLoader))
+    for name in ("date", "timestamp", "timestamptz"):
+        oid = connection.adapters.types[name].oid
+        current = connection.adapters.get_loader(oid, Format.TEXT)
+        if current is not None:
+            connection.adapters.register_loader(name, tolerant(current))
     for name in ("interval", "money"):
         connection.adapters.register_loader(name, TextLoader)
 

@@ -43,6 +43,15 @@ def create_resources(session: Any, stack: str = "sluice", bus_log: bool = False)
         key_id = kms.create_key(Description=f"{stack} {logical_id}")["KeyMetadata"]["KeyId"]
         if logical_id == "SecretsKey":
             env["KMS_KEY_ID"] = key_id
+        elif logical_id == "PackagesKey":
+            env["PACKAGES_KEY_ID"] = key_id
+
+    s3 = session.client("s3")
+    for logical_id in resources("AWS::S3::Bucket"):
+        name = _physical(logical_id, stack).lower()
+        s3.create_bucket(Bucket=name)
+        if logical_id == "PackagesBucket":
+            env["PACKAGES_BUCKET"] = name
 
     events = session.client("events")
     if resources("AWS::Events::EventBus"):

@@ -52,6 +52,30 @@ def _json_error(
     }
 
 
+def _binary_media_types() -> list[str]:
+    """The API's BinaryMediaTypes (`~1` stands for `/`, as in the template)."""
+    from local.template import resources
+
+    types: list[str] = []
+    for api in resources("AWS::Serverless::Api").values():
+        types += [str(t).replace("~1", "/") for t in api["Properties"].get("BinaryMediaTypes", [])]
+    return types
+
+
+def _event_body(headers: dict[str, str], body: bytes) -> tuple[str | None, bool]:
+    """The event's body as API Gateway passes it: base64 (isBase64Encoded) for a binary media type."""
+    if not body:
+        return None, False
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    media_type = content_type.split(";")[0].strip().lower()
+    if any(media_type == t or (t.endswith("/*") and media_type.startswith(t[:-1])) for t in _BINARY):
+        return base64.b64encode(body).decode("ascii"), True
+    return body.decode("utf-8", errors="replace"), False
+
+
+_BINARY = _binary_media_types()
+
+
 class LocalStack:
     def __init__(self, resources: LocalResources, data_dir: Path) -> None:
         self.resources = resources
@@ -111,7 +135,7 @@ class LocalStack:
         if found is None:
             return _json_error(404, "NotFound", f"No route matches {method} {path}")
         route, path_params = found
-        text = body.decode("utf-8", errors="replace") if body else None
+        text, encoded = _event_body(headers, body)
         event: dict[str, Any] = {
             "resource": route.path,
             "path": path,
@@ -134,7 +158,7 @@ class LocalStack:
                 "requestTimeEpoch": int(time.time() * 1000),
             },
             "body": text,
-            "isBase64Encoded": False,
+            "isBase64Encoded": encoded,
         }
         if route.authorized:
             context = self._authorize(event)

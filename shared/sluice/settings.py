@@ -29,6 +29,11 @@ class Settings:
     data_dir: str
     # A sync commits a checkpoint at most this often (seconds); each commit is one DynamoDB transaction.
     sync_commit_every_seconds: float
+    # Connector SDK packages: the bucket and KMS key they are stored with, and the Python that runs
+    # connector code (one with fivetran-connector-sdk installed; empty: this interpreter).
+    packages_bucket: str = "sluice-packages"
+    packages_key_id: str = "alias/sluice-packages"
+    connector_sdk_python: str = ""
 
 
 @cache
@@ -46,4 +51,7 @@ def get_settings() -> Settings:
         connect_card_continue_after_seconds=int(env.get("CONNECT_CARD_CONTINUE_AFTER_SECONDS", "3")),
         data_dir=env.get("SLUICE_DATA_DIR", ""),
         sync_commit_every_seconds=float(env.get("SYNC_COMMIT_EVERY_SECONDS", "10")),
+        packages_bucket=env.get("PACKAGES_BUCKET", "sluice-packages"),
+        packages_key_id=env.get("PACKAGES_KEY_ID", "alias/sluice-packages"),
+        connector_sdk_python=env.get("CONNECTOR_SDK_PYTHON", ""),
     )

@@ -30,6 +30,7 @@ from sluice.observability import logger
 MAX_BODY_BYTES = 1024 * 1024
 _BODY_METHODS = {"POST", "PATCH", "PUT"}
 JSON = "application/json"
+MULTIPART = "multipart/form-data"
 
 
 def envelope(data: Any = None, message: str = "Operation performed successfully") -> dict[str, Any]:
@@ -59,8 +60,10 @@ def error_response(error: SluiceError) -> Response[str]:
 class SluiceResolver(APIGatewayRestResolver):
     """APIGatewayRestResolver that speaks the Fivetran wire contract."""
 
-    def __init__(self) -> None:
+    def __init__(self, upload_bytes: int = 0) -> None:
         super().__init__(enable_validation=True)
+        # A function that takes file uploads (multipart/form-data) up to this many bytes; 0: JSON only.
+        self.upload_bytes = upload_bytes
         self.aliased = False
         self.body_was_missing = False
         self.requested_path = "/"
@@ -84,11 +87,16 @@ class SluiceResolver(APIGatewayRestResolver):
         method = str(event.get("httpMethod", "GET")).upper()
         body = event.get("body")
         self.body_was_missing = body is None or body == ""
+        headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+        content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
+        if method in _BODY_METHODS and self.upload_bytes and content_type == MULTIPART:
+            # Base64 (as API Gateway passes binary media types) is 4/3 of the bytes.
+            if len(body or "") > self.upload_bytes * 4 // 3 + 4096:
+                raise PayloadTooLarge(f"Request body is larger than {self.upload_bytes} bytes")
+            return event  # the function reads the parts itself
         if method in _BODY_METHODS:
             if len(body or "") > MAX_BODY_BYTES:
                 raise PayloadTooLarge(f"Request body is larger than {MAX_BODY_BYTES} bytes")
-            headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-            content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
             if not self.body_was_missing and content_type not in ("", JSON, "*/*"):
                 raise UnsupportedMediaType(f"Content-Type '{content_type}' is not supported; send {JSON}")
             # Several Fivetran clients send POSTs with no body: read it as {}.
@@ -108,8 +116,8 @@ class SluiceResolver(APIGatewayRestResolver):
         return error
 
 
-def make_resolver() -> SluiceResolver:
-    app = SluiceResolver()
+def make_resolver(upload_bytes: int = 0) -> SluiceResolver:
+    app = SluiceResolver(upload_bytes)
 
     @app.exception_handler(SluiceError)
     def handle_sluice_error(error: SluiceError) -> Response[str]:

@@ -37,6 +37,12 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/connect-card/setup", "connect_card_page"),
     ("GET", "/v1/metadata/connector-types", "get_metadata"),
     ("GET", "/v1/metadata/connector-types/{service}", "get_metadata"),
+    # Connector SDK packages (`fivetran deploy` uploads them)
+    ("POST", "/v1/connector-sdk/packages", "create_package"),
+    ("GET", "/v1/connector-sdk/packages", "list_packages"),
+    ("GET", "/v1/connector-sdk/packages/{package_id}", "get_package"),
+    ("PATCH", "/v1/connector-sdk/packages/{package_id}", "update_package"),
+    ("DELETE", "/v1/connector-sdk/packages/{package_id}", "delete_package"),
 )
 
 

@@ -95,6 +95,14 @@ def account_groups_partition(account_id: str) -> str:
     return f"ACCT#{account_id}#GROUP"
 
 
+def package_key(package_id: str) -> dict[str, str]:
+    return {"pk": f"PACKAGE#{package_id}", "sk": "PACKAGE"}
+
+
+def account_packages_partition(account_id: str) -> str:
+    return f"ACCT#{account_id}#PACKAGE"
+
+
 # ---- serialization -------------------------------------------------------------------------------------
 
 
@@ -515,6 +523,63 @@ class Store:
             for i in self.query_partition(connection_key(connection.id)["pk"], "")
         ]
         self.delete_many(children)
+
+
+    # -- Connector SDK packages ------------------------------------------------------------------------
+
+    def put_package(self, item: dict[str, Any], expected_version: int | None) -> None:
+        """Create a package item (`expected_version` None) or replace it if nobody changed it since."""
+        from botocore.exceptions import ClientError
+
+        package_id = str(item["id"])
+        full = {
+            **item,
+            **package_key(package_id),
+            "gsi1pk": account_packages_partition(str(item["account_id"])),
+            "gsi1sk": package_id,
+        }
+        if expected_version is None:
+            condition, values = "attribute_not_exists(pk)", None
+        else:
+            condition, values = "version = :v", to_dynamo({":v": expected_version})
+        try:
+            self._client.put_item(
+                TableName=self.name,
+                Item=to_dynamo(full),
+                ConditionExpression=condition,
+                **({"ExpressionAttributeValues": values} if values else {}),
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise ConcurrentUpdate() from None
+            raise
+
+    def delete_package(self, account_id: str, package_id: str, expected_version: int) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.delete_item(
+                TableName=self.name,
+                Key=to_dynamo(package_key(package_id)),
+                ConditionExpression="account_id = :a AND version = :v",
+                ExpressionAttributeValues=to_dynamo({":a": account_id, ":v": expected_version}),
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise ConcurrentUpdate() from None
+            raise
+
+    def connections_using_package(self, account_id: str, package_id: str) -> list[str]:
+        """Ids of the account's connections whose config names this package (one Query on the
+        account's connections)."""
+        using = []
+        for item in self.query_index_partition(account_connections_partition(account_id)):
+            config = item.get("config")
+            if isinstance(config, str):
+                config = json.loads(config)
+            if isinstance(config, dict) and config.get("package_id") == package_id:
+                using.append(str(item["id"]))
+        return sorted(using)
 
 
 def get_store() -> Store:

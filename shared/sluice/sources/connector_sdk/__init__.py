@@ -1,0 +1,179 @@
+"""The `connector_sdk` source: a Fivetran Connector SDK connector, deployed with `fivetran deploy`.
+
+The connection's config is what the SDK's deploy sends: `schema`, `package_id`, `secrets_list`
+(the connector's configuration.json as key/value pairs, every value secret) and optionally
+`python_version`. A sync downloads the package (see `packages`), unpacks it into a folder of its
+own and runs `connector.py` in a separate process (`runner.py`) through the SDK's own runner hook.
+What the connector emits becomes Sluice's operations:
+
+- `op.upsert` and `op.update` -> `Upserts` (consecutive rows of one table in one batch). An update
+  lands as an upsert of the columns it names: the destinations replace a row by its key, so
+  columns an update leaves out become null (Fivetran would keep them).
+- `op.delete` -> `Deletes` by primary key.
+- `op.checkpoint(state)` -> `Checkpoint(state)`, after every operation before it; the connector's
+  call returns once the engine has taken it (committed, or kept as the pending checkpoint).
+- `op.truncate` cannot be expressed by Sluice's contract yet (it has no "every earlier row is
+  deleted" operation): the sync logs a warning and leaves the table's rows as they are.
+- `log.*` lines go to the sync worker's log; `log.severe` at level ERROR.
+- An exception in `update()` or `schema()`, or `op.error()`, fails the sync with its message;
+  whatever came after the last checkpoint is not committed.
+
+`schema()` gives the tables and primary keys; a table without one is keyed by `_fivetran_id`. A
+connector without `schema()` gets its tables from what it emits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError
+
+from sluice.connections.model import SetupTestResult
+from sluice.contract import Checkpoint, Deletes, Operation, TableSpec, Upserts
+from sluice.observability import logger
+from sluice.sources.base import Secret, Service, ServiceConfig, SetupTestOptions, SourceError, secret_paths
+from sluice.sources.rest_api import Name
+
+BATCH_ROWS = 5_000
+_LOG_LEVELS = {"WARNING": "warning", "SEVERE": "error", "ERROR": "error", "CRITICAL": "error"}
+
+
+class SecretItem(ServiceConfig):
+    key: Annotated[str, Field(min_length=1, max_length=256)]
+    value: Secret
+
+
+class ConnectorSdkConfig(ServiceConfig):
+    schema_: Name = Field(alias="schema")
+    package_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+    secrets_list: list[SecretItem] = Field(default_factory=list)
+    python_version: str | None = None
+    proxy_host_config_key: str | None = None
+
+
+def _parse(config: dict[str, Any]) -> ConnectorSdkConfig:
+    try:
+        return ConnectorSdkConfig.model_validate(config)
+    except ValidationError as exc:
+        raise SourceError(f"Invalid connector_sdk config: {exc.errors()[0]['msg']}") from None
+
+
+def configuration(parsed: ConnectorSdkConfig) -> dict[str, str]:
+    """The connector's `configuration` argument: its configuration.json, from `secrets_list`."""
+    return {item.key: item.value for item in parsed.secrets_list}
+
+
+def _run(parsed: ConnectorSdkConfig, command: str, state: dict[str, Any] | None = None) -> Any:
+    """Start the connector's process on a fresh copy of the package; the caller closes both."""
+    from sluice.sources.connector_sdk.packages import unpack
+    from sluice.sources.connector_sdk.process import ConnectorProcess
+
+    unpacked = unpack(parsed.package_id)
+    try:
+        process = ConnectorProcess(
+            {
+                "command": command,
+                "project": str(unpacked.folder),
+                "configuration": configuration(parsed),
+                "state": state or {},
+            }
+        )
+    except BaseException:
+        unpacked.close()
+        raise
+    return unpacked, process
+
+
+def _log(message: dict[str, Any]) -> None:
+    level = _LOG_LEVELS.get(str(message.get("level")), "info")
+    getattr(logger, level)(str(message.get("message")), extra={"source": "connector_sdk"})
+
+
+def _declared(message: dict[str, Any]) -> list[TableSpec]:
+    return [TableSpec(t["name"], tuple(t["primary_key"])) for t in message.get("tables") or []]
+
+
+def tables(config: dict[str, Any]) -> list[TableSpec]:
+    parsed = _parse(config)
+    unpacked, process = _run(parsed, "schema")
+    try:
+        for message in process:
+            kind = message["t"]
+            if kind == "tables":
+                return _declared(message)
+            if kind == "log":
+                _log(message)
+            elif kind == "failed":
+                raise SourceError(f"schema() failed: {message['message']}")
+        raise SourceError(process.exit_message())
+    finally:
+        process.close()
+        unpacked.close()
+
+
+def extract(config: dict[str, Any], state: dict[str, Any], deadline: float) -> Iterator[Operation]:
+    del deadline  # the engine stops at a checkpoint; a connector that never checkpoints runs to its end
+    parsed = _parse(config)
+    unpacked, process = _run(parsed, "update", state)
+    batch: Upserts | Deletes | None = None
+    try:
+        for message in process:
+            kind = message["t"]
+            if kind in ("upsert", "update", "delete"):
+                table, row = message["table"], message["row"]
+                wanted = Deletes if kind == "delete" else Upserts
+                if batch is not None and (type(batch) is not wanted or batch.table != table):
+                    yield batch
+                    batch = None
+                if batch is None:
+                    batch = Upserts(table, []) if wanted is Upserts else Deletes(table, [])
+                (batch.rows if isinstance(batch, Upserts) else batch.keys).append(row)
+                if len(batch.rows if isinstance(batch, Upserts) else batch.keys) >= BATCH_ROWS:
+                    yield batch
+                    batch = None
+                continue
+            if batch is not None:
+                yield batch
+                batch = None
+            if kind == "checkpoint":
+                yield Checkpoint(message["state"])
+                process.ack()
+            elif kind == "log":
+                _log(message)
+            elif kind == "truncate":
+                logger.warning(
+                    "op.truncate is not applied: Sluice cannot yet mark a table's earlier rows deleted",
+                    extra={"source": "connector_sdk", "table": message["table"]},
+                )
+            elif kind == "failed":
+                raise SourceError(f"The connector failed: {message['message']}")
+            elif kind == "done":
+                return
+        raise SourceError(process.exit_message())
+    finally:
+        process.close()
+        unpacked.close()
+
+
+def setup_tests(config: dict[str, Any], options: SetupTestOptions) -> list[SetupTestResult]:
+    del options
+    title = "Loading the connector package"
+    try:
+        declared = tables(config)
+    except SourceError as exc:
+        return [SetupTestResult(title=title, status="FAILED", message=str(exc))]
+    names = ", ".join(t.name for t in declared) or "none declared; inferred from update()"
+    return [SetupTestResult(title=title, status="PASSED", message=f"schema() tables: {names}")]
+
+
+SERVICE = Service(
+    name="connector_sdk",
+    title="Connector SDK",
+    description="A custom connector written with the Fivetran Connector SDK and deployed with `fivetran deploy`",
+    config_model=ConnectorSdkConfig,
+    secret_paths=frozenset(secret_paths(ConnectorSdkConfig)),
+    tables=tables,
+    extract=extract,
+    setup_tests=setup_tests,
+)

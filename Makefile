@@ -30,6 +30,12 @@ $(CLIENTS)/fivetran-cli/.installed:
 	env -u PYTHONPATH $(CLIENTS)/fivetran-cli/bin/python -m pip install -q 'fivetran-cli==1.1.0'
 	touch $@
 
+# The Connector SDK: its `fivetran deploy` (compat tests) and the interpreter that runs connector code in tests.
+$(CLIENTS)/connector-sdk/.installed:
+	$(PYTHON) -m venv $(CLIENTS)/connector-sdk
+	env -u PYTHONPATH $(CLIENTS)/connector-sdk/bin/python -m pip install -q 'fivetran-connector-sdk==3.0.0'
+	touch $@
+
 $(CLIENTS)/dagster/.installed:
 	$(PYTHON) -m venv $(CLIENTS)/dagster
 	env -u PYTHONPATH $(CLIENTS)/dagster/bin/python -m pip install -q 'dagster-fivetran>=0.29,<0.30'
@@ -37,7 +43,7 @@ $(CLIENTS)/dagster/.installed:
 
 install: $(VENV)/.installed
 
-clients: $(CLIENTS)/fivetran-cli/.installed $(CLIENTS)/dagster/.installed
+clients: $(CLIENTS)/fivetran-cli/.installed $(CLIENTS)/dagster/.installed $(CLIENTS)/connector-sdk/.installed
 
 run: install
 	$(PY) -m local.stack

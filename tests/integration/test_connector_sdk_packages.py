@@ -82,7 +82,10 @@ def test_bad_uploads_are_refused_with_invalid_input(aws) -> None:
     not_a_zip, content_type = multipart(b"print('hello')")
     cases = [
         (base64.b64encode(not_a_zip).decode(), upload_headers(content_type)),
-        (base64.b64encode(multipart(zip_connector("raises"), field="other")[0]).decode(), upload_headers(content_type)),
+        (
+            base64.b64encode(multipart(zip_connector("raises"), field="other")[0]).decode(),
+            upload_headers(content_type),
+        ),
         (base64.b64encode(b'{"file": 1}').decode(), upload_headers("application/json")),
     ]
     for body, headers in cases:

@@ -43,9 +43,13 @@ def zip_connector(name: str) -> bytes:
 
 def multipart(data: bytes, field: str = "file", boundary: str = "sluice-test-boundary") -> tuple[bytes, str]:
     body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="code.zip"\r\n'
-        "Content-Type: application/zip\r\n\r\n"
-    ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="code.zip"\r\n'
+            "Content-Type: application/zip\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, f"multipart/form-data; boundary={boundary}"
 
 
@@ -65,7 +69,11 @@ def deploy(name: str) -> str:
 
 
 def make_sdk_connection(
-    group_id: str, package_id: str, configuration: dict[str, str] | None = None, schema: str = "shop", **body: Any
+    group_id: str,
+    package_id: str,
+    configuration: dict[str, str] | None = None,
+    schema: str = "shop",
+    **body: Any,
 ) -> dict[str, Any]:
     config = {
         "schema": schema,
@@ -74,7 +82,13 @@ def make_sdk_connection(
     }
     reply = call(
         "create_connection",
-        body={"group_id": group_id, "service": "connector_sdk", "config": config, "run_setup_tests": False, **body},
+        body={
+            "group_id": group_id,
+            "service": "connector_sdk",
+            "config": config,
+            "run_setup_tests": False,
+            **body,
+        },
     )
     assert reply.status == 201, reply.body
     return dict(reply.data)

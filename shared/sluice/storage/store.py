@@ -524,7 +524,6 @@ class Store:
         ]
         self.delete_many(children)
 
-
     # -- Connector SDK packages ------------------------------------------------------------------------
 
     def put_package(self, item: dict[str, Any], expected_version: int | None) -> None:

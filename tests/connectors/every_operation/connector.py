@@ -6,13 +6,16 @@ configuration: {"rows": "<total>", "page": "<rows per page>"}; state: {"next": <
 from fivetran_connector_sdk import Connector
 from fivetran_connector_sdk import Logging as log
 from fivetran_connector_sdk import Operations as op
-
 from pages import page_rows
 
 
 def schema(configuration: dict):
     return [
-        {"table": "items", "primary_key": ["id"], "columns": {"id": "INT", "price": "DOUBLE", "name": "STRING"}},
+        {
+            "table": "items",
+            "primary_key": ["id"],
+            "columns": {"id": "INT", "price": "DOUBLE", "name": "STRING"},
+        },
         {"table": "events"},
     ]
 

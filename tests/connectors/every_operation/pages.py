@@ -2,4 +2,7 @@
 
 
 def page_rows(start: int, count: int) -> list[dict]:
-    return [{"id": n, "name": f"item {n}", "price": n * 1.5, "active": n % 2 == 0} for n in range(start, start + count)]
+    return [
+        {"id": n, "name": f"item {n}", "price": n * 1.5, "active": n % 2 == 0}
+        for n in range(start, start + count)
+    ]

@@ -170,7 +170,7 @@ def setup_tests(config: dict[str, Any], options: SetupTestOptions) -> list[Setup
 SERVICE = Service(
     name="connector_sdk",
     title="Connector SDK",
-    description="A custom connector written with the Fivetran Connector SDK and deployed with `fivetran deploy`",
+    description="A custom connector written with the Fivetran Connector SDK, deployed by `fivetran deploy`",
     config_model=ConnectorSdkConfig,
     secret_paths=frozenset(secret_paths(ConnectorSdkConfig)),
     tables=tables,

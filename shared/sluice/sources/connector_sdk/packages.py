@@ -51,7 +51,7 @@ def multipart_file(content_type: str | None, body: bytes, field: str = "file") -
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
     if not message.is_multipart():
         raise InvalidInput("Expected a multipart/form-data body with a 'file' part")
-    for part in message.iter_parts():  # type: ignore[attr-defined]
+    for part in message.iter_parts():
         if part.get_param("name", header="content-disposition") == field:
             payload = part.get_payload(decode=True)
             return bytes(payload or b"")

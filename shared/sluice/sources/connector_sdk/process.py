@@ -8,6 +8,7 @@ checkpoint for a continuation, or fails, kills it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -92,8 +93,6 @@ class ConnectorProcess:
         self._process.wait()
         self._messages.close()
         if self._process.stdin is not None:
-            try:
+            with contextlib.suppress(BrokenPipeError):
                 self._process.stdin.close()
-            except BrokenPipeError:
-                pass
         self._stderr.join(timeout=5)

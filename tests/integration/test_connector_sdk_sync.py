@@ -1,0 +1,176 @@
+"""connector_sdk syncs on moto: the test connectors, unchanged, through the sync worker into DuckDB."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from sluice.storage.sync_store import SyncStore
+from tests.support.api_events import call
+from tests.support.connector_sdk import deploy, make_sdk_connection, use_sdk_python
+from tests.support.syncing import get_connection, make_group_with_duckdb, run_worker, sync_event
+
+
+class Crash(BaseException):
+    """Stands for the process dying: nothing in the engine catches it."""
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Path:
+    return tmp_path / "lake.duckdb"
+
+
+@pytest.fixture
+def group(aws, lake, monkeypatch) -> str:
+    use_sdk_python(monkeypatch)
+    return make_group_with_duckdb(lake)
+
+
+def commit_every_checkpoint(monkeypatch) -> None:
+    from sluice.settings import get_settings
+
+    monkeypatch.setenv("SYNC_COMMIT_EVERY_SECONDS", "0")
+    get_settings.cache_clear()
+
+
+def rows(lake: Path, table: str, order: str = "id") -> list[dict]:
+    with duckdb.connect(str(lake), read_only=True) as db:
+        cursor = db.execute(f"SELECT * FROM shop.{table} ORDER BY {order}")
+        columns = [c[0] for c in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def state(connection_id: str) -> dict:
+    reply = call("get_connection_state", path=f"/v1/connections/{connection_id}/state")
+    assert reply.status == 200, reply.body
+    return dict(reply.data["state"])
+
+
+def every_operation(group: str, total: int = 23, page: int = 5) -> dict:
+    package = deploy("every_operation")
+    return make_sdk_connection(group, package, {"rows": str(total), "page": str(page)})
+
+
+def assert_every_operation_landed(lake: Path, total: int = 23) -> None:
+    items = {r["id"]: r for r in rows(lake, "items")}
+    assert set(items) == set(range(1, total + 1))
+    assert items[1]["name"] == "renamed"
+    assert items[2]["_fivetran_deleted"] is True
+    assert items[7]["name"] == "item 7" and items[7]["price"] == 10.5 and items[7]["active"] is False
+    assert all(r["_fivetran_deleted"] is False for n, r in items.items() if n != 2)
+    events = rows(lake, "events", order="first")
+    assert [e["first"] for e in events] == list(range(1, total + 1, 5))
+    assert all(len(e["_fivetran_id"]) > 0 for e in events)
+
+
+def test_every_operation_lands_and_the_state_is_the_last_checkpoint(group, lake) -> None:
+    connection = every_operation(group)
+    result = run_worker(sync_event(connection["id"]))
+    assert result["status"] == "SUCCESSFUL", result
+    assert_every_operation_landed(lake)
+    assert state(connection["id"]) == {"next": 24}
+    assert get_connection(connection["id"])["succeeded_at"] is not None
+
+
+def test_the_next_sync_starts_from_the_committed_state(group, lake) -> None:
+    connection = every_operation(group)
+    run_worker(sync_event(connection["id"]))
+    path = f"/v1/connections/{connection['id']}"
+    assert call("update_connection", path=path, body={"paused": True}).status == 200
+    patched = call("update_connection_state", path=f"{path}/state", body={"state": {"next": 21}})
+    assert patched.status == 200, patched.body
+    assert call("update_connection", path=path, body={"paused": False}).status == 200
+    result = run_worker(sync_event(connection["id"]))
+    assert result["status"] == "SUCCESSFUL", result
+    assert result["rows_upserted"] == 3 + 1 + 1  # items 21..23, one events row, the update
+
+
+def test_a_generator_style_connector_runs_unchanged(group, lake) -> None:
+    connection = make_sdk_connection(group, deploy("generator_style"))
+    assert run_worker(sync_event(connection["id"]))["status"] == "SUCCESSFUL"
+    assert [r["name"] for r in rows(lake, "items")] == [f"item {n}" for n in range(1, 6)]
+    assert state(connection["id"]) == {"next": 6}
+
+
+def test_an_exception_fails_the_sync_with_its_message_and_no_later_checkpoint(
+    group, lake, monkeypatch
+) -> None:
+    commit_every_checkpoint(monkeypatch)
+    connection = make_sdk_connection(group, deploy("raises"))
+    result = run_worker(sync_event(connection["id"]))
+    assert result["status"] == "FAILURE_WITH_TASK"
+    assert "the source API said no" in result["message"]
+    failed = get_connection(connection["id"])
+    assert failed["failed_at"] is not None and failed["succeeded_at"] is None
+    # The checkpoint before the failure is committed; nothing after it is.
+    assert state(connection["id"]) == {"next": 4}
+
+
+def test_a_connector_that_never_checkpoints_lands_rows_keyed_by_fivetran_id(group, lake) -> None:
+    connection = make_sdk_connection(group, deploy("never_checkpoints"))
+    result = run_worker(sync_event(connection["id"]))
+    assert result["status"] == "SUCCESSFUL", result
+    landed = rows(lake, "readings", order="value")
+    assert [r["value"] for r in landed] == list(range(10))
+    assert len({r["_fivetran_id"] for r in landed}) == 10
+    # Nothing was checkpointed, so no state was committed.
+    reply = call("get_connection_state", path=f"/v1/connections/{connection['id']}/state")
+    assert reply.status == 400 and reply.body["message"] == "The connection state doesn't exist"
+
+
+def test_a_crash_before_a_checkpoint_commits_is_replayed_to_the_same_destination(
+    group, lake, monkeypatch
+) -> None:
+    original = SyncStore.commit_checkpoint
+    calls = {"n": 0}
+
+    def crash_on_third(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise Crash()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncStore, "commit_checkpoint", crash_on_third)
+    commit_every_checkpoint(monkeypatch)
+    connection = every_operation(group)
+    event = sync_event(connection["id"])
+    with pytest.raises(Crash):
+        run_worker(event)
+    assert state(connection["id"]) == {"next": 11}
+    result = run_worker(event)  # Lambda retries the same event
+    assert result["status"] == "SUCCESSFUL", result
+    assert_every_operation_landed(lake)
+    assert state(connection["id"]) == {"next": 24}
+
+
+def test_a_sync_out_of_time_continues_from_each_checkpoint(group, lake, monkeypatch) -> None:
+    commit_every_checkpoint(monkeypatch)
+    connection = every_operation(group)
+    event = sync_event(connection["id"])
+    runs = 0
+    while runs < 20:
+        runs += 1
+        result = run_worker(event, timeout_seconds=0.01)
+        if result["status"] != "CONTINUED":
+            break
+        sync_id = event["detail"].get("sync_id") or event["id"]
+        event = sync_event(connection["id"], reason="continuation", sync_id=sync_id)
+    assert result["status"] == "SUCCESSFUL", result
+    assert runs > 2  # it really stopped at checkpoints on the way
+    assert_every_operation_landed(lake)
+
+
+def test_setup_tests_load_the_package_and_run_schema(group) -> None:
+    connection = make_sdk_connection(group, deploy("every_operation"), {"rows": "1", "page": "1"})
+    reply = call("test_connection", path=f"/v1/connections/{connection['id']}/test", body={})
+    assert reply.status == 200, reply.body
+    [result] = reply.data["setup_tests"]
+    assert result["status"] == "PASSED" and "items, events" in result["message"]
+
+
+def test_secrets_list_values_are_never_returned(group) -> None:
+    connection = make_sdk_connection(group, deploy("generator_style"), {"api_token": "tok-very-secret"})
+    assert connection["config"]["secrets_list"] == [{"key": "api_token", "value": "******"}]
+    assert "tok-very-secret" not in str(get_connection(connection["id"]))

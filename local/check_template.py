@@ -114,7 +114,7 @@ def expected_routes() -> set[tuple[str, str, str]]:
     for method, path, function in ROUTES:
         logical = "".join(part.capitalize() for part in function.split("_")) + "Function"
         expected.add((method, path, logical))
-        if "/connections" in path:
+        if path.startswith(("/v1/connections", "/v1/groups/")) and "/connections" in path:
             expected.add((method, path.replace("/connections", "/connectors"), logical))
     expected.add(("ANY", "/{proxy+}", "RouteNotFoundFunction"))
     return expected

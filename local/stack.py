@@ -365,6 +365,10 @@ def prepare_environment(endpoint: str, data_dir: Path) -> LocalResources:
             "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
         }
     )
+    # Connector SDK connectors run on the interpreter `make clients` installs the SDK into.
+    sdk_python = Path(__file__).resolve().parent.parent / ".venv-clients" / "connector-sdk" / "bin" / "python"
+    if sdk_python.exists():
+        os.environ.setdefault("CONNECTOR_SDK_PYTHON", str(sdk_python))
     import boto3
 
     resources = create_resources(boto3.session.Session(region_name=REGION), bus_log=True)

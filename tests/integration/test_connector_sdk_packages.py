@@ -104,3 +104,22 @@ def test_a_zip_without_connector_py_is_refused(aws) -> None:
         archive.writestr("main.py", "pass\n")
     reply = upload(buffer.getvalue())
     assert reply.status == 400 and "connector.py" in reply.body["message"]
+
+
+def test_migration_lists_connector_sdk_connections_with_their_deploy_settings(aws) -> None:
+    from tests.support.api_events import make_connection
+
+    group = make_group(name="warehouse")
+    package = upload(zip_connector("generator_style")).data
+    sdk = make_sdk_connection(
+        group, package["id"], schema="sdk_one", destination_schema_names="SOURCE_NAMING"
+    )
+    make_connection(group)  # a rest_api connection: not listed
+    reply = call("list_sdk_migration_connections")
+    assert reply.status == 200, reply.body
+    [item] = reply.data["items"]
+    assert item["id"] == sdk["id"]
+    assert item["group_id"] == group and item["group_name"] == "warehouse" and item["schema"] == "sdk_one"
+    assert item["package_id"] == package["id"] and item["package_shared"] is False
+    assert item["destination_schema_names"] == "SOURCE_NAMING"
+    assert item["networking_method"] == "Directly"

@@ -43,6 +43,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v1/connector-sdk/packages/{package_id}", "get_package"),
     ("PATCH", "/v1/connector-sdk/packages/{package_id}", "update_package"),
     ("DELETE", "/v1/connector-sdk/packages/{package_id}", "delete_package"),
+    ("GET", "/v1/connector-sdk/migration/connections", "list_sdk_migration_connections"),
 )
 
 

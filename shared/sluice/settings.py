@@ -34,6 +34,9 @@ class Settings:
     packages_bucket: str = "sluice-packages"
     packages_key_id: str = "alias/sluice-packages"
     connector_sdk_python: str = ""
+    # What a package's requirements.txt is resolved for: the Lambda runtime's Python and platform.
+    connector_sdk_python_version: str = "3.13"
+    connector_sdk_platforms: tuple[str, ...] = ("manylinux2014_aarch64",)
 
 
 @cache
@@ -54,4 +57,8 @@ def get_settings() -> Settings:
         packages_bucket=env.get("PACKAGES_BUCKET", "sluice-packages"),
         packages_key_id=env.get("PACKAGES_KEY_ID", "alias/sluice-packages"),
         connector_sdk_python=env.get("CONNECTOR_SDK_PYTHON", ""),
+        connector_sdk_python_version=env.get("CONNECTOR_SDK_PYTHON_VERSION", "3.13"),
+        connector_sdk_platforms=tuple(
+            env.get("CONNECTOR_SDK_PLATFORMS", "manylinux2014_aarch64").replace(",", " ").split()
+        ),
     )

@@ -9,7 +9,14 @@ import pytest
 
 from sluice.storage.sync_store import SyncStore
 from tests.support.api_events import call
-from tests.support.connector_sdk import deploy, make_sdk_connection, use_sdk_python
+from tests.support.connector_sdk import (
+    deploy,
+    make_sdk_connection,
+    offline_pip,
+    upload,
+    use_sdk_python,
+    zip_connector,
+)
 from tests.support.syncing import get_connection, make_group_with_duckdb, run_worker, sync_event
 
 
@@ -174,3 +181,34 @@ def test_secrets_list_values_are_never_returned(group) -> None:
     connection = make_sdk_connection(group, deploy("generator_style"), {"api_token": "tok-very-secret"})
     assert connection["config"]["secrets_list"] == [{"key": "api_token", "value": "******"}]
     assert "tok-very-secret" not in str(get_connection(connection["id"]))
+
+
+def test_requirements_are_resolved_at_deploy_and_imported_at_sync(group, lake, monkeypatch, tmp_path) -> None:
+    offline_pip(monkeypatch, tmp_path / "wheels")
+    package = deploy("with_requirement")
+    # The sync runs no pip: from here on, nothing could be resolved.
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "nowhere"))
+    connection = make_sdk_connection(group, package)
+    result = run_worker(sync_event(connection["id"]))
+    assert result["status"] == "SUCCESSFUL", result
+    assert [r["text"] for r in rows(lake, "greetings")] == ["hello, sluice"]
+
+
+def test_a_requirement_that_cannot_be_met_fails_the_deploy_with_pips_message(
+    group, monkeypatch, tmp_path
+) -> None:
+    offline_pip(monkeypatch, tmp_path / "wheels")
+    data = zip_connector("with_requirement")
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(buffer, "w") as target:
+        for name in source.namelist():
+            content = source.read(name)
+            target.writestr(name, b"sluice-test-greeting==9.9\n" if name == "requirements.txt" else content)
+    reply = upload(buffer.getvalue())
+    assert reply.status == 400, reply.body
+    assert "requirements.txt could not be resolved" in reply.body["message"]
+    assert "sluice-test-greeting==9.9" in reply.body["message"]
+    assert call("list_packages").data["items"] == []

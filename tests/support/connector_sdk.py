@@ -92,3 +92,41 @@ def make_sdk_connection(
     )
     assert reply.status == 201, reply.body
     return dict(reply.data)
+
+
+def greeting_wheel(folder: Path) -> Path:
+    """A pure-Python wheel, `sluice-test-greeting 1.0`, built by hand in `folder` (pip reads it with
+    --find-links, offline)."""
+    import hashlib
+
+    files = {
+        "sluice_test_greeting/__init__.py": b'def greet(name):\n    return f"hello, {name}"\n',
+        "sluice_test_greeting-1.0.dist-info/METADATA": (
+            b"Metadata-Version: 2.1\nName: sluice-test-greeting\nVersion: 1.0\n"
+        ),
+        "sluice_test_greeting-1.0.dist-info/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: sluice-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+    }
+    record = "".join(
+        f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode().rstrip('=')},"
+        f"{len(data)}\n"
+        for name, data in files.items()
+    )
+    record += "sluice_test_greeting-1.0.dist-info/RECORD,,\n"
+    path = folder / "sluice_test_greeting-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+        archive.writestr("sluice_test_greeting-1.0.dist-info/RECORD", record)
+    return path
+
+
+def offline_pip(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """pip resolves requirements from the wheels in `folder` only."""
+    folder.mkdir(parents=True, exist_ok=True)
+    greeting_wheel(folder)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(folder))
+    monkeypatch.delenv("PIP_EXTRA_INDEX_URL", raising=False)
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")

@@ -75,6 +75,7 @@ def _run(parsed: ConnectorSdkConfig, command: str, state: dict[str, Any] | None 
             {
                 "command": command,
                 "project": str(unpacked.folder),
+                "paths": [str(unpacked.dependencies)] if unpacked.dependencies else [],
                 "configuration": configuration(parsed),
                 "state": state or {},
             }

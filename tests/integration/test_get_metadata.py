@@ -16,7 +16,7 @@ def test_list_has_every_service_in_the_fivetran_list_envelope(aws) -> None:
     assert reply.status == 200
     assert reply.body["code"] == "Success"
     items = reply.data["items"]
-    assert [i["id"] for i in items] == ["postgres", "rest_api", "s3"]
+    assert [i["id"] for i in items] == ["connector_sdk", "postgres", "rest_api", "s3"]
     for item in items:
         assert set(item) == SUMMARY_KEYS
         assert item["icon_url"] is None and item["link_to_docs"] is None
@@ -26,11 +26,11 @@ def test_list_has_every_service_in_the_fivetran_list_envelope(aws) -> None:
 
 def test_list_pages_with_cursor_and_limit(aws) -> None:
     first = call(OP, path=LIST, query={"limit": "2"})
-    assert [i["id"] for i in first.data["items"]] == ["postgres", "rest_api"]
+    assert [i["id"] for i in first.data["items"]] == ["connector_sdk", "postgres"]
     cursor = first.data["next_cursor"]
     assert cursor
     second = call(OP, path=LIST, query={"limit": "2", "cursor": cursor})
-    assert [i["id"] for i in second.data["items"]] == ["s3"]
+    assert [i["id"] for i in second.data["items"]] == ["rest_api", "s3"]
     assert second.data["next_cursor"] is None
 
 

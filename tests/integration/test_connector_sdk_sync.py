@@ -81,6 +81,16 @@ def test_every_operation_lands_and_the_state_is_the_last_checkpoint(group, lake)
     assert get_connection(connection["id"])["succeeded_at"] is not None
 
 
+def test_the_connectors_log_lines_go_to_the_sync_workers_log(group, lake, caplog) -> None:
+    connection = every_operation(group, total=3, page=3)
+    assert run_worker(sync_event(connection["id"]))["status"] == "SUCCESSFUL"
+    logged = {
+        (r.levelname, r.getMessage()) for r in caplog.records if getattr(r, "source", None) == "connector_sdk"
+    }
+    assert ("INFO", "starting at 1 of 3") in logged
+    assert ("WARNING", "finished with a warning") in logged
+
+
 def test_the_next_sync_starts_from_the_committed_state(group, lake) -> None:
     connection = every_operation(group)
     run_worker(sync_event(connection["id"]))
@@ -109,6 +119,7 @@ def test_an_exception_fails_the_sync_with_its_message_and_no_later_checkpoint(
     result = run_worker(sync_event(connection["id"]))
     assert result["status"] == "FAILURE_WITH_TASK"
     assert "the source API said no" in result["message"]
+    assert "the source API refused the next page" in result["message"]  # the log.severe line
     failed = get_connection(connection["id"])
     assert failed["failed_at"] is not None and failed["succeeded_at"] is None
     # The checkpoint before the failure is committed; nothing after it is.

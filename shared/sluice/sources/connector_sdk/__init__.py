@@ -14,7 +14,8 @@ What the connector emits becomes Sluice's operations:
   call returns once the engine has taken it (committed, or kept as the pending checkpoint).
 - `op.truncate` cannot be expressed by Sluice's contract yet (it has no "every earlier row is
   deleted" operation): the sync logs a warning and leaves the table's rows as they are.
-- `log.*` lines go to the sync worker's log; `log.severe` at level ERROR.
+- `log.*` lines go to the sync worker's log; `log.severe` at level ERROR, and a failed sync's
+  reason names the last severe line.
 - An exception in `update()` or `schema()`, or `op.error()`, fails the sync with its message;
   whatever came after the last checkpoint is not committed.
 
@@ -118,6 +119,7 @@ def extract(config: dict[str, Any], state: dict[str, Any], deadline: float) -> I
     parsed = _parse(config)
     unpacked, process = _run(parsed, "update", state)
     batch: Upserts | Deletes | None = None
+    severe: list[str] = []  # the connector's log.severe lines: the failure reason names the last one
     try:
         for message in process:
             kind = message["t"]
@@ -142,13 +144,18 @@ def extract(config: dict[str, Any], state: dict[str, Any], deadline: float) -> I
                 process.ack()
             elif kind == "log":
                 _log(message)
+                if message.get("level") in ("SEVERE", "CRITICAL"):
+                    severe.append(str(message.get("message")))
             elif kind == "truncate":
                 logger.warning(
                     "op.truncate is not applied: Sluice cannot yet mark a table's earlier rows deleted",
                     extra={"source": "connector_sdk", "table": message["table"]},
                 )
             elif kind == "failed":
-                raise SourceError(f"The connector failed: {message['message']}")
+                reason = str(message["message"])
+                if severe and severe[-1] not in reason:
+                    reason = f"{reason} (after log.severe: {severe[-1]})"
+                raise SourceError(f"The connector failed: {reason}")
             elif kind == "done":
                 return
         raise SourceError(process.exit_message())

@@ -184,8 +184,50 @@ def test_setup_tests_load_the_package_and_run_schema(group) -> None:
     connection = make_sdk_connection(group, deploy("every_operation"), {"rows": "1", "page": "1"})
     reply = call("test_connection", path=f"/v1/connections/{connection['id']}/test", body={})
     assert reply.status == 200, reply.body
+    loaded, form = reply.data["setup_tests"]
+    assert loaded["status"] == "PASSED" and "items, events" in loaded["message"]
+    assert form["status"] == "SKIPPED"
+
+
+@pytest.mark.parametrize(
+    ("configuration", "expected"),
+    [
+        ({"api_token": "tok-1", "region": "us"}, [("PASSED", ""), ("PASSED", "")]),
+        ({"region": "mars"}, [("FAILED", "api_token"), ("FAILED", "must start with tok-")]),
+        (
+            {"api_token": "nope", "region": "mars"},
+            [("FAILED", "'region'"), ("FAILED", "must start with tok-")],
+        ),
+    ],
+)
+def test_setup_tests_check_the_configuration_against_the_form(group, configuration, expected) -> None:
+    connection = make_sdk_connection(group, deploy("with_configuration_form"), configuration)
+    reply = call("test_connection", path=f"/v1/connections/{connection['id']}/test", body={})
+    assert reply.status == 200, reply.body
+    loaded, *checks = reply.data["setup_tests"]
+    assert loaded["status"] == "PASSED"
+    assert [c["title"] for c in checks] == [
+        "Checking the configuration against the form",
+        "Checking the token",
+    ]
+    for check, (status, fragment) in zip(checks, expected, strict=True):
+        assert check["status"] == status and fragment in check["message"], check
+
+
+def test_setup_tests_fail_when_the_package_does_not_load(group) -> None:
+    connection = make_sdk_connection(group, deploy("raises"))
+    connection_path = f"/v1/connections/{connection['id']}"
+    from sluice.aws import client
+    from sluice.settings import get_settings
+
+    # The stored object is tampered with: its SHA-256 no longer matches.
+    key = f"packages/{connection['config']['package_id']}/code.zip"
+    bucket = get_settings().packages_bucket
+    stored = client("s3").get_object(Bucket=bucket, Key=key)
+    client("s3").put_object(Bucket=bucket, Key=key, Body=b"PK tampered", Metadata=stored["Metadata"])
+    reply = call("test_connection", path=f"{connection_path}/test", body={})
     [result] = reply.data["setup_tests"]
-    assert result["status"] == "PASSED" and "items, events" in result["message"]
+    assert result["status"] == "FAILED" and "integrity check" in result["message"]
 
 
 def test_secrets_list_values_are_never_returned(group) -> None:

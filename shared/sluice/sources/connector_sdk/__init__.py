@@ -165,14 +165,60 @@ def extract(config: dict[str, Any], state: dict[str, Any], deadline: float) -> I
 
 
 def setup_tests(config: dict[str, Any], options: SetupTestOptions) -> list[SetupTestResult]:
+    """The package imports and `schema()` runs; then, when the connector has a configuration form,
+    the configuration has its required fields and dropdown values, and each test the form
+    registers passes."""
     del options
-    title = "Loading the connector package"
+    load = "Loading the connector package"
+    form = "Checking the configuration against the form"
+    parsed = _parse(config)
     try:
-        declared = tables(config)
+        unpacked, process = _run(parsed, "test")
     except SourceError as exc:
-        return [SetupTestResult(title=title, status="FAILED", message=str(exc))]
-    names = ", ".join(t.name for t in declared) or "none declared; inferred from update()"
-    return [SetupTestResult(title=title, status="PASSED", message=f"schema() tables: {names}")]
+        return [SetupTestResult(title=load, status="FAILED", message=str(exc))]
+    results: list[SetupTestResult] = []
+    try:
+        for message in process:
+            kind = message["t"]
+            if kind == "tables":
+                declared = _declared(message)
+                names = ", ".join(t.name for t in declared) or "none declared; inferred from update()"
+                results.append(
+                    SetupTestResult(title=load, status="PASSED", message=f"schema() tables: {names}")
+                )
+            elif kind == "form":
+                results.extend(_form_results(form, message))
+            elif kind == "log":
+                _log(message)
+            elif kind == "failed":
+                title = form if results else load
+                results.append(SetupTestResult(title=title, status="FAILED", message=str(message["message"])))
+                return results
+            elif kind == "done":
+                if len(results) == 1:
+                    results.append(
+                        SetupTestResult(title=form, status="SKIPPED", message="No configuration form")
+                    )
+                return results
+        results.append(SetupTestResult(title=load, status="FAILED", message=process.exit_message()))
+        return results
+    finally:
+        process.close()
+        unpacked.close()
+
+
+def _form_results(title: str, message: dict[str, Any]) -> list[SetupTestResult]:
+    problems = [f"missing required field '{name}'" for name in message["missing"]]
+    problems += [f"'{name}' is not one of the field's options" for name in message["invalid"]]
+    results = [
+        SetupTestResult(title=title, status="FAILED", message="; ".join(problems))
+        if problems
+        else SetupTestResult(title=title, status="PASSED")
+    ]
+    for test in message["tests"]:
+        status = "PASSED" if test["passed"] else "FAILED"
+        results.append(SetupTestResult(title=str(test["label"]), status=status, message=str(test["message"])))
+    return results
 
 
 SERVICE = Service(

@@ -10,6 +10,8 @@ the file descriptor named by `--out`:
     {"t": "truncate", "table": ...}
     {"t": "checkpoint", "state": {...}}     then waits for one line on stdin (the parent's commit)
     {"t": "log", "level": "INFO" | "WARNING" | "SEVERE" | ..., "message": ...}
+    {"t": "form", "missing": [...], "invalid": [...], "tests": [{"label", "passed", "message"}]}
+                                            (command "test": the configuration form's checks)
     {"t": "failed", "message": ...}         the connector raised, or reported op.error()
     {"t": "done"}
 
@@ -174,6 +176,32 @@ def _tables(connector: Any, configuration: dict[str, Any]) -> list[dict[str, Any
     ]
 
 
+def _form_checks(connector: Any, configuration: dict[str, Any]) -> dict[str, Any] | None:
+    """The configuration against the form of `configuration_form()`: required fields that are
+    missing, dropdown values that are not options, and each test the form registers."""
+    if connector.configuration_form_method is None:
+        return None
+    form = connector.get_configuration_form(configuration)
+    missing = [f.name for f in form.fields if f.required and configuration.get(f.name) in (None, "")]
+    invalid = [
+        f.name
+        for f in form.fields
+        if f.dropdown_options is not None
+        and configuration.get(f.name) not in (None, "")
+        and configuration.get(f.name) not in {o.value for o in f.dropdown_options}
+    ]
+    tests = []
+    for test in form.tests:
+        try:
+            response = connector.run_test(test.name, configuration)
+            passed = bool(response.success) and not response.failure
+            message = response.failure or ""
+        except Exception as exc:
+            passed, message = False, _message(exc)
+        tests.append({"label": test.label, "passed": passed, "message": message})
+    return {"missing": missing, "invalid": invalid, "tests": tests}
+
+
 def _message(exc: BaseException) -> str:
     cause = exc.__cause__ if exc.__cause__ is not None else exc
     return str(cause) or type(cause).__name__
@@ -199,6 +227,10 @@ def main() -> int:
         configuration = request.get("configuration") or {}
         tables = _tables(connector, configuration)
         out.send({"t": "tables", "tables": tables})
+        if request["command"] == "test":
+            checks = _form_checks(connector, configuration)
+            if checks is not None:
+                out.send({"t": "form", **checks})
         if request["command"] == "update":
             types = {t["name"]: t["columns"] for t in tables or []}
             runtime.install(Sink(out, types))

@@ -265,3 +265,15 @@ def test_a_requirement_that_cannot_be_met_fails_the_deploy_with_pips_message(
     assert "requirements.txt could not be resolved" in reply.body["message"]
     assert "sluice-test-greeting==9.9" in reply.body["message"]
     assert call("list_packages").data["items"] == []
+
+
+def test_connector_code_sees_no_aws_credentials_or_sluice_settings(group, lake, monkeypatch) -> None:
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "the-worker-roles-token")
+    connection = make_sdk_connection(group, deploy("reads_environment"))
+    assert run_worker(sync_event(connection["id"]))["status"] == "SUCCESSFUL"
+    names = {r["name"] for r in rows(lake, "variables", order="name")}
+    assert "PATH" in names
+    leaked = {
+        n for n in names if n.startswith(("AWS_", "TABLE_", "KMS_", "PACKAGES_", "EVENT_BUS", "SLUICE_"))
+    }
+    assert leaked == set()

@@ -1,9 +1,10 @@
 """The parent side of `runner.py`: starts the connector's process and reads what it emits.
 
-One process per call (schema, or a whole sync), started with a clean environment: the package's
-folder and its resolved dependencies on the path, none of Sluice's variables (no table name, no key
-id, no AWS endpoint). The process ends when the parent stops reading: a sync that stops at a
-checkpoint for a continuation, or fails, kills it.
+One process per call (schema, setup tests, or a whole sync), started with a clean environment: the
+package's folder and its resolved dependencies on the path, none of Sluice's variables (no table
+name, no key id, no AWS endpoint) and no AWS credentials (on Lambda the function role's credentials
+are environment variables: the connector cannot act as the sync worker). The process ends when
+the parent stops reading: a sync that stops at a checkpoint for a continuation, or fails, kills it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,18 @@ from sluice.observability import logger
 
 RUNNER = Path(__file__).with_name("runner.py")
 # What the connector's process may see of the environment.
-_KEPT_VARIABLES = ("PATH", "LANG", "LC_ALL", "TZ", "HOME", "TMPDIR", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
+# PYTHONPATH: on Lambda the SDK comes from a layer, which the runtime puts on it.
+_KEPT_VARIABLES = (
+    "PATH",
+    "PYTHONPATH",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "HOME",
+    "TMPDIR",
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+)
 
 
 def interpreter() -> str:

@@ -63,6 +63,8 @@ def test_a_package_in_use_cannot_be_deleted(aws) -> None:
     assert connection["id"] in refused.body["message"]
     got = call("get_package", path=f"/v1/connector-sdk/packages/{package['id']}").data
     assert got["connection_id"] == connection["id"] and got["connection_ids"] == [connection["id"]]
+    [listed] = call("list_packages").data["items"]
+    assert listed["connection_ids"] == [connection["id"]]
     call("delete_connection", path=f"/v1/connections/{connection['id']}")
     assert call("delete_package", path=f"/v1/connector-sdk/packages/{package['id']}").status == 200
 

@@ -568,17 +568,20 @@ class Store:
                 raise ConcurrentUpdate() from None
             raise
 
-    def connections_using_package(self, account_id: str, package_id: str) -> list[str]:
-        """Ids of the account's connections whose config names this package (one Query on the
-        account's connections)."""
-        using = []
+    def package_users(self, account_id: str) -> dict[str, list[str]]:
+        """The account's connections by the package their config names (one Query on the account's
+        connections)."""
+        users: dict[str, list[str]] = {}
         for item in self.query_index_partition(account_connections_partition(account_id)):
             config = item.get("config")
             if isinstance(config, str):
                 config = json.loads(config)
-            if isinstance(config, dict) and config.get("package_id") == package_id:
-                using.append(str(item["id"]))
-        return sorted(using)
+            if isinstance(config, dict) and isinstance(config.get("package_id"), str):
+                users.setdefault(config["package_id"], []).append(str(item["id"]))
+        return {package_id: sorted(ids) for package_id, ids in users.items()}
+
+    def connections_using_package(self, account_id: str, package_id: str) -> list[str]:
+        return self.package_users(account_id).get(package_id, [])
 
 
 def get_store() -> Store:

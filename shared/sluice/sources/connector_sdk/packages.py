@@ -273,12 +273,9 @@ def list_packages(caller: Caller, cursor: str | None, limit: int, store: Store) 
     from sluice.storage.store import account_packages_partition
 
     page = store.query_page(account_packages_partition(caller.account_id), limit, cursor)
-    using: dict[str, list[str]] = {}
-    if page.items:
-        for item in page.items:
-            using[item["id"]] = store.connections_using_package(caller.account_id, item["id"])
+    using = store.package_users(caller.account_id) if page.items else {}
     return {
-        "items": [package_out(i, using[i["id"]]) for i in page.items],
+        "items": [package_out(i, using.get(i["id"], [])) for i in page.items],
         "next_cursor": page.next_cursor,
     }
 

@@ -104,6 +104,19 @@ def test_the_next_sync_starts_from_the_committed_state(group, lake) -> None:
     assert result["rows_upserted"] == 3 + 1 + 1  # items 21..23, one events row, the update
 
 
+def test_a_resync_runs_the_connector_from_empty_state(group, lake) -> None:
+    connection = make_sdk_connection(group, deploy("generator_style"))
+    run_worker(sync_event(connection["id"]))
+    incremental = run_worker(sync_event(connection["id"]))
+    assert incremental["rows_upserted"] == 5 and state(connection["id"]) == {"next": 11}
+    reply = call("resync_connection", path=f"/v1/connections/{connection['id']}/resync", body={})
+    assert reply.status == 200, reply.body
+    result = run_worker(sync_event(connection["id"], historical=True, reason="resync"))
+    assert result["status"] == "SUCCESSFUL", result
+    assert state(connection["id"]) == {"next": 6}  # it started again from {}
+    assert len(rows(lake, "items")) == 10
+
+
 def test_a_generator_style_connector_runs_unchanged(group, lake) -> None:
     connection = make_sdk_connection(group, deploy("generator_style"))
     assert run_worker(sync_event(connection["id"]))["status"] == "SUCCESSFUL"

@@ -48,10 +48,20 @@ class PostgresDestinationConfig(DestinationConfig):
     schema_prefix: Annotated[str, Field(max_length=30, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
 
 
+class IcebergDestinationConfig(DestinationConfig):
+    """Apache Iceberg tables under `s3://<bucket>/<prefix>/`, registered in the Glue database `database`."""
+
+    bucket: Annotated[str, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]+[a-z0-9]$")]
+    prefix: str = ""
+    database: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[a-z0-9_]+$")]
+    region: Annotated[str | None, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")] = None
+
+
 DESTINATION_CONFIGS: dict[str, type[DestinationConfig]] = {
     "duckdb": DuckDbConfig,
     "s3": S3DestinationConfig,
     "postgres": PostgresDestinationConfig,
+    "iceberg": IcebergDestinationConfig,
 }
 
 
@@ -133,6 +143,10 @@ def open_destination(service: str, config: dict[str, Any]) -> Destination:
         from sluice.destinations.postgres import PostgresDestination
 
         return PostgresDestination(parsed)
+    if isinstance(parsed, IcebergDestinationConfig):
+        from sluice.destinations.iceberg import IcebergDestination
+
+        return IcebergDestination(parsed)
     raise DestinationError(f"Destination service '{service}' has no writer")
 
 

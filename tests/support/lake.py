@@ -30,6 +30,13 @@ def moto_server() -> Iterator[str]:
         server.stop()
 
 
+def reset(endpoint: str) -> None:
+    """Forget every bucket, object, database and table on the server."""
+    import requests
+
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
+
+
 def point_at(monkeypatch: Any, endpoint: str) -> None:
     """Send S3 (boto3 and pyarrow) and Glue to `endpoint`; every other service stays where it was."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)

@@ -239,6 +239,8 @@ def _array(values: list[Any], kind: str) -> pa.Array:
         values = [_as_date(v) for v in values]
     elif kind == DOUBLE:
         values = [None if v is None else float(v) for v in values]
+    elif kind == LONG:  # a key given as text (deletes from some sources)
+        values = [int(v) if isinstance(v, str) else v for v in values]
     return pa.array(values, type=_arrow_type(kind))
 
 

@@ -95,41 +95,70 @@ def test_a_historical_sync_lands_one_row_per_key_with_types_from_the_data(
     dest: IcebergDestination, endpoint: str, config: dict[str, Any]
 ) -> None:
     first = [
-        {"id": 1, "name": "Ada", "score": 1.5, "active": True, "born": "1815-12-10",
-         "seen": "2024-04-30T10:00:00Z", "tags": ["x", "y"]},
+        {
+            "id": 1,
+            "name": "Ada",
+            "score": 1.5,
+            "active": True,
+            "born": "1815-12-10",
+            "seen": "2024-04-30T10:00:00Z",
+            "tags": ["x", "y"],
+        },
         {"id": 2, "name": "Bo", "score": 2, "active": False, "born": None, "seen": None, "tags": None},
-        {"id": 1, "name": "Ada L.", "score": 3.25, "active": True, "born": "1815-12-10",
-         "seen": "2024-04-30T11:00:00+02:00", "tags": {"k": 1}},
-    ]  # fmt: skip
+        {
+            "id": 1,
+            "name": "Ada L.",
+            "score": 3.25,
+            "active": True,
+            "born": "1815-12-10",
+            "seen": "2024-04-30T11:00:00+02:00",
+            "tags": {"k": 1},
+        },
+    ]
     assert dest.upsert("crm", USERS, first, T0, "000000000001-sync-000000") == 3
     assert dest.upsert("crm", USERS, [{"id": 3, "name": "Cy"}], T0, "000000000001-sync-000001") == 1
     dest.flush()
 
     rows = both_readers(endpoint)
     assert data(rows) == {
-        1: {"id": 1, "name": "Ada L.", "score": 3.25, "active": True, "born": date(1815, 12, 10),
-            "seen": datetime(2024, 4, 30, 9, 0, tzinfo=UTC), "tags": '{"k":1}'},
+        1: {
+            "id": 1,
+            "name": "Ada L.",
+            "score": 3.25,
+            "active": True,
+            "born": date(1815, 12, 10),
+            "seen": datetime(2024, 4, 30, 9, 0, tzinfo=UTC),
+            "tags": '{"k":1}',
+        },
         2: {"id": 2, "name": "Bo", "score": 2.0, "active": False, "born": None, "seen": None, "tags": None},
         3: {"id": 3, "name": "Cy", "score": None, "active": None, "born": None, "seen": None, "tags": None},
-    }  # fmt: skip
+    }
     assert all(row["_fivetran_deleted"] is False and row["_fivetran_synced"] == T0 for row in rows.values())
     table = glue_catalog(endpoint).load_table((DB, TABLE))
     assert {f.name: str(f.field_type) for f in table.schema().fields} == {
-        "id": "long", "name": "string", "score": "double", "active": "boolean", "born": "date",
-        "seen": "timestamptz", "tags": "string", "_fivetran_synced": "timestamptz", "_fivetran_deleted": "boolean",
-    }  # fmt: skip
+        "id": "long",
+        "name": "string",
+        "score": "double",
+        "active": "boolean",
+        "born": "date",
+        "seen": "timestamptz",
+        "tags": "string",
+        "_fivetran_synced": "timestamptz",
+        "_fivetran_deleted": "boolean",
+    }
     # Both batches in one commit (created with its data): the last batch id is on it.
     assert [s.summary[BATCH_PROPERTY] for s in table.metadata.snapshots] == ["000000000001-sync-000001"]
     assert table.location() == f"s3://{config['bucket']}/raw/crm/users"
     assert [table.schema().find_field(f.source_id).name for f in table.sort_order().fields] == ["id"]
-    glue = boto3.client("glue", endpoint_url=endpoint, region_name=REGION).get_table(DatabaseName=DB, Name=TABLE)
-    assert glue["Table"]["Parameters"]["table_type"] == "ICEBERG"
+    glue = boto3.client("glue", endpoint_url=endpoint, region_name=REGION)
+    assert glue.get_table(DatabaseName=DB, Name=TABLE)["Table"]["Parameters"]["table_type"] == "ICEBERG"
 
 
 def test_updates_replace_by_key_and_deletes_are_soft(dest: IcebergDestination, endpoint: str) -> None:
     dest.upsert("crm", USERS, [{"id": i, "name": f"u{i}"} for i in range(1, 6)], T0, "000000000001-a-000000")
     dest.flush()
-    dest.upsert("crm", USERS, [{"id": 2, "name": "two"}, {"id": 6, "name": "six"}], T1, "000000000002-a-000000")
+    changed = [{"id": 2, "name": "two"}, {"id": 6, "name": "six"}]
+    dest.upsert("crm", USERS, changed, T1, "000000000002-a-000000")
     # A delete of a committed row, of a row buffered in this flush, and of a key never seen.
     assert dest.delete("crm", USERS, [{"id": 3}, {"id": 6}, {"id": 99}], T2, "000000000002-a-000001") == 3
     dest.upsert("crm", USERS, [{"id": 4, "name": "four"}], T2, "000000000002-a-000002")
@@ -152,7 +181,8 @@ def test_updates_replace_by_key_and_deletes_are_soft(dest: IcebergDestination, e
     # An upsert after a delete revives the row.
     dest.upsert("crm", USERS, [{"id": 3, "name": "back"}], T2, "000000000003-a-000000")
     dest.flush()
-    assert (both_readers(endpoint)[3]["name"], both_readers(endpoint)[3]["_fivetran_deleted"]) == ("back", False)
+    revived = both_readers(endpoint)[3]
+    assert (revived["name"], revived["_fivetran_deleted"]) == ("back", False)
 
 
 def test_deletes_alone_of_unknown_keys_commit_nothing(dest: IcebergDestination, endpoint: str) -> None:
@@ -178,20 +208,46 @@ def test_new_columns_are_added_and_types_widen(dest: IcebergDestination, endpoin
         "1-a-1",
     )
     dest.flush()
-    dest.upsert("crm", USERS, [{"id": 3, "n": 4, "code": 8, "day": "2024-02-01", "flag": "maybe"}], T1, "1-a-2")
+    third = [{"id": 3, "n": 4, "code": 8, "day": "2024-02-01", "flag": "maybe"}]
+    dest.upsert("crm", USERS, third, T1, "1-a-2")
     dest.flush()
 
     rows = data(both_readers(endpoint))
     assert rows == {
-        1: {"id": 1, "n": 1.0, "code": "7", "day": datetime(2024, 1, 2, tzinfo=UTC), "flag": "true", "note": None},
-        2: {"id": 2, "n": 2.5, "code": "A7", "day": datetime(2024, 1, 3, 4, 5, 6, tzinfo=UTC), "flag": "true",
-            "note": "new"},
-        3: {"id": 3, "n": 4.0, "code": "8", "day": datetime(2024, 2, 1, tzinfo=UTC), "flag": "maybe", "note": None},
-    }  # fmt: skip
+        1: {
+            "id": 1,
+            "n": 1.0,
+            "code": "7",
+            "day": datetime(2024, 1, 2, tzinfo=UTC),
+            "flag": "true",
+            "note": None,
+        },
+        2: {
+            "id": 2,
+            "n": 2.5,
+            "code": "A7",
+            "day": datetime(2024, 1, 3, 4, 5, 6, tzinfo=UTC),
+            "flag": "true",
+            "note": "new",
+        },
+        3: {
+            "id": 3,
+            "n": 4.0,
+            "code": "8",
+            "day": datetime(2024, 2, 1, tzinfo=UTC),
+            "flag": "maybe",
+            "note": None,
+        },
+    }
     table = glue_catalog(endpoint).load_table((DB, TABLE))
     assert {f.name: str(f.field_type) for f in table.schema().fields if not f.name.startswith("_")} == {
-        "id": "long", "n": "double", "code": "string", "day": "timestamptz", "flag": "string", "note": "string"
-    }  # fmt: skip
+        "id": "long",
+        "n": "double",
+        "code": "string",
+        "day": "timestamptz",
+        "flag": "string",
+        "note": "string",
+    }
     assert len(table.metadata.snapshots) == 3  # each change of schema rode in its batch's commit
 
 
@@ -254,7 +310,9 @@ def test_a_replay_after_a_crash_at_any_step_leaves_the_table_as_if_synced_once(
     assert len(snapshots(endpoint)) == expected_snapshots  # replayed batches committed nothing new
 
 
-def test_a_table_without_primary_key_collapses_identical_rows(dest: IcebergDestination, endpoint: str) -> None:
+def test_a_table_without_primary_key_collapses_identical_rows(
+    dest: IcebergDestination, endpoint: str
+) -> None:
     logs = TableSpec("logs", ())
     rows = [{"msg": "a", "n": 1}, {"msg": "a", "n": 1}, {"msg": "b", "n": 2}]
     dest.upsert("crm", logs, rows, T0, "1-a-0")
@@ -270,7 +328,8 @@ def test_a_table_without_primary_key_collapses_identical_rows(dest: IcebergDesti
 
 def test_a_composite_key_merges_on_all_its_columns(dest: IcebergDestination, endpoint: str) -> None:
     lines = TableSpec("lines", ("order", "line"))
-    dest.upsert("crm", lines, [{"order": o, "line": ln, "q": 1} for o in (1, 2) for ln in (1, 2)], T0, "1-a-0")
+    first = [{"order": o, "line": ln, "q": 1} for o in (1, 2) for ln in (1, 2)]
+    dest.upsert("crm", lines, first, T0, "1-a-0")
     dest.flush()
     dest.upsert("crm", lines, [{"order": 1, "line": 2, "q": 9}], T1, "1-a-1")
     dest.delete("crm", lines, [{"order": 2, "line": 1}], T1, "1-a-2")

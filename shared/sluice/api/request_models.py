@@ -82,7 +82,7 @@ class CreateGroupRequest(Body):
 
 class CreateDestinationRequest(Body):
     group_id: Id
-    service: Literal["duckdb", "s3"]
+    service: Literal["duckdb", "s3", "iceberg"]
     config: dict[str, Any] | None = None
     region: str | None = None
     time_zone_offset: str | None = None

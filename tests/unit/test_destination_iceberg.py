@@ -401,3 +401,20 @@ def test_a_changed_primary_key_needs_a_resync(dest: IcebergDestination, config: 
     dest.flush()
     with open_lake(config) as other, pytest.raises(DestinationError, match="historical resync"):
         other.upsert("crm", TableSpec("users", ("email",)), [{"id": 1, "email": "a@x"}], T0, "2-b-0")
+
+
+def test_commits_expire_old_snapshots_by_themselves_once_enough_are_due(
+    dest: IcebergDestination, endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(iceberg_module, "SNAPSHOT_RETENTION", timedelta(0))
+    monkeypatch.setattr(iceberg_module, "KEEP_SNAPSHOTS", 2)
+    monkeypatch.setattr(iceberg_module, "EXPIRE_AFTER", 3)
+    counts = []
+    for n in range(8):
+        dest.upsert("crm", USERS, [{"id": 1, "v": n}, {"id": 100 + n, "v": n}], T0, f"1-a-{n}")
+        dest.flush()
+        counts.append(len(snapshots(endpoint)))
+    assert max(counts) <= 2 + 3
+    assert counts[-1] < 8
+    rows = both_readers(endpoint)
+    assert rows[1]["v"] == 7 and set(rows) == {1, *range(100, 108)}

@@ -27,8 +27,8 @@ How a batch lands (copy-on-write merge by key, one Iceberg commit):
   files are rewritten in the same commit.
 - Small files: every commit also rewrites the table's small files (under `SMALL_FILE_BYTES`)
   once there are `COMPACT_AFTER_FILES` of them, so their number stays bounded; snapshots older than
-  `SNAPSHOT_RETENTION` (keeping the last `KEEP_SNAPSHOTS`) are expired by `expire_snapshots`, which
-  the maintenance schedule runs (see docs/sources-and-destinations.md).
+  `SNAPSHOT_RETENTION` (keeping the last `KEEP_SNAPSHOTS`) are expired, with the files only they
+  referenced, by the commit that finds `EXPIRE_AFTER` of them due (see docs/sources-and-destinations.md).
 
 `pyiceberg` and `pyarrow` live in the sync worker's own layer (layers/iceberg): imported lazily.
 """
@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from sluice.contract import DELETED_COLUMN, ID_COLUMN, SYNCED_COLUMN
 from sluice.destinations import DestinationError, IcebergDestinationConfig, fivetran_id, json_default
+from sluice.observability import logger
 from sluice.settings import get_settings
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ SMALL_FILE_BYTES = 16 * 1024 * 1024
 COMPACT_AFTER_FILES = 16
 SNAPSHOT_RETENTION = timedelta(days=1)
 KEEP_SNAPSHOTS = 10
+EXPIRE_AFTER = 50  # expire once this many snapshots are due: one manifest walk per 50 commits, not each
 TABLE_PROPERTIES = {
     "format-version": "2",
     "write.parquet.compression-codec": "zstd",
@@ -400,29 +402,11 @@ class IcebergDestination:
 
         Removes the files only they referenced (data, manifests, manifest lists). Returns the number
         of snapshots expired. Replays only reach back to the last checkpoint, minutes old, so the
-        batch ids of expired snapshots are never needed again.
+        batch ids of expired snapshots are never needed again. Commits call it by themselves once
+        `EXPIRE_AFTER` snapshots are due (see `_commit`).
         """
         identifier = (self.config.database, table_name(schema, table))
-        catalog = self._catalog_client()
-        current = catalog.load_table(identifier)
-        cutoff = (now or datetime.now(UTC)) - SNAPSHOT_RETENTION
-        snapshots = sorted(current.metadata.snapshots, key=lambda s: s.timestamp_ms)
-        keep = {s.snapshot_id for s in snapshots[-KEEP_SNAPSHOTS:]}
-        if current.metadata.current_snapshot_id is not None:
-            keep.add(current.metadata.current_snapshot_id)
-        expired = [
-            s.snapshot_id
-            for s in snapshots
-            if s.snapshot_id not in keep and s.timestamp_ms < cutoff.timestamp() * 1000
-        ]
-        if not expired:
-            return 0
-        before = _referenced_files(current)
-        current.maintenance.expire_snapshots().by_ids(expired).commit()
-        after = _referenced_files(catalog.load_table(identifier))
-        for path in sorted(before - after):
-            current.io.delete(path)
-        return len(expired)
+        return _expire(self._catalog_client().load_table(identifier), now or datetime.now(UTC))
 
     # -- internals -------------------------------------------------------------------------------------------
 
@@ -491,6 +475,12 @@ class IcebergDestination:
         segment, number = _segment(lake.pending.last_batch)
         lake.committed[segment] = max(lake.committed.get(segment, -1), -1 if number is None else number)
         lake.pending = _Pending()
+        if lake.table is not None and len(_expirable(lake.table, datetime.now(UTC))) >= EXPIRE_AFTER:
+            try:
+                _expire(lake.table, datetime.now(UTC))
+                lake.table = lake.table.refresh()
+            except Exception:  # the data is committed; expiry is retried at the next commit
+                logger.warning("expiring snapshots failed", extra={"table": f"{lake.schema}.{lake.name}"})
 
     def _merge(self, lake: _Lake) -> None:
         import pyarrow as pa
@@ -761,6 +751,26 @@ def _write(tx: Transaction, result: pa.Table, replaced: list[Any], properties: d
             table_metadata=tx.table_metadata, df=result, io=tx._table.io, write_uuid=snapshot.commit_uuid
         ):
             snapshot.append_data_file(data_file)
+
+
+def _expirable(table: Table, now: datetime) -> list[int]:
+    """Snapshots older than the retention, except the newest `KEEP_SNAPSHOTS` and the current one."""
+    cutoff_ms = (now - SNAPSHOT_RETENTION).timestamp() * 1000
+    snapshots = sorted(table.metadata.snapshots, key=lambda s: s.timestamp_ms)
+    keep = {s.snapshot_id for s in snapshots[-KEEP_SNAPSHOTS:]} | {table.metadata.current_snapshot_id}
+    return [s.snapshot_id for s in snapshots if s.snapshot_id not in keep and s.timestamp_ms < cutoff_ms]
+
+
+def _expire(table: Table, now: datetime) -> int:
+    expired = _expirable(table, now)
+    if not expired:
+        return 0
+    before = _referenced_files(table)
+    table.maintenance.expire_snapshots().by_ids(expired).commit()
+    after = _referenced_files(table.refresh())
+    for path in sorted(before - after):
+        table.io.delete(path)
+    return len(expired)
 
 
 def _referenced_files(table: Table) -> set[str]:

@@ -114,6 +114,25 @@ def _value_kind(value: Any) -> str | None:
     return STRING
 
 
+def _text_kind(values: list[Any]) -> str:
+    """The kind of a column of strings, decided by pyarrow over the whole column at once."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pa.array(values, type=pa.large_string())
+    for kind, pattern in ((DATE, _DATE), (TIMESTAMP, _TIMESTAMP)):
+        if pc.all(pc.match_substring_regex(text, pattern.pattern)).as_py():
+            try:
+                text.cast(_arrow_type(kind))
+                return kind
+            except pa.ArrowInvalid:
+                # Invalid dates stay text; timestamps without an offset parse in Python (read as UTC).
+                if kind == TIMESTAMP and all(v is None or _parses(_parse_timestamp, v) for v in values):
+                    return TIMESTAMP
+            return STRING
+    return STRING
+
+
 def _parses(parse: Any, value: str) -> bool:
     try:
         parse(value)
@@ -136,6 +155,10 @@ def widen(existing: str | None, incoming: str | None) -> str | None:
 
 
 def _column_kind(values: list[Any]) -> str | None:
+    present = {type(value) for value in values}
+    present.discard(type(None))
+    if present == {str}:
+        return _text_kind(values)
     kind: str | None = None
     seen: set[type] = set()
     for value in values:
@@ -231,6 +254,11 @@ def _array(values: list[Any], kind: str) -> pa.Array:
     if kind in (STRING, LONG, DOUBLE, BOOLEAN):
         try:  # the common case: the values already are of the column's Python type
             return pa.array(values, type=_arrow_type(kind))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+    if kind in (TIMESTAMP, DATE):
+        try:  # ISO text with an offset (or dates): parsed by pyarrow in one go
+            return pa.array(values, type=pa.large_string()).cast(_arrow_type(kind))
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             pass
     if kind == STRING:

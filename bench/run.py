@@ -1,6 +1,6 @@
 """`make bench`: measures the budgets of DESIGN.md and prints each figure, its budget and PASS/OVER.
 
-    python -m bench.run [--only cold,warm,sync] [--rows 100000] [--runs 3]
+    python -m bench.run [--only cold,warm,sync,iceberg] [--rows 100000] [--runs 3]
 
 Exit status 1 when any figure is over its budget. Everything listens on 127.0.0.1 and stops itself.
 """
@@ -16,16 +16,19 @@ from pathlib import Path
 
 from bench.common import ROOT, Figure
 
-PARTS = ("cold", "warm", "sync")
+PARTS = ("cold", "warm", "sync", "iceberg")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default=",".join(PARTS), help="comma-separated: cold, warm, sync")
+    parser.add_argument("--only", default=",".join(PARTS), help="comma-separated: cold, warm, sync, iceberg")
     parser.add_argument("--imports", type=int, default=5, help="fresh processes per cold import")
     parser.add_argument("--calls", type=int, default=200, help="timed calls per side, warm API")
     parser.add_argument("--rows", type=int, default=100_000, help="rows synced per throughput run")
     parser.add_argument("--runs", type=int, default=3, help="throughput runs per side")
+    parser.add_argument("--lake-rows", type=int, default=1_000_000, help="iceberg historical rows")
+    parser.add_argument("--lake-merge", type=int, default=10_000, help="iceberg merge rows")
+    parser.add_argument("--lake-runs", type=int, default=1, help="iceberg runs per side")
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
     unknown = set(parts) - set(PARTS)
@@ -74,6 +77,15 @@ def main(argv: list[str] | None = None) -> int:
                     figures += throughput.run(env, rows=args.rows, runs=args.runs, out=out)
             finally:
                 env.stop()
+
+    if "iceberg" in parts:
+        from bench import iceberg
+
+        out(
+            f"\n== 4. iceberg lake: {args.lake_rows:,}-row historical sync and {args.lake_merge:,}-row merge "
+            "/ bare pyiceberg doing the same commits"
+        )
+        figures += iceberg.run(args.lake_rows, args.lake_merge, args.lake_runs, out=out)
 
     over = [f for f in figures if not f.passed]
     out(

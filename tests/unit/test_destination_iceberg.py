@@ -418,3 +418,17 @@ def test_commits_expire_old_snapshots_by_themselves_once_enough_are_due(
     assert counts[-1] < 8
     rows = both_readers(endpoint)
     assert rows[1]["v"] == 7 and set(rows) == {1, *range(100, 108)}
+
+
+def test_a_commit_that_loses_a_race_merges_again_on_top(
+    dest: IcebergDestination, endpoint: str, config: dict[str, Any]
+) -> None:
+    dest.upsert("crm", USERS, [{"id": 1, "v": 1}, {"id": 2, "v": 1}], T0, "1-a-0")
+    dest.flush()
+    with open_lake(config) as other:  # commits to the same table behind the first writer's back
+        other.upsert("crm", USERS, [{"id": 3, "v": 3}], T0, "9-z-0")
+        other.flush()
+    dest.upsert("crm", USERS, [{"id": 2, "v": 2}], T1, "1-a-1")
+    dest.flush()
+    assert {k: r["v"] for k, r in both_readers(endpoint).items()} == {1: 1, 2: 2, 3: 3}
+    assert [s.summary[BATCH_PROPERTY] for s in snapshots(endpoint)] == ["1-a-0", "9-z-0", "1-a-1"]

@@ -114,6 +114,16 @@ def _value_kind(value: Any) -> str | None:
     return STRING
 
 
+_SIMPLE_KINDS = {
+    frozenset({bool}): BOOLEAN,
+    frozenset({float}): DOUBLE,
+    frozenset({int, float}): DOUBLE,
+    frozenset({datetime}): TIMESTAMP,
+    frozenset({date}): DATE,
+    frozenset({date, datetime}): TIMESTAMP,
+}
+
+
 def _text_kind(values: list[Any]) -> str:
     """The kind of a column of strings, decided by pyarrow over the whole column at once."""
     import pyarrow as pa
@@ -157,8 +167,16 @@ def widen(existing: str | None, incoming: str | None) -> str | None:
 def _column_kind(values: list[Any]) -> str | None:
     present = {type(value) for value in values}
     present.discard(type(None))
+    if not present:
+        return None
     if present == {str}:
         return _text_kind(values)
+    if present == {int}:
+        numbers = [v for v in values if v is not None]
+        return LONG if min(numbers) >= _LONG_MIN and max(numbers) <= _LONG_MAX else STRING
+    simple = _SIMPLE_KINDS.get(frozenset(present))
+    if simple is not None:
+        return simple
     kind: str | None = None
     seen: set[type] = set()
     for value in values:
@@ -257,6 +275,10 @@ def _array(values: list[Any], kind: str) -> pa.Array:
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             pass
     if kind in (TIMESTAMP, DATE):
+        try:  # datetimes (aware; naive ones read as UTC) or dates as they are
+            return pa.array(values, type=_arrow_type(kind))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
         try:  # ISO text with an offset (or dates): parsed by pyarrow in one go
             return pa.array(values, type=pa.large_string()).cast(_arrow_type(kind))
         except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -296,7 +318,7 @@ def _cast_column(column: pa.ChunkedArray, kind: str) -> pa.ChunkedArray:
 class _Pending:
     """Buffered rows of one table, folded by key: what the next commit writes."""
 
-    rows: dict[Any, dict[str, Any]] = field(default_factory=dict)  # key -> the whole row (system columns too)
+    rows: dict[Any, list[Any]] = field(default_factory=dict)  # key -> [the source row, synced, deleted]
     deletes: dict[Any, datetime] = field(default_factory=dict)  # keys not buffered: soft-delete in the table
     first_batch: str = ""
     last_batch: str = ""
@@ -369,13 +391,26 @@ class IcebergDestination:
             return len(rows)
         synced = _utc(synced_at)
         pending = lake.pending
-        for row in rows:
-            if not table.primary_key:
-                row = {**row, ID_COLUMN: fivetran_id(row)}
-            key = _row_key(row, lake.key, table.name)
-            pending.deletes.pop(key, None)
-            pending.rows.pop(key, None)  # re-inserted: the buffer keeps source order
-            pending.rows[key] = {**row, SYNCED_COLUMN: synced, DELETED_COLUMN: False}
+        buffered, deletes = pending.rows, pending.deletes
+        if len(table.primary_key) == 1:
+            (column,) = table.primary_key
+            try:  # the common case, once per row: kept to a lookup and a store
+                for row in rows:
+                    key = row.get(column)
+                    if key is None:
+                        _row_key(row, lake.key, table.name)  # raises the error that says why
+                    buffered[key] = [row, synced, False]
+                    if deletes:
+                        deletes.pop(key, None)
+            except TypeError as exc:
+                raise DestinationError(f"Primary key values of table '{table.name}' must be scalars") from exc
+        else:
+            for row in rows:
+                if not table.primary_key:
+                    row = {**row, ID_COLUMN: fivetran_id(row)}
+                key = _row_key(row, lake.key, table.name)
+                deletes.pop(key, None)
+                buffered[key] = [row, synced, False]
         self._note_batch(lake, batch_id)
         return len(rows)
 
@@ -400,7 +435,7 @@ class IcebergDestination:
                 ) from None
             buffered = pending.rows.get(key)
             if buffered is not None:
-                buffered.update({SYNCED_COLUMN: synced, DELETED_COLUMN: True})
+                buffered[1:] = [synced, True]
             else:
                 pending.deletes[key] = synced
         self._note_batch(lake, batch_id)
@@ -490,8 +525,20 @@ class IcebergDestination:
             self._commit(lake)
 
     def _commit(self, lake: _Lake) -> None:
+        from pyiceberg.exceptions import CommitFailedException, ValidationException
+
         try:
-            self._merge(lake)
+            try:
+                self._merge(lake)
+            except (CommitFailedException, ValidationException):
+                if lake.table is None:
+                    raise
+                # Another writer (a compaction, Athena's OPTIMIZE) committed first: merge again on top.
+                identifier = (self.config.database, table_name(lake.schema, lake.name))
+                lake.table = self._catalog_client().load_table(identifier)
+                lake.committed = _committed_batches(lake.table)
+                if not self._is_replay(lake, lake.pending.last_batch):
+                    self._merge(lake)
         except DestinationError as exc:
             self._failure = exc
             raise
@@ -506,7 +553,7 @@ class IcebergDestination:
         if lake.table is not None and len(_expirable(lake.table, datetime.now(UTC))) >= EXPIRE_AFTER:
             try:
                 _expire(lake.table, datetime.now(UTC))
-                lake.table = lake.table.refresh()
+                lake.table = self._catalog_client().load_table(lake.table.name())
             except Exception:  # the data is committed; expiry is retried at the next commit
                 logger.warning("expiring snapshots failed", extra={"table": f"{lake.schema}.{lake.name}"})
 
@@ -518,16 +565,14 @@ class IcebergDestination:
         from pyiceberg.types import BooleanType, NestedField, TimestamptzType
 
         pending = lake.pending
-        rows = list(pending.rows.values())
+        entries = list(pending.rows.values())
+        rows = [entry[0] for entry in entries]
         # Column kinds of the buffered rows, in first-seen order.
         names: dict[str, None] = {}
-        for row in rows:
-            names.update(dict.fromkeys(row))
-        incoming = {
-            name: _column_kind([row.get(name) for row in rows])
-            for name in names
-            if name not in SYSTEM_COLUMNS
-        }
+        for shape in dict.fromkeys(tuple(row) for row in rows):
+            names.update(dict.fromkeys(shape))
+        values = {name: [row.get(name) for row in rows] for name in names if name not in SYSTEM_COLUMNS}
+        incoming = {name: _column_kind(column) for name, column in values.items()}
         properties = {
             BATCH_PROPERTY: pending.last_batch,
             FIRST_BATCH_PROPERTY: pending.first_batch,
@@ -590,7 +635,9 @@ class IcebergDestination:
         metadata = tx.table_metadata
         kinds = {f.name: _kind(f.field_type) for f in metadata.schema().fields}
         target = _arrow_schema(metadata)
-        new_rows = _to_arrow(rows, kinds, target)
+        values[SYNCED_COLUMN] = [entry[1] for entry in entries]
+        values[DELETED_COLUMN] = [entry[2] for entry in entries]
+        new_rows = _to_arrow(len(rows), values, kinds, target)
         if new_rows.num_rows and any(new_rows.column(c).null_count for c in lake.key):
             raise DestinationError(
                 f"A row of table '{lake.name}' lacks a value of its primary key {list(lake.key)}"
@@ -641,7 +688,11 @@ class IcebergDestination:
         result = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
         result = result.sort_by([(column, "ascending") for column in lake.key])
         _write(tx, result, [t.file for t in touched], properties)
-        lake.table = tx.commit_transaction()
+        committed = tx.commit_transaction()
+        # A created table comes back staged (it cannot refresh, which a later commit's retry needs).
+        lake.table = (
+            committed if old_metadata is not None else self._catalog_client().load_table(committed.name())
+        )
 
     def _ensure_namespace(self) -> None:
         if not self._namespace_ready:
@@ -655,11 +706,17 @@ def _arrow_schema(metadata: TableMetadata) -> pa.Schema:
     return pa.schema([pa.field(f.name, _arrow_type(_kind(f.field_type))) for f in metadata.schema().fields])
 
 
-def _to_arrow(rows: list[dict[str, Any]], kinds: dict[str, str], target: pa.Schema) -> pa.Table:
+def _to_arrow(count: int, values: dict[str, list[Any]], kinds: dict[str, str], target: pa.Schema) -> pa.Table:
+    """The table of the buffered rows: `values` holds each column's values (a column not there is null)."""
     import pyarrow as pa
 
     try:
-        arrays = [_array([row.get(name) for row in rows], kinds[name]) for name in target.names]
+        arrays = [
+            _array(values[name], kinds[name])
+            if name in values
+            else pa.nulls(count, type=_arrow_type(kinds[name]))
+            for name in target.names
+        ]
     except (ValueError, TypeError, pa.ArrowException) as exc:
         raise DestinationError(f"A value does not fit its column: {exc}") from exc
     return pa.Table.from_arrays(arrays, schema=target)

@@ -136,3 +136,20 @@ def test_a_crash_between_commit_and_checkpoint_is_replayed_without_a_second_comm
     lasts = [last for _, last in after]
     assert len(set(lasts)) == len(lasts)
     assert before_replay[2][1] not in {first for first, _ in after[3:]}
+
+
+def test_an_iceberg_destination_with_a_bad_config_is_refused_in_the_envelope(aws: Any) -> None:
+    group_id = make_group()
+    for config in (
+        {"bucket": "lake-bucket", "database": "Not-Glue"},
+        {"bucket": "lake-bucket"},
+        {"bucket": "lake-bucket", "database": "lake", "region": "nowhere"},
+    ):
+        body = {"group_id": group_id, "service": "iceberg", "config": config}
+        reply = call("create_destination", body=body)
+        assert reply.status == 400, reply.body
+        assert reply.body["code"] == "InvalidInput", reply.body
+    config = {"bucket": "lake-bucket", "prefix": "raw/", "database": "lake", "region": "eu-west-1"}
+    reply = call("create_destination", body={"group_id": group_id, "service": "iceberg", "config": config})
+    assert reply.status == 201, reply.body
+    assert reply.data["config"] == config

@@ -318,7 +318,11 @@ def _cast_column(column: pa.ChunkedArray, kind: str) -> pa.ChunkedArray:
 class _Pending:
     """Buffered rows of one table, folded by key: what the next commit writes."""
 
-    rows: dict[Any, list[Any]] = field(default_factory=dict)  # key -> [the source row, synced, deleted]
+    # key -> the source row, and its `_fivetran_synced`: two dicts updated together keep one order, and
+    # storing into them allocates nothing per row (a container per row costs the garbage collector).
+    rows: dict[Any, dict[str, Any]] = field(default_factory=dict)
+    synced: dict[Any, datetime] = field(default_factory=dict)
+    deleted: set[Any] = field(default_factory=set)  # buffered rows deleted since
     deletes: dict[Any, datetime] = field(default_factory=dict)  # keys not buffered: soft-delete in the table
     first_batch: str = ""
     last_batch: str = ""
@@ -391,7 +395,7 @@ class IcebergDestination:
             return len(rows)
         synced = _utc(synced_at)
         pending = lake.pending
-        buffered, deletes = pending.rows, pending.deletes
+        buffered, stamps, deleted, deletes = pending.rows, pending.synced, pending.deleted, pending.deletes
         if len(table.primary_key) == 1:
             (column,) = table.primary_key
             try:  # the common case, once per row: kept to a lookup and a store
@@ -399,9 +403,11 @@ class IcebergDestination:
                     key = row.get(column)
                     if key is None:
                         _row_key(row, lake.key, table.name)  # raises the error that says why
-                    buffered[key] = [row, synced, False]
-                    if deletes:
+                    buffered[key] = row
+                    stamps[key] = synced
+                    if deletes or deleted:
                         deletes.pop(key, None)
+                        deleted.discard(key)
             except TypeError as exc:
                 raise DestinationError(f"Primary key values of table '{table.name}' must be scalars") from exc
         else:
@@ -410,7 +416,9 @@ class IcebergDestination:
                     row = {**row, ID_COLUMN: fivetran_id(row)}
                 key = _row_key(row, lake.key, table.name)
                 deletes.pop(key, None)
-                buffered[key] = [row, synced, False]
+                deleted.discard(key)
+                buffered[key] = row
+                stamps[key] = synced
         self._note_batch(lake, batch_id)
         return len(rows)
 
@@ -433,9 +441,9 @@ class IcebergDestination:
                 raise DestinationError(
                     f"Deletes for table '{table.name}' lack key column '{missing}'"
                 ) from None
-            buffered = pending.rows.get(key)
-            if buffered is not None:
-                buffered[1:] = [synced, True]
+            if key in pending.rows:
+                pending.synced[key] = synced
+                pending.deleted.add(key)
             else:
                 pending.deletes[key] = synced
         self._note_batch(lake, batch_id)
@@ -565,8 +573,7 @@ class IcebergDestination:
         from pyiceberg.types import BooleanType, NestedField, TimestamptzType
 
         pending = lake.pending
-        entries = list(pending.rows.values())
-        rows = [entry[0] for entry in entries]
+        rows = list(pending.rows.values())
         # Column kinds of the buffered rows, in first-seen order.
         names: dict[str, None] = {}
         for shape in dict.fromkeys(tuple(row) for row in rows):
@@ -635,8 +642,10 @@ class IcebergDestination:
         metadata = tx.table_metadata
         kinds = {f.name: _kind(f.field_type) for f in metadata.schema().fields}
         target = _arrow_schema(metadata)
-        values[SYNCED_COLUMN] = [entry[1] for entry in entries]
-        values[DELETED_COLUMN] = [entry[2] for entry in entries]
+        values[SYNCED_COLUMN] = list(pending.synced.values())
+        values[DELETED_COLUMN] = (
+            [key in pending.deleted for key in pending.rows] if pending.deleted else [False] * len(rows)
+        )
         new_rows = _to_arrow(len(rows), values, kinds, target)
         if new_rows.num_rows and any(new_rows.column(c).null_count for c in lake.key):
             raise DestinationError(

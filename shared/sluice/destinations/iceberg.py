@@ -124,12 +124,65 @@ _SIMPLE_KINDS = {
 }
 
 
-def _text_kind(values: list[Any]) -> str:
+def _columns(rows: list[dict[str, Any]], names: list[str]) -> tuple[dict[str, Any], dict[str, str | None]]:
+    """Each column's values (a pyarrow array, or a list where pyarrow cannot take them as they are) and kind.
+
+    pyarrow reads the rows in one pass when their values have one type per column (the usual case);
+    otherwise, and for nested values (kept as JSON text), the column goes through Python.
+    """
+    import pyarrow as pa
+
+    arrays: dict[str, Any] = {}
+    try:
+        batch = pa.Table.from_struct_array(pa.array(rows))
+        arrays = {name: batch.column(name).combine_chunks() for name in batch.column_names}
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        pass
+    values: dict[str, Any] = {}
+    kinds: dict[str, str | None] = {}
+    for name in names:
+        column = arrays.get(name)
+        kind = _arrow_kind(column) if column is not None else None
+        if kind is None and column is not None and pa.types.is_null(column.type):
+            values[name], kinds[name] = column, None
+        elif kind is not None:
+            values[name], kinds[name] = column, kind
+        else:
+            values[name] = [row.get(name) for row in rows]
+            kinds[name] = _column_kind(values[name])
+    return values, kinds
+
+
+def _arrow_kind(column: Any) -> str | None:
+    """The kind of a column pyarrow read, or None when it must go through Python (nested, others)."""
+    import pyarrow as pa
+
+    kind = column.type
+    if pa.types.is_boolean(kind):
+        return BOOLEAN
+    if pa.types.is_int64(kind):
+        return LONG
+    if pa.types.is_float64(kind):
+        return DOUBLE
+    if pa.types.is_timestamp(kind):
+        return TIMESTAMP
+    if pa.types.is_date32(kind):
+        return DATE
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return _text_kind(column)
+    return None
+
+
+def _text_kind(values: Any) -> str:
     """The kind of a column of strings, decided by pyarrow over the whole column at once."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    text = pa.array(values, type=pa.large_string())
+    text = (
+        values.cast(pa.large_string())
+        if isinstance(values, pa.Array)
+        else pa.array(values, pa.large_string())
+    )
     for kind, pattern in ((DATE, _DATE), (TIMESTAMP, _TIMESTAMP)):
         if pc.all(pc.match_substring_regex(text, pattern.pattern)).as_py():
             try:
@@ -137,7 +190,8 @@ def _text_kind(values: list[Any]) -> str:
                 return kind
             except pa.ArrowInvalid:
                 # Invalid dates stay text; timestamps without an offset parse in Python (read as UTC).
-                if kind == TIMESTAMP and all(v is None or _parses(_parse_timestamp, v) for v in values):
+                strings = text.to_pylist()
+                if kind == TIMESTAMP and all(v is None or _parses(_parse_timestamp, v) for v in strings):
                     return TIMESTAMP
             return STRING
     return STRING
@@ -266,9 +320,21 @@ def _kind(iceberg_type: Any) -> str:
     return STRING
 
 
-def _array(values: list[Any], kind: str) -> pa.Array:
+def _array(values: Any, kind: str) -> pa.Array:
     import pyarrow as pa
 
+    if isinstance(values, pa.Array):  # read by pyarrow: convert in one go where it can
+        target = _arrow_type(kind)
+        if values.type == target:
+            return values
+        try:
+            if kind == STRING and (pa.types.is_boolean(values.type) or pa.types.is_timestamp(values.type)):
+                return _cast_column(pa.chunked_array([values]), kind).combine_chunks()
+            if not (kind == STRING and pa.types.is_floating(values.type)):  # floats as Python writes them
+                return values.cast(target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            pass
+        values = values.to_pylist()
     if kind in (STRING, LONG, DOUBLE, BOOLEAN):
         try:  # the common case: the values already are of the column's Python type
             return pa.array(values, type=_arrow_type(kind))
@@ -578,8 +644,7 @@ class IcebergDestination:
         names: dict[str, None] = {}
         for shape in dict.fromkeys(tuple(row) for row in rows):
             names.update(dict.fromkeys(shape))
-        values = {name: [row.get(name) for row in rows] for name in names if name not in SYSTEM_COLUMNS}
-        incoming = {name: _column_kind(column) for name, column in values.items()}
+        values, incoming = _columns(rows, [name for name in names if name not in SYSTEM_COLUMNS])
         properties = {
             BATCH_PROPERTY: pending.last_batch,
             FIRST_BATCH_PROPERTY: pending.first_batch,

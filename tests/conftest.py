@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -29,8 +30,9 @@ def _forget_cached_clients() -> None:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalResources]:
-    """moto in-process with the template's tables, key, bus, rules and secrets created."""
+def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[LocalResources]:
+    """moto in-process with the template's tables, key, bus, rules and secrets created; duckdb
+    destinations under the test's own data folder."""
     for var in [v for v in os.environ if v.startswith("AWS_ENDPOINT_URL")]:
         monkeypatch.delenv(var)  # with an endpoint set, mock_aws stops intercepting
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -40,6 +42,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalResources]:
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Sluice")
     monkeypatch.setenv("SLUICE_ALLOW_LOOPBACK", "1")
+    monkeypatch.setenv("SLUICE_DATA_DIR", str(tmp_path / "data"))
     with mock_aws():
         created = create_resources(boto3.session.Session(region_name=REGION))
         for key, value in created.env.items():

@@ -31,7 +31,7 @@ def s3(aws: LocalResources) -> Any:
 
 @pytest.fixture
 def dest(s3: Any) -> Iterator[S3Destination]:
-    destination = open_destination("s3", {"bucket": BUCKET, "prefix": "lake/"})
+    destination = open_destination("s3", {"bucket": BUCKET, "prefix": "lake/"}, "acct_unit")
     assert isinstance(destination, S3Destination)
     yield destination
     destination.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -67,22 +68,31 @@ _FITS: dict[str, frozenset[type] | None] = {
 
 
 def data_dir() -> Path:
-    """The folder that relative DuckDB paths are under (the local stack's `SLUICE_DATA_DIR`)."""
+    """The folder that holds every account's DuckDB files (the local stack's `SLUICE_DATA_DIR`)."""
     return Path(get_settings().data_dir or ".")
 
 
-def resolve_path(path: str) -> str:
-    """The database file of a config `path`: absolute as given, relative under `data_dir()`."""
-    if path == ":memory:":
-        return path
-    given = Path(path).expanduser()
-    if given.is_absolute():
-        resolved = given
-    else:
-        base = data_dir().resolve()
-        resolved = (base / given).resolve()
-        if not resolved.is_relative_to(base):
-            raise DestinationError(f"DuckDB path '{path}' leaves the data folder")
+_ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+
+
+def account_dir(account_id: str) -> Path:
+    """The folder of one account's DuckDB files: `<data folder>/<account id>/`."""
+    if not _ACCOUNT_ID.fullmatch(account_id):
+        raise DestinationError("The account id can't name a data folder")
+    return data_dir().resolve() / account_id
+
+
+def resolve_path(path: str, account_id: str) -> str:
+    """The database file of a config `path`: always inside the account's folder.
+
+    The config model already refuses absolute paths and `..`; this checks again after following
+    symlinks, so that no link (made by anyone with access to the folder, the account's folder
+    itself included) leads a tenant outside it.
+    """
+    base = account_dir(account_id)
+    resolved = (base / path).resolve()
+    if not resolved.is_relative_to(base) or resolved == base:
+        raise DestinationError(f"DuckDB path '{path}' leaves the account's data folder")
     resolved.parent.mkdir(parents=True, exist_ok=True)
     return str(resolved)
 
@@ -170,11 +180,11 @@ class _Table:
 class DuckDbDestination:
     """A DuckDB database file; one connection for the whole sync run. See `Destination`."""
 
-    def __init__(self, config: DuckDbConfig) -> None:
+    def __init__(self, config: DuckDbConfig, account_id: str) -> None:
         import duckdb  # deferred: not in the Lambda layer
 
         self._duckdb = duckdb
-        self.path = resolve_path(config.path)
+        self.path = resolve_path(config.path, account_id)
         try:
             self._con: duckdb.DuckDBPyConnection | None = duckdb.connect(self.path)
             self._con.execute("SET TimeZone = 'UTC'")

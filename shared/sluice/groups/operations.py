@@ -7,13 +7,14 @@ from typing import Any
 from sluice.api.caller import Caller
 from sluice.api.request_models import CreateDestinationRequest, CreateGroupRequest
 from sluice.api.validation import parse
-from sluice.destinations import DESTINATION_CONFIGS
+from sluice.destinations import DESTINATION_CONFIGS, DuckDbConfig, duckdb_file_id
 from sluice.errors import Conflict, DestinationNotFound, GroupNotFound
 from sluice.ids import new_id
 from sluice.storage.store import (
     Store,
     account_groups_partition,
     destination_key,
+    duckdb_file_key,
     group_key,
 )
 from sluice.timestamps import format_timestamp, utc_now
@@ -83,7 +84,24 @@ def create_destination(caller: Caller, request: CreateDestinationRequest, store:
         "config": config.model_dump(mode="json"),
         "created_at": format_timestamp(utc_now()),
     }
-    store.put_new(item, lambda: Conflict(f"Group '{request.group_id}' already has a destination"))
+    items: list[dict[str, Any]] = [item]
+    file = config.path if isinstance(config, DuckDbConfig) else None
+    if file is not None:
+        # The file is the account's, claimed by this group alone: another group naming it is refused.
+        claim = {
+            **duckdb_file_key(caller.account_id, duckdb_file_id(file)),
+            "type": "duckdb_file",
+            "account_id": caller.account_id,
+            "group_id": request.group_id,
+        }
+        items.append(claim)
+
+    def conflict(index: int) -> Conflict:
+        if index == 0:
+            return Conflict(f"Group '{request.group_id}' already has a destination")
+        return Conflict(f"Another group of this account already writes to the duckdb file '{file}'")
+
+    store.put_all_new(items, conflict)
     return destination_out(item)
 
 

@@ -56,6 +56,11 @@ def schema_guard_key(group_id: str, schema: str) -> dict[str, str]:
     return {"pk": f"GROUP#{group_id}", "sk": f"SCHEMA#{schema}"}
 
 
+def duckdb_file_key(account_id: str, file_id: str) -> dict[str, str]:
+    """Claims one duckdb file of an account for one group (two groups never share a file)."""
+    return {"pk": f"DUCKDB#{account_id}#{file_id}", "sk": "DUCKDB"}
+
+
 def api_key_key(api_key: str) -> dict[str, str]:
     return {"pk": f"APIKEY#{api_key}", "sk": "APIKEY"}
 
@@ -267,6 +272,27 @@ class Store:
             if error_code(exc) == "ConditionalCheckFailedException":
                 raise conflict() from None
             raise
+
+    def put_all_new(self, items: list[dict[str, Any]], conflict: Callable[[int], SluiceError]) -> None:
+        """Write items that must not exist yet, all or none; `conflict(i)` is the error when item i exists."""
+
+        def cancelled(codes: list[str]) -> SluiceError:
+            taken = [i for i, code in enumerate(codes) if code == "ConditionalCheckFailed"]
+            return conflict(taken[0]) if taken else Conflict("The write could not be made; retry")
+
+        self.transact(
+            [
+                {
+                    "Put": {
+                        "TableName": self.name,
+                        "Item": to_dynamo(item),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+                for item in items
+            ],
+            cancelled,
+        )
 
     def query_page(
         self,

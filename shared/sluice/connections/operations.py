@@ -10,7 +10,7 @@ from sluice.api.request_models import ConnectionSettings, CreateConnectionReques
 from sluice.api.validation import parse
 from sluice.config_secrets import merge_config, seal_config, secret_box
 from sluice.connections.model import Connection, response_data
-from sluice.connections.setup_tests import record, run_tests, test_and_record
+from sluice.connections.setup_tests import run_tests, test_and_record, with_results
 from sluice.errors import GroupNotFound, InvalidInput
 from sluice.events import publish
 from sluice.ids import new_id
@@ -89,10 +89,12 @@ def create(caller: Caller, request: CreateConnectionRequest, store: Store) -> Co
         **settings,
     )
     _check_rules(connection)
-    store.create_connection(connection)
     if request.run_setup_tests is not False:
+        # Before the one write, so that a create is saved whole (with its results) or not at all.
         # The plain config is in hand: the tests need no decryption here.
-        connection = record(store, connection, run_tests(service.name, config, _test_options(request)))
+        results = run_tests(service.name, config, _test_options(request))
+        connection = with_results(connection, results, utc_now())
+    store.create_connection(connection)
     publish("Connection Created", _event_detail(connection))
     return connection
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from sluice.api.caller import Caller
 from sluice.api.request_models import ConnectionSettings, CreateConnectionRequest, UpdateConnectionRequest
-from sluice.api.validation import parse
+from sluice.api.validation import check_item_size, parse
 from sluice.config_secrets import merge_config, seal_config, secret_box
 from sluice.connections.model import Connection, response_data
 from sluice.connections.setup_tests import run_tests, test_and_record, with_results
@@ -18,7 +18,14 @@ from sluice.scheduler.data_delay import connection_update_state
 from sluice.scheduler.grid import connection_next_sync_at
 from sluice.sources import get_service
 from sluice.sources.base import Service, SetupTestOptions
-from sluice.storage.store import Store, account_connections_partition, connection_from_item, group_key
+from sluice.storage.store import (
+    Store,
+    account_connections_partition,
+    connection_from_item,
+    connection_to_item,
+    group_key,
+    to_dynamo,
+)
 from sluice.sync.events import SyncRequest, request_sync
 from sluice.timestamps import utc_now
 
@@ -94,6 +101,7 @@ def create(caller: Caller, request: CreateConnectionRequest, store: Store) -> Co
         # The plain config is in hand: the tests need no decryption here.
         results = run_tests(service.name, config, _test_options(request))
         connection = with_results(connection, results, utc_now())
+    _check_size(connection)
     store.create_connection(connection)
     publish("Connection Created", _event_detail(connection))
     return connection
@@ -165,7 +173,13 @@ def _apply_update(connection: Connection, request: UpdateConnectionRequest) -> C
     # model_copy skips validation: re-validate so the stored item always satisfies the model.
     updated = Connection.model_validate(updated.model_dump(by_alias=True))
     _check_rules(updated)
+    _check_size(updated)
     return updated
+
+
+def _check_size(connection: Connection) -> None:
+    """The connection's item, as storage writes it, fits in DynamoDB (before anything is written)."""
+    check_item_size(to_dynamo(connection_to_item(connection)), "The connection")
 
 
 def update(caller: Caller, connection_id: str, request: UpdateConnectionRequest, store: Store) -> Connection:

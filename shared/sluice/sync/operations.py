@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sluice.api.caller import Caller
+from sluice.api.validation import check_item_size
 from sluice.connections.model import Connection, sync_in_progress
 from sluice.errors import Conflict, InvalidInput, NotFound
 from sluice.sources import get_service
-from sluice.storage.store import Store
+from sluice.storage.store import Store, to_dynamo
 from sluice.storage.sync_store import SyncStore
 from sluice.sync.events import SyncRequest, request_sync
 from sluice.timestamps import utc_now
@@ -80,8 +82,15 @@ def get_state(caller: Caller, connection_id: str, store: Store) -> dict[str, Any
     return snapshot.state
 
 
+# A state snapshot item holds the state as compact JSON text beside its keys and a few small
+# attributes (sluice.storage.sync_store); those get this many bytes, more than they take.
+_SNAPSHOT_ATTRIBUTES_BYTES = 1024
+
+
 def replace_state(caller: Caller, connection_id: str, state: dict[str, Any], store: Store) -> dict[str, Any]:
     connection = store.get_connection(caller.account_id, connection_id)
+    text = json.dumps(state, separators=(",", ":"))
+    check_item_size(to_dynamo({"state": text}), "The state", reserve=_SNAPSHOT_ATTRIBUTES_BYTES)
     if sync_running(connection):
         raise Conflict("The state can't be changed while a sync is running")
     if not connection.paused:

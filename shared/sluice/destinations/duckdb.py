@@ -14,6 +14,7 @@ JSON), all in one transaction.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -209,10 +210,11 @@ class DuckDbDestination:
         key = table.primary_key or (ID_COLUMN,)
         if not table.primary_key:
             rows = [{**row, ID_COLUMN: fivetran_id(row)} for row in rows]
+        target = self._table(schema, table.name)
+        rows = _names_apart(rows, table.name, key, target)
         rows = _last_per_key(rows, key, table.name)
         names = set().union(*rows) - SYSTEM_COLUMNS
         self._write_batch(rows)
-        target = self._table(schema, table.name)
         if target is not None and target.fits(rows, names):
             try:
                 self._connection().execute(self._merge_sql(target), [_utc(synced_at)])
@@ -498,6 +500,46 @@ def _convert(column: str, kind: str) -> str:
 
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def case_apart_name(key: str) -> str:
+    """The column of a source key that differs only by letter case from another: `<key>__<6 hex digits>`,
+    the digits from the key's MD5, so that each spelling always gets the same column."""
+    return f"{key}__{hashlib.md5(key.encode(), usedforsecurity=False).hexdigest()[:6]}"
+
+
+def _names_apart(
+    rows: list[dict[str, Any]], table: str, key: tuple[str, ...], target: _Table | None
+) -> list[dict[str, Any]]:
+    """The rows with every key a column of its own.
+
+    DuckDB matches column names without regard to letter case, JSON keys with it: `Name` and `name`
+    would share one column and one value would be lost. Of the spellings of one name (in the batch and
+    among the table's columns) one keeps it: the table's existing column, else the primary key's,
+    else the first by code point (`NAME` < `Name` < `name`). Every other becomes `case_apart_name(key)`.
+    An empty key can't name a column: the batch fails.
+    """
+    names: set[str] = set().union(*rows)
+    if "" in names:
+        raise DestinationError(
+            f"A row of table '{table}' has a value under an empty key; every column needs a name"
+        )
+    existing = {column.lower(): column for column in (target.columns if target else ())}
+    existing.update((column.lower(), column) for column in SYSTEM_COLUMNS)
+    spellings: dict[str, set[str]] = {}
+    for name in names:
+        spellings.setdefault(name.lower(), set()).add(name)
+    renamed: dict[str, str] = {}
+    for lowered, found in spellings.items():
+        keeper = existing.get(lowered)
+        if keeper is None and len(found) == 1:
+            continue
+        if keeper is None:
+            keeper = next((column for column in key if column in found), None) or min(found)
+        renamed.update((name, case_apart_name(name)) for name in found if name != keeper)
+    if not renamed:
+        return rows
+    return [{renamed.get(name, name): value for name, value in row.items()} for row in rows]
 
 
 def _last_per_key(rows: list[dict[str, Any]], key: tuple[str, ...], table: str) -> list[dict[str, Any]]:

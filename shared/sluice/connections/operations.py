@@ -27,6 +27,7 @@ from sluice.storage.store import (
     to_dynamo,
 )
 from sluice.sync.events import SyncRequest, request_sync
+from sluice.tenant_roles import with_tenant_account_id
 from sluice.timestamps import utc_now
 
 # Request fields that are actions, not attributes: they are never stored.
@@ -64,10 +65,11 @@ def _check_rules(connection: Connection) -> None:
         )
 
 
-def _validated_config(service: Service, config: dict[str, Any]) -> dict[str, Any]:
+def _validated_config(service: Service, config: dict[str, Any], account_id: str) -> dict[str, Any]:
     for key in service.naming_keys:
         if config.get(key) in (None, ""):
             raise InvalidInput(f"Field '{key}' is required")
+    config = with_tenant_account_id(service.config_model, config, account_id)
     model = parse(service.config_model, config, prefix="config.")
     return model.model_dump(mode="json", by_alias=True)
 
@@ -76,7 +78,7 @@ def create(caller: Caller, request: CreateConnectionRequest, store: Store) -> Co
     if store.get_owned(group_key(request.group_id), caller.account_id) is None:
         raise GroupNotFound(request.group_id)
     service = get_service(request.service)
-    config = _validated_config(service, request.config or {})
+    config = _validated_config(service, request.config or {}, caller.account_id)
     not_attributes = _ACTION_FIELDS | {"group_id", "service", "connect_card_config"}
     settings = {k: v for k, v in _given(request).items() if k not in not_attributes}
     connection_id = new_id()
@@ -150,7 +152,9 @@ def _apply_update(connection: Connection, request: UpdateConnectionRequest) -> C
         for key in service.naming_keys:
             if key in request.config and request.config[key] != connection.config.get(key):
                 raise InvalidInput(f"Field '{key}' can't be changed")
-        config = _validated_config(service, merge_config(connection.config, request.config))
+        config = _validated_config(
+            service, merge_config(connection.config, request.config), connection.account_id
+        )
         masked, secrets = seal_config(
             connection.id, config, service.secret_paths, connection.secrets, secret_box(), auth=request.auth
         )

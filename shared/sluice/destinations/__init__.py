@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from sluice.contract import DELETED_COLUMN, ID_COLUMN, SYNCED_COLUMN
 from sluice.errors import SluiceError
+from sluice.tenant_roles import ROLE_ARN_PATTERN, TenantAccountId
 
 if TYPE_CHECKING:
     from sluice.contract import TableSpec
@@ -53,6 +54,9 @@ class DuckDbConfig(DestinationConfig):
 class S3DestinationConfig(DestinationConfig):
     bucket: Annotated[str, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]+[a-z0-9]$")]
     prefix: str = ""
+    # A role (often in the tenant's AWS account) to write with, assumed with ExternalId = external_id.
+    role_arn: Annotated[str, Field(max_length=2048, pattern=ROLE_ARN_PATTERN)] | None = None
+    external_id: TenantAccountId = None
 
 
 # The same marker as `sluice.sources.base.Secret` (masked, encrypted, a password field in forms),
@@ -161,7 +165,7 @@ def open_destination(service: str, config: dict[str, Any], account_id: str) -> D
     if isinstance(parsed, S3DestinationConfig):
         from sluice.destinations.s3 import S3Destination
 
-        return S3Destination(parsed)
+        return S3Destination(parsed, account_id)
     if isinstance(parsed, PostgresDestinationConfig):
         from sluice.destinations.postgres import PostgresDestination
 

@@ -17,6 +17,7 @@ from sluice.storage.store import (
     duckdb_file_key,
     group_key,
 )
+from sluice.tenant_roles import with_tenant_account_id
 from sluice.timestamps import format_timestamp, utc_now
 
 
@@ -71,7 +72,9 @@ def destination_out(item: dict[str, Any]) -> dict[str, Any]:
 
 def create_destination(caller: Caller, request: CreateDestinationRequest, store: Store) -> dict[str, Any]:
     get_group(caller, request.group_id, store)
-    config = parse(DESTINATION_CONFIGS[request.service], request.config or {}, prefix="config.")
+    model = DESTINATION_CONFIGS[request.service]
+    given = with_tenant_account_id(model, request.config or {}, caller.account_id)
+    config = parse(model, given, prefix="config.")
     item = {
         **destination_key(request.group_id),
         "type": "destination",

@@ -20,7 +20,7 @@ def create_connect_card(connection_id: str, request: Annotated[ConnectCardReques
     card = connect_card.create_card(
         current_caller(app),
         connection_id,
-        request.connect_card_config,
+        request.effective_config(),
         get_store(),
         connect_card.request_base_url(app.current_event.raw_event),
     )

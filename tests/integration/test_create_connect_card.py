@@ -55,7 +55,11 @@ def test_connect_card_returns_token_uri_and_config(aws) -> None:
     assert reply.body["code"] == "Success"
     data = reply.data
     assert data["connector_id"] == created["id"]
-    assert data["connect_card_config"] == {"redirect_uri": REDIRECT, "hide_setup_guide": True}
+    assert data["connect_card_config"] == {
+        "redirect_uri": REDIRECT,
+        "hide_setup_guide": True,
+        "all_fields": False,
+    }
     token = data["connect_card"]["token"]
     uri = data["connect_card"]["uri"]
     # The sample event's Host is a custom domain: no stage in the path.
@@ -104,7 +108,11 @@ def test_empty_body_is_read_as_empty_config(aws, raw_body: str | None) -> None:
     created = make_connection(make_group())
     reply = call(OP, path=card_path(created["id"]), raw_body=raw_body)
     assert reply.status == 200, reply.body
-    assert reply.data["connect_card_config"] == {"redirect_uri": None, "hide_setup_guide": False}
+    assert reply.data["connect_card_config"] == {
+        "redirect_uri": None,
+        "hide_setup_guide": False,
+        "all_fields": False,
+    }
     assert query_of(reply.data["connect_card"]["uri"])["redirect_uri"] == ""
 
 
@@ -189,7 +197,11 @@ def test_create_with_connect_card_config_returns_a_card(aws) -> None:
     card = reply.data["connect_card"]
     assert payload_of(card["token"])["connection_id"] == reply.data["id"]
     assert query_of(card["uri"])["auth"] == card["token"]
-    assert reply.data["connect_card_config"] == {"redirect_uri": REDIRECT, "hide_setup_guide": False}
+    assert reply.data["connect_card_config"] == {
+        "redirect_uri": REDIRECT,
+        "hide_setup_guide": False,
+        "all_fields": False,
+    }
 
 
 def test_create_without_connect_card_config_has_no_card(aws) -> None:
@@ -284,3 +296,49 @@ def test_csrf_token_is_bound_to_the_link() -> None:
     assert not connect_card.csrf_ok(claims, None, KEY)
     assert not connect_card.csrf_ok(claims, "", KEY)
     assert not connect_card.csrf_ok(claims, connect_card.csrf_token(claims, b"y" * 48), KEY)
+
+
+def test_redirect_uri_and_hide_setup_guide_are_read_at_the_top_level_too(aws) -> None:
+    # Some clients send them beside connect_card_config rather than inside it.
+    created = make_connection(make_group())
+    reply = request_card(created["id"], body={"redirect_uri": REDIRECT, "hide_setup_guide": True})
+    assert reply.status == 200, reply.body
+    assert reply.data["connect_card_config"]["redirect_uri"] == REDIRECT
+    assert reply.data["connect_card_config"]["hide_setup_guide"] is True
+    verified = connect_card.verify_token(reply.data["connect_card"]["token"], connect_card.signing_key())
+    assert verified.redirect_uri == REDIRECT and verified.hide_setup_guide is True
+
+
+def test_a_value_inside_connect_card_config_wins_over_the_top_level(aws) -> None:
+    created = make_connection(make_group())
+    body = {
+        "redirect_uri": "https://top.example.com/",
+        "hide_setup_guide": True,
+        "connect_card_config": {"redirect_uri": REDIRECT},
+    }
+    data = request_card(created["id"], body=body).data
+    assert data["connect_card_config"]["redirect_uri"] == REDIRECT
+    assert data["connect_card_config"]["hide_setup_guide"] is True
+
+
+def test_a_bad_top_level_redirect_uri_is_refused(aws) -> None:
+    created = make_connection(make_group())
+    reply = request_card(created["id"], body={"redirect_uri": "javascript:alert(1)"})
+    assert reply.status == 400 and reply.body["code"] == "InvalidInput"
+
+
+def test_all_fields_is_accepted_echoed_and_carried_in_the_token(aws) -> None:
+    created = make_connection(make_group())
+    body = {"connect_card_config": {"redirect_uri": REDIRECT, "all_fields": True}}
+    reply = request_card(created["id"], body=body)
+    assert reply.status == 200, reply.body
+    assert reply.data["connect_card_config"]["all_fields"] is True
+    verified = connect_card.verify_token(reply.data["connect_card"]["token"], connect_card.signing_key())
+    assert verified.all_fields is True
+
+
+def test_a_misspelt_connect_card_field_is_still_refused(aws) -> None:
+    created = make_connection(make_group())
+    reply = request_card(created["id"], body={"connect_card_config": {"all_field": True}})
+    assert reply.status == 400
+    assert reply.body["message"] == "Field 'connect_card_config.all_field' is not supported"

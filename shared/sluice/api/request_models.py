@@ -46,6 +46,8 @@ class Body(BaseModel):
 class ConnectCardConfig(Body):
     redirect_uri: str | None = None
     hide_setup_guide: bool | None = None
+    # Show the optional fields on the hosted page too (Fivetran: fields hidden by default).
+    all_fields: bool | None = None
 
 
 class ConnectionSettings(Body):

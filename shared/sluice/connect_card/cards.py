@@ -36,9 +36,21 @@ _MAX_REDIRECT_CHARS = 2048
 
 
 class ConnectCardRequest(Body):
-    """Body of POST /v1/connections/{id}/connect-card (empty means {})."""
+    """Body of POST /v1/connections/{id}/connect-card (empty means {}). Some clients send
+    `redirect_uri` and `hide_setup_guide` at the top level instead of inside `connect_card_config`:
+    both are read, and a value inside `connect_card_config` wins."""
 
     connect_card_config: ConnectCardConfig | None = None
+    redirect_uri: str | None = None
+    hide_setup_guide: bool | None = None
+
+    def effective_config(self) -> ConnectCardConfig | None:
+        nested = self.connect_card_config
+        if self.redirect_uri is None and self.hide_setup_guide is None:
+            return nested
+        top = {"redirect_uri": self.redirect_uri, "hide_setup_guide": self.hide_setup_guide}
+        given = {k: v for k, v in (nested.model_dump() if nested else {}).items() if v is not None}
+        return ConnectCardConfig.model_validate({**top, **given})
 
 
 class CardTokenError(SluiceError):
@@ -62,6 +74,8 @@ class CardClaims:
     exp: int
     redirect_uri: str | None = None
     hide_setup_guide: bool = False
+    # The hosted page shows the optional fields too (connect_card_config.all_fields); page.py reads it.
+    all_fields: bool = False
 
     def as_payload(self) -> dict[str, Any]:
         return {
@@ -74,6 +88,7 @@ class CardClaims:
             "exp": self.exp,
             "redirect_uri": self.redirect_uri,
             "hide_setup_guide": self.hide_setup_guide,
+            "all_fields": self.all_fields,
         }
 
 
@@ -150,6 +165,7 @@ def new_claims(
         exp=issued + TOKEN_TTL_SECONDS,
         redirect_uri=config.redirect_uri if config else None,
         hide_setup_guide=bool(config and config.hide_setup_guide),
+        all_fields=bool(config and config.all_fields),
     )
 
 
@@ -183,6 +199,7 @@ def verify_token(token: str | None, key: bytes, now: float | None = None) -> Car
             if isinstance(payload.get("redirect_uri"), str)
             else None,
             hide_setup_guide=payload.get("hide_setup_guide") is True,
+            all_fields=payload.get("all_fields") is True,
         )
     except (ValueError, binascii.Error, UnicodeDecodeError, TypeError, AttributeError):
         raise invalid from None
@@ -284,6 +301,7 @@ def card_for(
         "connect_card_config": {
             "redirect_uri": claims.redirect_uri,
             "hide_setup_guide": claims.hide_setup_guide,
+            "all_fields": claims.all_fields,
         },
     }
 

@@ -33,6 +33,8 @@ WIRE_KEYS = {
     "proxy_agent_id",
     "hybrid_deployment_agent_id",
     "destination_schema_names",
+    "destination_configuration",
+    "external_secrets_manager_id",
     "source_sync_details",
     "config",
     "status",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from sluice.connections.model import (
     SYNC_FREQUENCIES,
@@ -50,6 +50,17 @@ class ConnectCardConfig(Body):
     all_fields: bool | None = None
 
 
+class DestinationConfiguration(Body):
+    virtual_warehouse: str | None = None
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+SchemaStatus = Annotated[Literal["blocked_on_capture", "ready"], BeforeValidator(_lower)]
+
+
 class ConnectionSettings(Body):
     """Fields that create and update share; None means "not set"."""
 
@@ -70,6 +81,11 @@ class ConnectionSettings(Body):
     trust_fingerprints: bool | None = None
     config: dict[str, Any] | None = None
     auth: dict[str, Any] | None = None
+    # Fields Fivetran accepts that Sluice stores (and echoes where Fivetran does) but does not act on.
+    destination_configuration: DestinationConfiguration | None = None
+    external_secrets_manager_id: str | None = None
+    external_secrets_keys_config: dict[str, Any] | None = None
+    schema_status: SchemaStatus | None = None
 
 
 class CreateConnectionRequest(ConnectionSettings):

@@ -23,6 +23,7 @@ SetupState = Literal["incomplete", "connected", "broken"]
 EngineSyncState = Literal["scheduled", "syncing", "rescheduled"]
 UpdateState = Literal["on_schedule", "delayed"]
 DestinationSchemaNames = Literal["FIVETRAN_NAMING", "SOURCE_NAMING"]
+SchemaStatus = Literal["blocked_on_capture", "ready"]
 SetupTestStatus = Literal["PASSED", "SKIPPED", "WARNING", "FAILED", "JOB_FAILED"]
 
 
@@ -58,6 +59,11 @@ class Connection(BaseModel):
     proxy_agent_id: str | None = None
     hybrid_deployment_agent_id: str | None = None
     destination_schema_names: DestinationSchemaNames = "FIVETRAN_NAMING"
+    # Accepted and stored as Fivetran does; nothing in Sluice acts on them.
+    destination_configuration: dict[str, Any] | None = None
+    external_secrets_manager_id: str | None = None
+    external_secrets_keys_config: dict[str, Any] | None = None  # stored, never returned (as Fivetran)
+    schema_status: SchemaStatus = "ready"
     # The service config with every secret replaced by "******"; naming keys included.
     config: dict[str, Any] = Field(default_factory=dict)
     # KMS ciphertexts (base64) keyed by JSON pointer into config ("auth/token"), plus "$auth".
@@ -134,6 +140,8 @@ def response_data(
         "proxy_agent_id": c.proxy_agent_id,
         "hybrid_deployment_agent_id": c.hybrid_deployment_agent_id,
         "destination_schema_names": c.destination_schema_names,
+        "destination_configuration": c.destination_configuration,
+        "external_secrets_manager_id": c.external_secrets_manager_id,
         "source_sync_details": None,
         "config": config,
         "status": {
@@ -142,7 +150,7 @@ def response_data(
             "update_state": update_state,
             "is_historical_sync": c.is_historical_sync,
             "rescheduled_for": format_timestamp(c.rescheduled_for) if c.sync_state == "rescheduled" else None,
-            "schema_status": "ready",
+            "schema_status": c.schema_status,
             "tasks": [],
             "warnings": [],
         },

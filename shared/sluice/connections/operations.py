@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
 from sluice.api.caller import Caller
 from sluice.api.request_models import ConnectionSettings, CreateConnectionRequest, UpdateConnectionRequest
 from sluice.api.validation import check_item_size, parse
@@ -49,8 +51,9 @@ def as_response(connection: Connection) -> dict[str, Any]:
 
 
 def _given(request: ConnectionSettings) -> dict[str, Any]:
-    """Fields the request sets; an explicit null means "not set"."""
-    return {k: getattr(request, k) for k in request.model_fields_set if getattr(request, k) is not None}
+    """Fields the request sets, nested objects as plain dicts; an explicit null means "not set"."""
+    given = {k: getattr(request, k) for k in request.model_fields_set if getattr(request, k) is not None}
+    return {k: v.model_dump(exclude_none=True) if isinstance(v, BaseModel) else v for k, v in given.items()}
 
 
 def _check_rules(connection: Connection) -> None:

@@ -23,7 +23,14 @@ from sluice.errors import (
 from sluice.timestamps import format_timestamp, parse_timestamp
 
 # Item attributes that hold JSON documents as strings (free-form maps with floats and empty values).
-_JSON_ATTRIBUTES = ("config", "secrets", "setup_tests", "table_columns")
+_JSON_ATTRIBUTES = (
+    "config",
+    "secrets",
+    "setup_tests",
+    "table_columns",
+    "destination_configuration",
+    "external_secrets_keys_config",
+)
 _CONNECTION_DATETIMES = (
     "created_at",
     "succeeded_at",

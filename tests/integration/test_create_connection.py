@@ -35,6 +35,7 @@ WIRE_KEYS = {
     "destination_schema_names",
     "destination_configuration",
     "external_secrets_manager_id",
+    "schedule",
     "source_sync_details",
     "config",
     "status",

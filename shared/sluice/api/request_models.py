@@ -61,6 +61,20 @@ def _lower(value: Any) -> Any:
 SchemaStatus = Annotated[Literal["blocked_on_capture", "ready"], BeforeValidator(_lower)]
 
 
+Weekday = Literal["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"]
+
+
+class Schedule(Body):
+    """The flexible schedule of go-fivetran and Terraform; the rules between its fields live in
+    sluice.scheduler.grid.schedule_problem."""
+
+    schedule_type: Literal["INTERVAL", "TIME_OF_DAY", "CRON", "MANUAL"]
+    interval: Annotated[int, Field(ge=1, le=1440)] | None = None  # minutes
+    time_of_day: DailySyncTime | None = None
+    days_of_week: list[Weekday] | None = None
+    cron: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+
+
 class ConnectionSettings(Body):
     """Fields that create and update share; None means "not set"."""
 
@@ -69,6 +83,7 @@ class ConnectionSettings(Body):
     sync_frequency: SyncFrequency | None = None
     schedule_type: ScheduleType | None = None
     daily_sync_time: DailySyncTime | None = None
+    schedule: Schedule | None = None
     data_delay_sensitivity: DataDelaySensitivity | None = None
     data_delay_threshold: Annotated[int, Field(ge=0, le=MAX_DATA_DELAY_THRESHOLD)] | None = None
     networking_method: NetworkingMethodIn | None = None

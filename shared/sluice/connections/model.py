@@ -52,6 +52,8 @@ class Connection(BaseModel):
     sync_frequency: int = 360
     schedule_type: ScheduleType = "auto"
     daily_sync_time: str | None = None
+    # The flexible schedule (INTERVAL | TIME_OF_DAY | CRON | MANUAL); None: the sync_frequency grid.
+    schedule: dict[str, Any] | None = None
     data_delay_sensitivity: DataDelaySensitivity = "NORMAL"
     data_delay_threshold: int = 0
     networking_method: NetworkingMethod = "Directly"
@@ -133,6 +135,7 @@ def response_data(
         "sync_frequency": c.sync_frequency,
         "schedule_type": c.schedule_type,
         "daily_sync_time": c.daily_sync_time if c.sync_frequency == DAILY else None,
+        "schedule": c.schedule,
         "data_delay_sensitivity": c.data_delay_sensitivity,
         "data_delay_threshold": c.data_delay_threshold,
         "networking_method": c.networking_method,

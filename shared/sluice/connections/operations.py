@@ -17,7 +17,7 @@ from sluice.errors import GroupNotFound, InvalidInput
 from sluice.events import publish
 from sluice.ids import new_id
 from sluice.scheduler.data_delay import connection_update_state
-from sluice.scheduler.grid import connection_next_sync_at
+from sluice.scheduler.grid import connection_next_sync_at, schedule_problem, schedule_sync_frequency
 from sluice.sources import get_service
 from sluice.sources.base import Service, SetupTestOptions
 from sluice.storage.store import (
@@ -37,7 +37,7 @@ _ACTION_FIELDS = frozenset({"run_setup_tests", "trust_certificates", "trust_fing
 # Setup tests run inside the API call: keep them well inside API Gateway's 29-second limit.
 SETUP_TESTS_TIMEOUT = 20.0
 # Changing any of these moves the connection on the sync grid at once.
-_SCHEDULE_FIELDS = frozenset({"sync_frequency", "daily_sync_time", "schedule_type", "paused"})
+_SCHEDULE_FIELDS = frozenset({"sync_frequency", "daily_sync_time", "schedule_type", "schedule", "paused"})
 
 
 def as_response(connection: Connection) -> dict[str, Any]:
@@ -54,6 +54,31 @@ def _given(request: ConnectionSettings) -> dict[str, Any]:
     """Fields the request sets, nested objects as plain dicts; an explicit null means "not set"."""
     given = {k: getattr(request, k) for k in request.model_fields_set if getattr(request, k) is not None}
     return {k: v.model_dump(exclude_none=True) if isinstance(v, BaseModel) else v for k, v in given.items()}
+
+
+def _with_schedule(settings: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
+    """The settings a request makes, with the flexible schedule's rules applied. A `schedule` takes
+    precedence: it sets `schedule_type` (manual for MANUAL, else auto), `sync_frequency` and
+    `daily_sync_time` as Fivetran shows them. Without one, a new `sync_frequency` or `daily_sync_time`
+    (or `schedule_type: auto` over a MANUAL schedule) returns the connection to the frequency grid."""
+    schedule = settings.get("schedule")
+    if schedule is None:
+        back_to_auto = (
+            settings.get("schedule_type") == "auto" and (current or {}).get("schedule_type") == "MANUAL"
+        )
+        if current and ({"sync_frequency", "daily_sync_time"} & set(settings) or back_to_auto):
+            return {**settings, "schedule": None}
+        return settings
+    problem = schedule_problem(schedule)
+    if problem is not None:
+        field, message = problem
+        raise InvalidInput(f"Field '{field}' {message}")
+    kind = schedule["schedule_type"]
+    derived: dict[str, Any] = {"schedule_type": "manual" if kind == "MANUAL" else "auto"}
+    if kind != "MANUAL":
+        derived["sync_frequency"] = schedule_sync_frequency(schedule)
+        derived["daily_sync_time"] = schedule.get("time_of_day")
+    return {**settings, **derived}
 
 
 def _check_rules(connection: Connection) -> None:
@@ -83,7 +108,7 @@ def create(caller: Caller, request: CreateConnectionRequest, store: Store) -> Co
     service = get_service(request.service)
     config = _validated_config(service, request.config or {}, caller.account_id)
     not_attributes = _ACTION_FIELDS | {"group_id", "service", "connect_card_config"}
-    settings = {k: v for k, v in _given(request).items() if k not in not_attributes}
+    settings = _with_schedule({k: v for k, v in _given(request).items() if k not in not_attributes}, None)
     connection_id = new_id()
     masked, secrets = seal_config(
         connection_id, config, service.secret_paths, {}, secret_box(), auth=request.auth
@@ -150,7 +175,7 @@ def list_page(
 def _apply_update(connection: Connection, request: UpdateConnectionRequest) -> Connection:
     service = get_service(connection.service)
     given = _given(request)
-    changes = {k: v for k, v in given.items() if k not in _ACTION_FIELDS}
+    changes = _with_schedule({k: v for k, v in given.items() if k not in _ACTION_FIELDS}, connection.schedule)
     if request.config is not None:
         for key in service.naming_keys:
             if key in request.config and request.config[key] != connection.config.get(key):

@@ -32,6 +32,22 @@ emits ``Sync Requested``. Because the new value is the first grid point strictly
   resumes (no catch-up burst; at most one run is ever due);
 - the number of runs never exceeds the number of grid points that passed.
 
+Flexible schedules
+------------------
+A connection may carry a ``schedule`` object (go-fivetran's and Terraform's flexible schedule), which
+takes precedence over ``sync_frequency``/``daily_sync_time``:
+
+- ``INTERVAL``: every ``interval`` minutes on the hashed grid above (period ``interval``), only on the
+  UTC ``days_of_week`` when given;
+- ``TIME_OF_DAY``: daily at ``time_of_day`` (``HH:00`` UTC), only on ``days_of_week`` when given;
+- ``CRON``: the fire times of a five-field cron expression, read in UTC (evaluated by ``cronsim``);
+- ``MANUAL``: no scheduled syncs (the connection's ``schedule_type`` becomes ``manual``).
+
+:func:`schedule_problem` is the one place for their cross-field rules; :func:`schedule_sync_frequency`
+is the ``sync_frequency`` a connection shows for one (the smallest allowed frequency that is not
+shorter than the schedule's shortest gap; 1440 at most). The same start-to-start, no-catch-up rules
+hold: :func:`next_scheduled_at` is always the first point strictly after ``after``.
+
 A connection that a source rate limit rescheduled (``sync_state = rescheduled``) carries
 :func:`resume_at` instead: ``rescheduled_for`` when auto, nothing when manual (manual connections
 never auto-resume). After that run the grid takes over again. :func:`planned_next_sync_at` combines
@@ -41,10 +57,13 @@ all of these rules into the one value to store.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sluice.connections.model import DAILY, Connection
+from sluice.connections.model import DAILY, SYNC_FREQUENCIES, Connection
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAILY_SYNC_TIME = re.compile(r"([01][0-9]|2[0-3]):00")
@@ -104,6 +123,119 @@ def on_grid(connection_id: str, sync_frequency: int, daily_sync_time: str | None
     return (_utc(moment, "moment") - anchor) % period == timedelta(0)
 
 
+# ---- flexible schedules ---------------------------------------------------------------------------
+
+WEEKDAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")  # weekday() order
+SCHEDULE_TYPES = ("INTERVAL", "TIME_OF_DAY", "CRON", "MANUAL")
+_SCHEDULE_FIELDS = {
+    "INTERVAL": ({"interval"}, {"interval", "days_of_week"}),
+    "TIME_OF_DAY": ({"time_of_day"}, {"time_of_day", "days_of_week"}),
+    "CRON": ({"cron"}, {"cron"}),
+    "MANUAL": (set(), set()),
+}
+MAX_INTERVAL = DAILY
+# The fire times sampled to find a cron expression's shortest gap.
+_CRON_SAMPLE = 64
+_CRON_SAMPLE_FROM = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def _cron(expression: str, after: datetime) -> Any:
+    from cronsim import CronSim  # imported when a cron schedule is met (cold start stays lean)
+
+    return CronSim(expression, _utc(after, "after"))
+
+
+def cron_problem(expression: str) -> str | None:
+    """Why a cron expression can't be used, or None: five fields (minute hour day month weekday)."""
+    from cronsim import CronSimError
+
+    if len(expression.split()) != 5:
+        return "must have five fields: minute hour day-of-month month day-of-week"
+    try:
+        next(_cron(expression, _CRON_SAMPLE_FROM))
+    except (CronSimError, StopIteration) as exc:
+        return f"is not a valid cron expression ({exc or 'it never fires'})"
+    return None
+
+
+def schedule_problem(schedule: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The first rule a ``schedule`` object breaks, as (field, message), or None. Field types and enums
+    are the request model's; these are the rules between fields."""
+    kind = schedule.get("schedule_type")
+    if kind not in _SCHEDULE_FIELDS:
+        return "schedule.schedule_type", f"must be one of {', '.join(SCHEDULE_TYPES)}"
+    required, allowed = _SCHEDULE_FIELDS[kind]
+    given = {k for k, v in schedule.items() if v is not None and k != "schedule_type"}
+    for name in sorted(required - given):
+        return f"schedule.{name}", f"is required when schedule_type is {kind}"
+    for name in sorted(given - allowed):
+        return f"schedule.{name}", f"can't be used when schedule_type is {kind}"
+    days = schedule.get("days_of_week")
+    if days is not None and (not days or len(set(days)) != len(days)):
+        return "schedule.days_of_week", "must list at least one day, each day once"
+    if kind == "CRON":
+        problem = cron_problem(str(schedule["cron"]))
+        if problem:
+            return "schedule.cron", problem
+    return None
+
+
+def _smallest_frequency_covering(minutes: float) -> int:
+    return next((f for f in SYNC_FREQUENCIES if f >= minutes), DAILY)
+
+
+def schedule_sync_frequency(schedule: Mapping[str, Any]) -> int | None:
+    """The ``sync_frequency`` a connection with this schedule shows (None: keep the one it has)."""
+    kind = schedule.get("schedule_type")
+    if kind == "INTERVAL":
+        return _smallest_frequency_covering(int(schedule["interval"]))
+    if kind == "TIME_OF_DAY":
+        return DAILY
+    if kind == "CRON":
+        fires = _cron(str(schedule["cron"]), _CRON_SAMPLE_FROM)
+        times = [next(fires) for _ in range(_CRON_SAMPLE)]
+        gap = min(b - a for a, b in itertools.pairwise(times))
+        return _smallest_frequency_covering(gap / timedelta(minutes=1))
+    return None
+
+
+def _on_days(first: Any, days: list[str] | None, after: datetime) -> datetime:
+    """The first point of `first(after)`'s series that falls on one of `days` (UTC), all days if None."""
+    allowed = {WEEKDAYS.index(d) for d in days or WEEKDAYS}
+    candidate: datetime = first(after)
+    for _ in range(8):
+        if candidate.weekday() in allowed:
+            return candidate
+        midnight = datetime.combine(candidate.date() + timedelta(days=1), datetime.min.time(), UTC)
+        candidate = first(midnight - timedelta(microseconds=1))
+    raise ValueError(f"no day of {days!r} in a week")  # unreachable: a week holds every weekday
+
+
+def next_scheduled_at(
+    connection_id: str,
+    sync_frequency: int,
+    daily_sync_time: str | None,
+    schedule: Mapping[str, Any] | None,
+    after: datetime,
+) -> datetime | None:
+    """The first scheduled point strictly after ``after``: the flexible schedule when there is one,
+    else the sync_frequency grid. None for a MANUAL schedule."""
+    if not schedule:
+        return next_sync_at(connection_id, sync_frequency, daily_sync_time, after)
+    kind = schedule.get("schedule_type")
+    days = schedule.get("days_of_week")
+    if kind == "INTERVAL":
+        interval = int(schedule["interval"])
+        return _on_days(lambda t: next_sync_at(connection_id, interval, None, t), days, after)
+    if kind == "TIME_OF_DAY":
+        time_of_day = str(schedule["time_of_day"])
+        return _on_days(lambda t: next_sync_at(connection_id, DAILY, time_of_day, t), days, after)
+    if kind == "CRON":
+        fire: datetime = next(_cron(str(schedule["cron"]), after))
+        return fire.astimezone(UTC)
+    return None
+
+
 def is_due(next_sync_at: datetime | None, now: datetime) -> bool:
     """Whether a connection whose ``next_sync_at`` is this should be claimed at ``now``."""
     if next_sync_at is None:
@@ -140,6 +272,7 @@ def planned_next_sync_at(
     setup_state: str,
     rescheduled_for: datetime | None,
     after: datetime,
+    schedule: Mapping[str, Any] | None = None,
 ) -> datetime | None:
     """The ``next_sync_at`` to store, or None for no key (off the sparse GSI).
 
@@ -150,7 +283,7 @@ def planned_next_sync_at(
         return None
     if rescheduled_for is not None:
         return resume_at(rescheduled_for, schedule_type)
-    return next_sync_at(connection_id, sync_frequency, daily_sync_time, after)
+    return next_scheduled_at(connection_id, sync_frequency, daily_sync_time, schedule, after)
 
 
 def connection_next_sync_at(connection: Connection, after: datetime) -> datetime | None:
@@ -165,4 +298,5 @@ def connection_next_sync_at(connection: Connection, after: datetime) -> datetime
         setup_state=c.setup_state,
         rescheduled_for=c.rescheduled_for if c.sync_state == "rescheduled" else None,
         after=after,
+        schedule=c.schedule,
     )

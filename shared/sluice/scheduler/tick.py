@@ -22,7 +22,7 @@ from sluice.connections.model import Connection
 from sluice.connections.setup_tests import RETEST_BROKEN_AFTER, SETUP_TESTS_REQUESTED
 from sluice.events import publish
 from sluice.observability import logger
-from sluice.scheduler.grid import next_sync_at
+from sluice.scheduler.grid import next_scheduled_at
 from sluice.storage.store import (
     TRIAL_PARTITION,
     Store,
@@ -91,7 +91,13 @@ class Scheduler:
 
     def _claim_sync(self, item: dict[str, Any], now: datetime, report: TickReport) -> None:
         connection_id = str(item["id"])
-        following = next_sync_at(connection_id, int(item["sync_frequency"]), item.get("daily_sync_time"), now)
+        # A flexible schedule is not in the index's projection: one GetItem per due connection (O(due)).
+        schedule = self.store.connection_schedule(connection_id)
+        following = next_scheduled_at(
+            connection_id, int(item["sync_frequency"]), item.get("daily_sync_time"), schedule, now
+        )
+        if following is None:
+            return  # a MANUAL schedule: the connection is manual, and its next write takes it off the index
         moved = {
             ":expected": item["next_sync_at"],
             ":next": format_timestamp(following),

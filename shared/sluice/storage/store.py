@@ -30,6 +30,7 @@ _JSON_ATTRIBUTES = (
     "table_columns",
     "destination_configuration",
     "external_secrets_keys_config",
+    "schedule",
 )
 _CONNECTION_DATETIMES = (
     "created_at",
@@ -436,6 +437,18 @@ class Store:
         return item
 
     # -- connections ---------------------------------------------------------------------------------
+
+    def connection_schedule(self, connection_id: str) -> dict[str, Any] | None:
+        """A connection's flexible schedule, read alone (the `schedule` index does not project it)."""
+        response = self._client.get_item(
+            TableName=self.name,
+            Key=to_dynamo(connection_key(connection_id)),
+            ProjectionExpression="#s",
+            ExpressionAttributeNames={"#s": "schedule"},
+            ConsistentRead=True,
+        )
+        raw = from_dynamo(response.get("Item") or {}).get("schedule")
+        return json.loads(raw) if isinstance(raw, str) else None
 
     def get_connection(self, account_id: str | None, connection_id: str) -> Connection:
         """A connection by id; `account_id` None means any account (workers acting on events)."""

@@ -1,4 +1,5 @@
-"""POST /v1/connections/{id}/resync and /schemas/tables/resync: a historical re-sync."""
+"""POST /v1/connections/{id}/resync, /schemas/tables/resync and /schemas/{schema}/tables/{table}/resync
+(go-fivetran's single-table path): a historical re-sync."""
 
 from __future__ import annotations
 
@@ -27,6 +28,12 @@ def resync_tables(connection_id: str, scope: Annotated[dict[str, list[str]], Bod
     if not scope:
         raise InvalidInput("Name at least one schema and its tables to re-sync")
     syncs.trigger_resync(current_caller(app), connection_id, scope, get_store())
+    return envelope(message="Re-sync has been triggered successfully")
+
+
+@app.post("/v1/connections/<connection_id>/schemas/<schema>/tables/<table>/resync")
+def resync_table(connection_id: str, schema: str, table: str) -> dict[str, Any]:
+    syncs.trigger_resync(current_caller(app), connection_id, {schema: [table]}, get_store())
     return envelope(message="Re-sync has been triggered successfully")
 
 

@@ -117,6 +117,23 @@ class CreateGroupRequest(Body):
     name: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
 
+class UpdateGroupRequest(Body):
+    name: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = (
+        None
+    )
+
+
+class UpdateDestinationRequest(Body):
+    """PATCH /v1/destinations/{id}: the service can't change; `config` keys merge into the stored ones."""
+
+    config: dict[str, Any] | None = None
+    region: str | None = None
+    time_zone_offset: str | None = None
+    run_setup_tests: bool | None = None
+    trust_certificates: bool | None = None
+    trust_fingerprints: bool | None = None
+
+
 class CreateDestinationRequest(Body):
     group_id: Id
     service: Literal["duckdb", "s3", "iceberg"]

@@ -11,8 +11,16 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/v1/groups", "create_group"),
     ("GET", "/v1/groups", "list_groups"),
     ("GET", "/v1/groups/{group_id}", "get_group"),
+    ("PATCH", "/v1/groups/{group_id}", "update_group"),
+    ("DELETE", "/v1/groups/{group_id}", "delete_group"),
     ("POST", "/v1/destinations", "create_destination"),
     ("GET", "/v1/destinations/{destination_id}", "get_destination"),
+    ("PATCH", "/v1/destinations/{destination_id}", "update_destination"),
+    ("DELETE", "/v1/destinations/{destination_id}", "delete_destination"),
+    ("POST", "/v1/destinations/{destination_id}/test", "test_destination"),
+    ("GET", "/v1/users", "get_users"),
+    ("GET", "/v1/users/{user_id}", "get_users"),
+    ("GET", "/v1/account/info", "get_account_info"),
     ("POST", "/v1/connections", "create_connection"),
     ("GET", "/v1/connections", "list_connections"),
     ("GET", "/v1/groups/{group_id}/connections", "list_connections"),
@@ -23,6 +31,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/v1/connections/{connection_id}/force", "sync_connection"),
     ("POST", "/v1/connections/{connection_id}/resync", "resync_connection"),
     ("POST", "/v1/connections/{connection_id}/schemas/tables/resync", "resync_connection"),
+    ("POST", "/v1/connections/{connection_id}/schemas/{schema}/tables/{table}/resync", "resync_connection"),
     ("GET", "/v1/connections/{connection_id}/state", "get_connection_state"),
     ("PATCH", "/v1/connections/{connection_id}/state", "update_connection_state"),
     ("GET", "/v1/connections/{connection_id}/schemas", "get_connection_schemas"),
@@ -44,6 +53,8 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("PATCH", "/v1/connector-sdk/packages/{package_id}", "update_package"),
     ("DELETE", "/v1/connector-sdk/packages/{package_id}", "delete_package"),
     ("GET", "/v1/connector-sdk/migration/connections", "list_sdk_migration_connections"),
+    ("GET", "/v1/metadata/connectors/{connection_id}/tables", "get_connection_metadata"),
+    ("GET", "/v1/metadata/connectors/{connection_id}/columns", "get_connection_metadata"),
 )
 
 

@@ -5,13 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from sluice.api.caller import Caller
-from sluice.api.request_models import CreateDestinationRequest, CreateGroupRequest
+from sluice.api.request_models import (
+    CreateDestinationRequest,
+    CreateGroupRequest,
+    UpdateDestinationRequest,
+    UpdateGroupRequest,
+)
 from sluice.api.validation import parse
 from sluice.destinations import DESTINATION_CONFIGS, DuckDbConfig, duckdb_file_id
 from sluice.errors import Conflict, DestinationNotFound, GroupNotFound
 from sluice.ids import new_id
 from sluice.storage.store import (
     Store,
+    account_connections_partition,
     account_groups_partition,
     destination_key,
     duckdb_file_key,
@@ -56,6 +62,31 @@ def list_groups(caller: Caller, cursor: str | None, limit: int, store: Store) ->
         "next_cursor": page.next_cursor,
         "nextCursor": page.next_cursor,
     }
+
+
+def update_group(caller: Caller, group_id: str, request: UpdateGroupRequest, store: Store) -> dict[str, Any]:
+    if request.name is None:
+        return get_group(caller, group_id, store)
+    item = store.update_owned(group_key(group_id), caller.account_id, {"name": request.name})
+    if item is None:
+        raise GroupNotFound(group_id)
+    return group_out(item)
+
+
+def _holds_connections(caller: Caller, group_id: str, store: Store) -> bool:
+    page = store.query_page(
+        account_connections_partition(caller.account_id), 1, None, sk_prefix=f"{group_id}#"
+    )
+    return bool(page.items)
+
+
+def delete_group(caller: Caller, group_id: str, store: Store) -> None:
+    """A group goes with its destination, and only once it holds no connection (409 before)."""
+    get_group(caller, group_id, store)
+    if _holds_connections(caller, group_id, store):
+        raise Conflict(f"Group '{group_id}' still holds connections: delete them first")
+    keys = [{"pk": i["pk"], "sk": i["sk"]} for i in store.query_partition(group_key(group_id)["pk"], "")]
+    store.delete_many(keys)
 
 
 def destination_out(item: dict[str, Any]) -> dict[str, Any]:
@@ -113,3 +144,97 @@ def get_destination(caller: Caller, destination_id: str, store: Store) -> dict[s
     if item is None:
         raise DestinationNotFound(destination_id)
     return destination_out(item)
+
+
+def update_destination(
+    caller: Caller, destination_id: str, request: UpdateDestinationRequest, store: Store
+) -> dict[str, Any]:
+    current = store.get_owned(destination_key(destination_id), caller.account_id)
+    if current is None:
+        raise DestinationNotFound(destination_id)
+    changes: dict[str, Any] = {}
+    if request.config is not None:
+        merged = {k: v for k, v in {**current["config"], **request.config}.items() if v is not None}
+        config = parse(DESTINATION_CONFIGS[current["service"]], merged, prefix="config.")
+        changes["config"] = config.model_dump(mode="json")
+    if request.region is not None:
+        changes["region"] = request.region
+    if request.time_zone_offset is not None:
+        changes["time_zone_offset"] = request.time_zone_offset
+    item = (
+        store.update_owned(destination_key(destination_id), caller.account_id, changes)
+        if changes
+        else current
+    )
+    if item is None:
+        raise DestinationNotFound(destination_id)
+    if request.run_setup_tests:
+        return test_destination(caller, destination_id, store)
+    return destination_out(item)
+
+
+def delete_destination(caller: Caller, destination_id: str, store: Store) -> None:
+    """A destination goes only while its group holds no connection: their syncs write to it (409)."""
+    get_destination(caller, destination_id, store)
+    if _holds_connections(caller, destination_id, store):
+        raise Conflict(
+            f"Destination '{destination_id}' is used by connections of its group: delete them first"
+        )
+    store.delete_many([destination_key(destination_id)])
+
+
+def test_destination(caller: Caller, destination_id: str, store: Store) -> dict[str, Any]:
+    """Run the destination's setup tests, record `setup_status`, and return it with `setup_tests`."""
+    item = store.get_owned(destination_key(destination_id), caller.account_id)
+    if item is None:
+        raise DestinationNotFound(destination_id)
+    results = _destination_tests(item["service"], item["config"])
+    passed = all(r["status"] in ("PASSED", "SKIPPED", "WARNING") for r in results)
+    status = "connected" if passed else ("broken" if item["setup_status"] == "connected" else "incomplete")
+    updated = store.update_owned(destination_key(destination_id), caller.account_id, {"setup_status": status})
+    return {**destination_out(updated or item), "setup_tests": results}
+
+
+def _destination_tests(service: str, config: dict[str, Any]) -> list[dict[str, Any]]:
+    def result(title: str, problem: str | None) -> dict[str, Any]:
+        return {
+            "title": title,
+            "status": "FAILED" if problem else "PASSED",
+            "message": problem or "",
+            "details": None,
+        }
+
+    if service == "s3":
+        return [result("Connecting to the bucket", _s3_problem(str(config["bucket"])))]
+    return [result("Opening the database file's folder", _duckdb_problem(str(config["path"])))]
+
+
+def _s3_problem(bucket: str) -> str | None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from sluice.aws import client
+
+    try:
+        client("s3").head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        return f"Bucket '{bucket}' can't be reached ({code or 'error'})"
+    except BotoCoreError as exc:
+        return f"Bucket '{bucket}' can't be reached ({type(exc).__name__})"
+    return None
+
+
+def _duckdb_problem(path: str) -> str | None:
+    import os
+    from pathlib import Path
+
+    from sluice.destinations import DestinationError
+    from sluice.destinations.duckdb import resolve_path
+
+    try:
+        folder = Path(resolve_path(path)).parent  # creates the folder when it can
+    except DestinationError as exc:
+        return exc.message
+    except OSError as exc:
+        return f"The folder of '{path}' can't be created ({exc.strerror})"
+    return None if os.access(folder, os.W_OK) else f"Folder '{folder}' is not writable"

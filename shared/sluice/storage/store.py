@@ -436,6 +436,30 @@ class Store:
             return None
         return item
 
+    def update_owned(
+        self, key: dict[str, str], account_id: str, changes: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Set attributes of an item the account owns: the updated item, or None when there is none."""
+        from botocore.exceptions import ClientError
+
+        names = {f"#a{i}": name for i, name in enumerate(changes)}
+        values = {f":v{i}": value for i, value in enumerate(changes.values())}
+        try:
+            response = self._client.update_item(
+                TableName=self.name,
+                Key=to_dynamo(key),
+                UpdateExpression="SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(changes))),
+                ConditionExpression="account_id = :account",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=to_dynamo({**values, ":account": account_id}),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return None
+            raise
+        return from_dynamo(response["Attributes"])
+
     # -- connections ---------------------------------------------------------------------------------
 
     def connection_schedule(self, connection_id: str) -> dict[str, Any] | None:

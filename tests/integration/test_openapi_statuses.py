@@ -1,0 +1,427 @@
+"""docs/openapi.json tells the truth: every status it documents for an operation (and its /v1/connectors
+alias) is what a real request gets from the handler on moto, with a body of the documented schema.
+A status documented without a scenario here fails too, so the document can't run ahead of the tests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import jsonschema
+import pytest
+from openapi_spec_validator import validate
+
+from local.openapi import render
+from local.sample_api import SampleApi
+from sluice.api.routes import ROUTES, canonical_path
+from sluice.storage.store import get_store
+from sluice.timestamps import utc_now
+from tests.support.api_events import (
+    DEFAULT,
+    Account,
+    api_event,
+    call,
+    invoke,
+    make_connection,
+    make_group,
+    rest_api_config,
+)
+from tests.support.connect_card_pages import get_page, invoke_page, page_event, post_page, query_of
+from tests.support.syncing import sample_api_config
+
+DOCUMENT = json.loads(render())
+FUNCTIONS = {(method, path): function for method, path, function in ROUTES}
+C = "/v1/connections"
+
+
+@dataclass
+class Request:
+    path: str
+    body: Any = None
+    raw_body: str | None = None
+    query: dict[str, str] | None = None
+    anonymous: bool = False
+    account: Account = DEFAULT
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ---- the world a scenario needs -------------------------------------------------------------------
+
+
+@pytest.fixture
+def source() -> Iterator[SampleApi]:
+    with SampleApi(rows=3, token="right-token") as api:
+        yield api
+
+
+class World:
+    def __init__(self, api: SampleApi) -> None:
+        self.api = api
+
+    def group(self) -> str:
+        return make_group()
+
+    def destination(self) -> str:
+        group_id = make_group()
+        body = {"group_id": group_id, "service": "duckdb", "config": {"path": "lake/a.duckdb"}}
+        assert call("create_destination", body=body).status == 201
+        return group_id
+
+    def connection(self, group_id: str | None = None, **body: Any) -> str:
+        return str(make_connection(group_id or make_group(), **body)["id"])
+
+    def reachable_connection(self) -> str:
+        body = {
+            "group_id": make_group(),
+            "service": "rest_api",
+            "config": sample_api_config(self.api.url, "right-token"),
+            "run_setup_tests": False,
+        }
+        reply = call("create_connection", body=body)
+        assert reply.status == 201, reply.body
+        return str(reply.data["id"])
+
+    def with_state(self) -> str:
+        connection_id = self.connection(paused=True)
+        reply = call("update_connection_state", path=f"{C}/{connection_id}/state", body={"state": {"c": 1}})
+        assert reply.status == 200, reply.body
+        return connection_id
+
+    def syncing(self) -> str:
+        connection_id = self.connection()
+        store = get_store()
+
+        def hold(connection: Any) -> Any:
+            lease = utc_now() + timedelta(minutes=10)
+            return connection.model_copy(update={"active_sync_id": "sync1", "lease_expires_at": lease})
+
+        store.modify_connection(None, connection_id, hold)
+        return connection_id
+
+    def card_query(self, connection_id: str) -> dict[str, str]:
+        reply = call("create_connect_card", path=f"{C}/{connection_id}/connect-card", body={})
+        assert reply.status == 200, reply.body
+        return query_of(reply.data["connect_card"]["uri"])
+
+
+def _create_connection(w: World, **changes: Any) -> Request:
+    body = {
+        "group_id": w.group(),
+        "service": "rest_api",
+        "config": rest_api_config(),
+        "run_setup_tests": False,
+        **changes,
+    }
+    return Request(C, body=body)
+
+
+def _duplicate_connection(w: World) -> Request:
+    group_id = w.group()
+    w.connection(group_id)
+    return _create_connection(w, group_id=group_id, config=rest_api_config(base_url="https://x.example.com"))
+
+
+def _duplicate_destination(w: World) -> Request:
+    group_id = w.destination()
+    return Request(
+        "/v1/destinations", body={"group_id": group_id, "service": "duckdb", "config": {"path": "b"}}
+    )
+
+
+def _group_in_use(w: World) -> Request:
+    group_id = w.group()
+    w.connection(group_id)
+    return Request(f"/v1/groups/{group_id}")
+
+
+def _destination_in_use(w: World) -> Request:
+    group_id = w.destination()
+    w.connection(group_id)
+    return Request(f"/v1/destinations/{group_id}")
+
+
+# (method, path) -> {status: scenario}; 401 is every authenticated scenario's success request, sent
+# without credentials.
+Scenario = Callable[[World], Request]
+SCENARIOS: dict[tuple[str, str], dict[int, Scenario]] = {
+    ("POST", "/v1/groups"): {
+        201: lambda w: Request("/v1/groups", body={"name": "team"}),
+        400: lambda w: Request("/v1/groups", body={"name": "not a name"}),
+    },
+    ("GET", "/v1/groups"): {
+        200: lambda w: Request("/v1/groups"),
+        400: lambda w: Request("/v1/groups", query={"limit": "0"}),
+    },
+    ("GET", "/v1/groups/{group_id}"): {
+        200: lambda w: Request(f"/v1/groups/{w.group()}"),
+        404: lambda w: Request("/v1/groups/nope"),
+    },
+    ("PATCH", "/v1/groups/{group_id}"): {
+        200: lambda w: Request(f"/v1/groups/{w.group()}", body={"name": "renamed"}),
+        400: lambda w: Request(f"/v1/groups/{w.group()}", body={"nam": "x"}),
+        404: lambda w: Request("/v1/groups/nope", body={"name": "renamed"}),
+    },
+    ("DELETE", "/v1/groups/{group_id}"): {
+        200: lambda w: Request(f"/v1/groups/{w.group()}"),
+        404: lambda w: Request("/v1/groups/nope"),
+        409: _group_in_use,
+    },
+    ("POST", "/v1/destinations"): {
+        201: lambda w: Request(
+            "/v1/destinations", body={"group_id": w.group(), "service": "duckdb", "config": {"path": "a"}}
+        ),
+        400: lambda w: Request("/v1/destinations", body={"group_id": w.group(), "service": "oracle"}),
+        404: lambda w: Request(
+            "/v1/destinations", body={"group_id": "nope", "service": "duckdb", "config": {"path": "a"}}
+        ),
+        409: _duplicate_destination,
+    },
+    ("GET", "/v1/destinations/{destination_id}"): {
+        200: lambda w: Request(f"/v1/destinations/{w.destination()}"),
+        404: lambda w: Request("/v1/destinations/nope"),
+    },
+    ("PATCH", "/v1/destinations/{destination_id}"): {
+        200: lambda w: Request(f"/v1/destinations/{w.destination()}", body={"time_zone_offset": "+1"}),
+        400: lambda w: Request(f"/v1/destinations/{w.destination()}", body={"service": "s3"}),
+        404: lambda w: Request("/v1/destinations/nope", body={}),
+    },
+    ("DELETE", "/v1/destinations/{destination_id}"): {
+        200: lambda w: Request(f"/v1/destinations/{w.destination()}"),
+        404: lambda w: Request("/v1/destinations/nope"),
+        409: _destination_in_use,
+    },
+    ("POST", "/v1/destinations/{destination_id}/test"): {
+        200: lambda w: Request(f"/v1/destinations/{w.destination()}/test"),
+        400: lambda w: Request(f"/v1/destinations/{w.destination()}/test", body={"trust": True}),
+        404: lambda w: Request("/v1/destinations/nope/test"),
+    },
+    ("GET", "/v1/users"): {200: lambda w: Request("/v1/users")},
+    ("GET", "/v1/users/{user_id}"): {
+        200: lambda w: Request(f"/v1/users/{DEFAULT.user_id}"),
+        404: lambda w: Request("/v1/users/nope"),
+    },
+    ("GET", "/v1/account/info"): {200: lambda w: Request("/v1/account/info")},
+    ("POST", C): {
+        201: _create_connection,
+        400: lambda w: _create_connection(w, sync_frequency=7),
+        404: lambda w: _create_connection(w, group_id="nope"),
+        409: _duplicate_connection,
+    },
+    ("GET", C): {
+        200: lambda w: Request(C, query={"group_id": w.group()}),
+        400: lambda w: Request(C, query={"limit": "5000"}),
+        404: lambda w: Request(C, query={"group_id": "nope"}),
+    },
+    ("GET", "/v1/groups/{group_id}/connections"): {
+        200: lambda w: Request(f"/v1/groups/{w.group()}/connections"),
+        400: lambda w: Request(f"/v1/groups/{w.group()}/connections", query={"cursor": "garbage"}),
+        404: lambda w: Request("/v1/groups/nope/connections"),
+    },
+    ("GET", C + "/{connection_id}"): {
+        200: lambda w: Request(f"{C}/{w.connection()}"),
+        404: lambda w: Request(f"{C}/nope"),
+    },
+    ("PATCH", C + "/{connection_id}"): {
+        200: lambda w: Request(f"{C}/{w.connection()}", body={"paused": True}),
+        400: lambda w: Request(f"{C}/{w.connection()}", body={"pasued": True}),
+        404: lambda w: Request(f"{C}/nope", body={"paused": True}),
+    },
+    ("DELETE", C + "/{connection_id}"): {
+        200: lambda w: Request(f"{C}/{w.connection()}"),
+        404: lambda w: Request(f"{C}/nope"),
+    },
+    ("POST", C + "/{connection_id}/sync"): {
+        200: lambda w: Request(f"{C}/{w.connection()}/sync", body={"force": False}),
+        400: lambda w: Request(f"{C}/{w.connection()}/sync", body={"force": "always"}),
+        404: lambda w: Request(f"{C}/nope/sync"),
+    },
+    ("POST", C + "/{connection_id}/force"): {
+        200: lambda w: Request(f"{C}/{w.connection()}/force"),
+        404: lambda w: Request(f"{C}/nope/force"),
+    },
+    ("POST", C + "/{connection_id}/resync"): {
+        200: lambda w: Request(f"{C}/{w.connection()}/resync"),
+        400: lambda w: Request(f"{C}/{w.connection()}/resync", body={"scope": {"shop": ["nope"]}}),
+        404: lambda w: Request(f"{C}/nope/resync"),
+        409: lambda w: Request(f"{C}/{w.syncing()}/resync"),
+    },
+    ("POST", C + "/{connection_id}/schemas/tables/resync"): {
+        200: lambda w: Request(f"{C}/{w.connection()}/schemas/tables/resync", body={"shop": ["orders"]}),
+        400: lambda w: Request(f"{C}/{w.connection()}/schemas/tables/resync", body={}),
+        404: lambda w: Request(f"{C}/nope/schemas/tables/resync", body={"shop": ["orders"]}),
+    },
+    ("POST", C + "/{connection_id}/schemas/{schema}/tables/{table}/resync"): {
+        200: lambda w: Request(f"{C}/{w.connection()}/schemas/shop/tables/orders/resync"),
+        400: lambda w: Request(f"{C}/{w.connection()}/schemas/shop/tables/nope/resync"),
+        404: lambda w: Request(f"{C}/nope/schemas/shop/tables/orders/resync"),
+    },
+    ("GET", C + "/{connection_id}/state"): {
+        200: lambda w: Request(f"{C}/{w.with_state()}/state"),
+        400: lambda w: Request(f"{C}/{w.connection()}/state"),
+        404: lambda w: Request(f"{C}/nope/state"),
+    },
+    ("PATCH", C + "/{connection_id}/state"): {
+        200: lambda w: Request(f"{C}/{w.connection(paused=True)}/state", body={"state": {"c": 2}}),
+        400: lambda w: Request(f"{C}/{w.connection(paused=True)}/state", body={"state": "c"}),
+        404: lambda w: Request(f"{C}/nope/state", body={"state": {}}),
+        409: lambda w: Request(f"{C}/{w.connection()}/state", body={"state": {"c": 2}}),
+    },
+    ("GET", C + "/{connection_id}/schemas"): {
+        200: lambda w: Request(f"{C}/{w.connection()}/schemas"),
+        404: lambda w: Request(f"{C}/nope/schemas"),
+    },
+    ("GET", C + "/{connection_id}/schemas/{schema}/tables/{table}/columns"): {
+        200: lambda w: Request(f"{C}/{w.connection()}/schemas/shop/tables/orders/columns"),
+        404: lambda w: Request(f"{C}/{w.connection()}/schemas/shop/tables/nope/columns"),
+    },
+    ("POST", C + "/{connection_id}/test"): {
+        200: lambda w: Request(f"{C}/{w.reachable_connection()}/test"),
+        400: lambda w: Request(f"{C}/{w.connection()}/test", body={"trust_certificates": "yes please"}),
+        404: lambda w: Request(f"{C}/nope/test"),
+    },
+    ("POST", C + "/{connection_id}/connect-card"): {
+        200: lambda w: Request(f"{C}/{w.connection()}/connect-card"),
+        400: lambda w: Request(f"{C}/{w.connection()}/connect-card", body={"redirect_uri": "ftp://x"}),
+        404: lambda w: Request(f"{C}/nope/connect-card"),
+    },
+    ("GET", "/v1/metadata/connector-types"): {
+        200: lambda w: Request("/v1/metadata/connector-types"),
+        400: lambda w: Request("/v1/metadata/connector-types", query={"limit": "0"}),
+    },
+    ("GET", "/v1/metadata/connector-types/{service}"): {
+        200: lambda w: Request("/v1/metadata/connector-types/rest_api"),
+        404: lambda w: Request("/v1/metadata/connector-types/nope"),
+    },
+    ("GET", "/v1/metadata/connectors/{connection_id}/tables"): {
+        200: lambda w: Request(f"/v1/metadata/connectors/{w.connection()}/tables"),
+        404: lambda w: Request("/v1/metadata/connectors/nope/tables"),
+    },
+    ("GET", "/v1/metadata/connectors/{connection_id}/columns"): {
+        200: lambda w: Request(f"/v1/metadata/connectors/{w.connection()}/columns"),
+        404: lambda w: Request("/v1/metadata/connectors/nope/columns"),
+    },
+}
+
+
+# ---- the hosted page answers HTML, through its own events --------------------------------------------
+
+
+def _page(w: World, method: str, status: int) -> Any:
+    if method == "GET":
+        return get_page(w.card_query(w.connection()) if status == 200 else {})
+    if status == 401:
+        return post_page({"csrf": "x"})
+    query = w.card_query(w.reachable_connection())
+    if status == 415:
+        return invoke_page(
+            page_event("POST", query, {"auth": query["auth"]}, content_type="application/json")
+        )
+    form = get_page(query).form()
+    if status == 403:
+        form["csrf"] = "forged"
+    return post_page(form, query)
+
+
+# ---- the runner ----------------------------------------------------------------------------------------
+
+
+def documented() -> list[tuple[str, str, str]]:
+    return [
+        (method.upper(), path, status)
+        for path, operations in DOCUMENT["paths"].items()
+        for method, operation in operations.items()
+        for status in operation["responses"]
+    ]
+
+
+def _operations() -> list[tuple[str, str]]:
+    return sorted({(method, path) for method, path, _ in documented()})
+
+
+def _aliased(path: str) -> str:
+    parts = path.split("/")
+    for i in (2, 4):
+        if len(parts) > i and parts[i] == "connections" and (i == 2 or parts[2] == "groups"):
+            parts[i] = "connectors"
+    return "/".join(parts)
+
+
+def _schema_of(method: str, path: str, status: str) -> dict[str, Any]:
+    response = DOCUMENT["paths"][path][method.lower()]["responses"][status]
+    return dict(response["content"])
+
+
+def _check_body(method: str, path: str, status: str, body: Any) -> None:
+    schema = _schema_of(method, path, status)["application/json"]["schema"]
+    jsonschema.validate(body, {**schema, "components": DOCUMENT["components"]})
+
+
+def test_the_document_is_valid_openapi() -> None:
+    validate(DOCUMENT)
+
+
+def test_every_documented_status_has_a_scenario() -> None:
+    missing = []
+    for method, path, status in documented():
+        canonical, _ = canonical_path(path)
+        scenarios = SCENARIOS.get((method, canonical), {})
+        html = "text/html" in _schema_of(method, path, status)
+        if not html and int(status) not in scenarios and not (status == "401" and scenarios):
+            missing.append(f"{method} {path} {status}")
+    assert missing == []
+
+
+def test_create_is_201_and_no_operation_documents_422() -> None:
+    for method, path, status in documented():
+        assert status != "422", f"{method} {path}"
+    creates = {(m, p) for m, p, s in documented() if s == "201"}
+    assert creates == {
+        ("POST", "/v1/groups"),
+        ("POST", "/v1/destinations"),
+        ("POST", "/v1/connections"),
+        ("POST", "/v1/connectors"),
+    }
+
+
+def test_every_connections_route_is_documented_under_connectors_too() -> None:
+    for method, path, _ in ROUTES:
+        aliased = _aliased(path)
+        if aliased != path:
+            assert method.lower() in DOCUMENT["paths"][aliased], f"{method} {aliased}"
+
+
+@pytest.mark.parametrize(("method", "path"), _operations(), ids=lambda v: str(v))
+def test_documented_statuses_are_what_requests_get(aws, source, method: str, path: str) -> None:
+    world = World(source)
+    canonical, aliased = canonical_path(path)
+    statuses = [s for m, p, s in documented() if (m, p) == (method, path)]
+    if canonical == "/connect-card/setup":
+        for status in statuses:
+            reply = _page(world, method, int(status))
+            assert reply.status == int(status), (method, path, status, reply.body[:300])
+            assert reply.headers["Content-Type"].startswith("text/html")
+        return
+    function = FUNCTIONS[(method, canonical)]
+    scenarios = SCENARIOS[(method, canonical)]
+    success = next(s for s in scenarios if s < 300)
+    for status in statuses:
+        scenario = scenarios[success if status == "401" else int(status)]
+        request = scenario(world)
+        event = api_event(
+            function,
+            path=_aliased(request.path) if aliased else request.path,
+            **({"body": request.body} if request.body is not None else {"raw_body": None}),
+            query=request.query,
+            account=request.account,
+        )
+        event["httpMethod"] = method
+        if status == "401":
+            event["requestContext"].pop("authorizer", None)
+        reply = invoke(function, event)
+        assert reply.status == int(status), (method, path, status, reply.body)
+        _check_body(method, path, status, reply.body)
+        if status == "404" and aliased and request.path.startswith(f"{C}/nope"):
+            assert reply.body["code"] == "NotFound_Connector"  # the alias's own code

@@ -35,6 +35,7 @@ def build() -> dict[str, Any]:
     for method, path, _ in ROUTES:
         operation = paths[path][method.lower()]
         operation["responses"] = responses_for(method, path)
+        _body_optional_when_empty_passes(operation, schemas)
     paths.update(_aliases(paths))
     for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
         schemas.pop(name, None)
@@ -53,6 +54,17 @@ def build() -> dict[str, Any]:
         "UnsupportedMediaType (a body that is not JSON) and 429 TooManyRequests with Retry-After."
     )
     return document
+
+
+def _body_optional_when_empty_passes(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """A missing or empty body is read as {} (API.md): the body is required only when {} is refused."""
+    body = operation.get("requestBody")
+    if not body:
+        return
+    schema = body["content"]["application/json"]["schema"]
+    name = str(schema.get("$ref", "")).rsplit("/", 1)[-1]
+    # An inline schema (a free-form map, such as the table-resync scope) needs at least one entry.
+    body["required"] = bool(schemas[name].get("required")) if name else True
 
 
 def alias_path(path: str) -> str | None:

@@ -118,3 +118,38 @@ def test_cli_reports_not_found(stack: LocalStackProcess, tmp_path: Path) -> None
     )
     assert result.returncode == 1
     assert "doesn't exist" in result.stderr
+
+
+def test_cli_connection_test_account_and_group_update_delete(stack: LocalStackProcess, fivetran) -> None:
+    # `connection test` sends no body at all; account and group commands hit routes added for clients.
+    import requests
+
+    http = requests.Session()
+    http.auth = stack.auth
+    group = http.post(f"{stack.url}/v1/groups", json={"name": "cli_" + uuid.uuid4().hex[:6]}).json()["data"]
+    created = http.post(
+        f"{stack.url}/v1/connections",
+        json={
+            "group_id": group["id"],
+            "service": "s3",
+            "run_setup_tests": False,
+            "config": {"schema": "files", "table": "t", "bucket": "some-bucket"},
+        },
+    )
+    assert created.status_code == 201, created.text
+    connection_id = created.json()["data"]["id"]
+
+    tested = fivetran("beta", "connection", "test", "--connection-id", connection_id)
+    assert tested["code"] == "Success" and tested["data"]["setup_tests"]
+
+    account = fivetran("beta", "account", "get")
+    assert account["data"]["account_id"] and account["data"]["user_id"]
+
+    renamed = fivetran(
+        "beta", "group", "update", "--group-id", group["id"], "--config", '{"name": "renamed"}'
+    )
+    assert renamed["data"]["name"] == "renamed"
+
+    fivetran("beta", "connection", "delete", "--connection-id", connection_id, "--yes")
+    deleted = fivetran("beta", "group", "delete", "--group-id", group["id"], "--yes")
+    assert deleted["code"] == "Success" and group["id"] in deleted["message"]

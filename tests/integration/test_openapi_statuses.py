@@ -425,3 +425,45 @@ def test_documented_statuses_are_what_requests_get(aws, source, method: str, pat
         _check_body(method, path, status, reply.body)
         if status == "404" and aliased and request.path.startswith(f"{C}/nope"):
             assert reply.body["code"] == "NotFound_Connector"  # the alias's own code
+
+
+def _optional_bodies() -> list[tuple[str, str]]:
+    return [
+        (method.upper(), path)
+        for path, operations in DOCUMENT["paths"].items()
+        for method, operation in operations.items()
+        if "requestBody" in operation
+        and not operation["requestBody"]["required"]
+        and "connectors" not in path
+    ]
+
+
+@pytest.mark.parametrize(("method", "path"), _optional_bodies(), ids=lambda v: str(v))
+def test_a_body_documented_optional_may_be_left_out(aws, source, method: str, path: str) -> None:
+    scenarios = SCENARIOS[(method, path)]
+    success = next(s for s in scenarios if s < 300)
+    request = scenarios[success](World(source))
+    function = FUNCTIONS[(method, path)]
+    event = api_event(function, path=request.path, raw_body=None, query=request.query)
+    event["httpMethod"] = method
+    reply = invoke(function, event)
+    assert reply.status == success, reply.body
+
+
+def test_a_body_documented_required_is_refused_when_left_out(aws, source) -> None:
+    required = [
+        (method.upper(), path)
+        for path, operations in DOCUMENT["paths"].items()
+        for method, operation in operations.items()
+        if operation.get("requestBody", {}).get("required") and "connectors" not in path
+    ]
+    assert required
+    for method, path in required:
+        request = SCENARIOS[(method, path)][next(s for s in SCENARIOS[(method, path)] if s < 300)](
+            World(source)
+        )
+        function = FUNCTIONS[(method, path)]
+        event = api_event(function, path=request.path, raw_body=None)
+        event["httpMethod"] = method
+        reply = invoke(function, event)
+        assert reply.status == 400 and reply.body["code"] == "InvalidInput", (method, path, reply.body)

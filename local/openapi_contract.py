@@ -70,6 +70,7 @@ CONNECTION = obj(
         "schedule_type": {"enum": ["auto", "manual"]},
         "daily_sync_time": nullable("string"),
         "schedule": nullable(ref("Schedule")),
+        "resync_schedule": nullable(ref("ResyncSchedule")),  # ours: scheduled re-syncs
         "data_delay_sensitivity": {"enum": ["LOW", "NORMAL", "HIGH", "SYNC_FREQUENCY", "CUSTOM"]},
         "data_delay_threshold": INTEGER,
         "networking_method": {

@@ -75,6 +75,14 @@ class Schedule(Body):
     cron: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
 
+class ResyncSchedule(Body):
+    """Ours (a Sluice extension): a periodic historical re-sync of the connection, or of the tables in
+    `scope`, at the fire times of `cron` (five fields, UTC). `{}` removes it."""
+
+    cron: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    scope: dict[str, list[str]] | None = None
+
+
 class ConnectionSettings(Body):
     """Fields that create and update share; None means "not set"."""
 
@@ -84,6 +92,7 @@ class ConnectionSettings(Body):
     schedule_type: ScheduleType | None = None
     daily_sync_time: DailySyncTime | None = None
     schedule: Schedule | None = None
+    resync_schedule: ResyncSchedule | None = None
     data_delay_sensitivity: DataDelaySensitivity | None = None
     data_delay_threshold: Annotated[int, Field(ge=0, le=MAX_DATA_DELAY_THRESHOLD)] | None = None
     networking_method: NetworkingMethodIn | None = None

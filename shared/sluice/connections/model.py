@@ -54,6 +54,9 @@ class Connection(BaseModel):
     daily_sync_time: str | None = None
     # The flexible schedule (INTERVAL | TIME_OF_DAY | CRON | MANUAL); None: the sync_frequency grid.
     schedule: dict[str, Any] | None = None
+    # Ours: periodic historical re-syncs {"cron", "scope"}, and when the next one is due.
+    resync_schedule: dict[str, Any] | None = None
+    next_resync_at: datetime | None = None
     data_delay_sensitivity: DataDelaySensitivity = "NORMAL"
     data_delay_threshold: int = 0
     networking_method: NetworkingMethod = "Directly"
@@ -136,6 +139,7 @@ def response_data(
         "schedule_type": c.schedule_type,
         "daily_sync_time": c.daily_sync_time if c.sync_frequency == DAILY else None,
         "schedule": c.schedule,
+        "resync_schedule": c.resync_schedule,
         "data_delay_sensitivity": c.data_delay_sensitivity,
         "data_delay_threshold": c.data_delay_threshold,
         "networking_method": c.networking_method,

@@ -17,7 +17,13 @@ from sluice.errors import GroupNotFound, InvalidInput
 from sluice.events import publish
 from sluice.ids import new_id
 from sluice.scheduler.data_delay import connection_update_state
-from sluice.scheduler.grid import connection_next_sync_at, schedule_problem, schedule_sync_frequency
+from sluice.scheduler.grid import (
+    connection_next_sync_at,
+    cron_problem,
+    next_resync_at,
+    schedule_problem,
+    schedule_sync_frequency,
+)
 from sluice.sources import get_service
 from sluice.sources.base import Service, SetupTestOptions
 from sluice.storage.store import (
@@ -81,6 +87,29 @@ def _with_schedule(settings: dict[str, Any], current: dict[str, Any] | None) -> 
     return {**settings, **derived}
 
 
+def _with_resync_schedule(
+    settings: dict[str, Any], service: Service, config: dict[str, Any]
+) -> dict[str, Any]:
+    """Ours: a `resync_schedule` is checked (its cron, the tables of its scope) and sets when the first
+    re-sync is due; `{}` removes it."""
+    wanted = settings.get("resync_schedule")
+    if wanted is None:
+        return settings
+    if not wanted.get("cron"):
+        if wanted.get("scope"):
+            raise InvalidInput("Field 'resync_schedule.cron' is required")
+        return {**settings, "resync_schedule": None, "next_resync_at": None}
+    problem = cron_problem(str(wanted["cron"]))
+    if problem:
+        raise InvalidInput(f"Field 'resync_schedule.cron' {problem}")
+    known = {table.name for table in service.tables(config)}
+    for schema_name, tables in (wanted.get("scope") or {}).items():
+        unknown = [t for t in tables if t not in known]
+        if not tables or unknown:
+            raise InvalidInput(f"Unknown table '{(unknown or [''])[0]}' in schema '{schema_name}'")
+    return {**settings, "next_resync_at": next_resync_at(wanted, utc_now())}
+
+
 def _check_rules(connection: Connection) -> None:
     """Rules that span fields; shared by create and update."""
     if connection.networking_method == "PrivateLink" and not connection.private_link_id:
@@ -109,6 +138,7 @@ def create(caller: Caller, request: CreateConnectionRequest, store: Store) -> Co
     config = _validated_config(service, request.config or {}, caller.account_id)
     not_attributes = _ACTION_FIELDS | {"group_id", "service", "connect_card_config"}
     settings = _with_schedule({k: v for k, v in _given(request).items() if k not in not_attributes}, None)
+    settings = _with_resync_schedule(settings, service, config)
     connection_id = new_id()
     masked, secrets = seal_config(
         connection_id, config, service.secret_paths, {}, secret_box(), auth=request.auth
@@ -199,6 +229,7 @@ def _apply_update(connection: Connection, request: UpdateConnectionRequest) -> C
         changes["secrets"] = secrets
     if request.paused is False and connection.resync_pending:
         changes["resync_pending"] = False  # the resync asked for while paused starts now
+    changes = _with_resync_schedule(changes, service, changes.get("config", connection.config))
     updated = connection.model_copy(update=changes)
     if _SCHEDULE_FIELDS & set(changes):
         updated = updated.model_copy(update={"next_sync_at": connection_next_sync_at(updated, utc_now())})

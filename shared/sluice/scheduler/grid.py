@@ -236,6 +236,15 @@ def next_scheduled_at(
     return None
 
 
+def next_resync_at(resync_schedule: Mapping[str, Any] | None, after: datetime) -> datetime | None:
+    """Ours: when a connection's next scheduled re-sync is due (the cron's first fire time after
+    ``after``), or None without one."""
+    if not resync_schedule or not resync_schedule.get("cron"):
+        return None
+    fire: datetime = next(_cron(str(resync_schedule["cron"]), after))
+    return fire.astimezone(UTC)
+
+
 def is_due(next_sync_at: datetime | None, now: datetime) -> bool:
     """Whether a connection whose ``next_sync_at`` is this should be claimed at ``now``."""
     if next_sync_at is None:

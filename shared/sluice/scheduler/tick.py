@@ -22,7 +22,7 @@ from sluice.connections.model import Connection
 from sluice.connections.setup_tests import RETEST_BROKEN_AFTER, SETUP_TESTS_REQUESTED
 from sluice.events import publish
 from sluice.observability import logger
-from sluice.scheduler.grid import next_scheduled_at
+from sluice.scheduler.grid import next_resync_at, next_scheduled_at
 from sluice.storage.store import (
     TRIAL_PARTITION,
     Store,
@@ -33,12 +33,13 @@ from sluice.storage.store import (
     to_dynamo,
 )
 from sluice.sync.events import SyncRequest, request_sync
-from sluice.timestamps import format_timestamp
+from sluice.timestamps import format_timestamp, parse_timestamp
 
 
 @dataclass
 class TickReport:
     syncs_requested: list[str] = field(default_factory=list)
+    resyncs_requested: list[str] = field(default_factory=list)  # ours: scheduled re-syncs
     skipped_while_syncing: list[str] = field(default_factory=list)
     retests_requested: list[str] = field(default_factory=list)
     delays_announced: list[str] = field(default_factory=list)
@@ -91,43 +92,102 @@ class Scheduler:
 
     def _claim_sync(self, item: dict[str, Any], now: datetime, report: TickReport) -> None:
         connection_id = str(item["id"])
-        # A flexible schedule is not in the index's projection: one GetItem per due connection (O(due)).
-        schedule = self.store.connection_schedule(connection_id)
-        following = next_scheduled_at(
-            connection_id, int(item["sync_frequency"]), item.get("daily_sync_time"), schedule, now
-        )
-        if following is None:
-            return  # a MANUAL schedule: the connection is manual, and its next write takes it off the index
+        # What the index does not project: one GetItem per due connection (still O(due)).
+        extra = self.store.connection_schedules(connection_id)
+        due_sync = parse_timestamp(str(item["next_sync_at"]))
+        resync_schedule = extra.get("resync_schedule")
+        due_resync: datetime | None = extra.get("next_resync_at") if resync_schedule else None
+        resync_due = due_resync is not None and due_resync <= now
+        following = due_sync
+        if due_sync is not None and due_sync <= now:
+            following = next_scheduled_at(
+                connection_id,
+                int(item["sync_frequency"]),
+                item.get("daily_sync_time"),
+                extra.get("schedule"),
+                now,
+            )
+            if following is None:
+                return  # MANUAL: the connection is manual, and its next write takes it off the index
+        elif not resync_due:
+            return  # not due after all (the index entry is older than the item)
+        next_resync = next_resync_at(resync_schedule, now) if resync_due else due_resync
+        assert following is not None
         moved = {
             ":expected": item["next_sync_at"],
             ":next": format_timestamp(following),
-            ":sk": f"{format_timestamp(following)}#{connection_id}",
+            ":sk": f"{format_timestamp(min(following, next_resync or following))}#{connection_id}",
             ":now": format_timestamp(now),
             ":one": 1,
         }
+        update, condition = _MOVE_NEXT_SYNC, "next_sync_at = :expected"
+        if resync_due:
+            # A scheduled re-sync (ours) is claimed in the same write; it also serves a sync due now.
+            moved[":resync"] = format_timestamp(next_resync)
+            moved[":expected_resync"] = format_timestamp(due_resync)
+            update += ", next_resync_at = :resync"
+            condition += " AND next_resync_at = :expected_resync"
+            if not (resync_schedule or {}).get("scope"):
+                update += ", is_historical_sync = :true"
+                moved[":true"] = True
         claimed = self.store.update_connection_if(
             connection_id,
-            _MOVE_NEXT_SYNC,
-            "next_sync_at = :expected AND paused = :false AND schedule_type = :auto "
-            "AND setup_state = :connected "
+            update,
+            condition + " AND paused = :false AND schedule_type = :auto AND setup_state = :connected "
             "AND (attribute_not_exists(active_sync_id) OR lease_expires_at < :now)",
             {**moved, ":false": False, ":auto": "auto", ":connected": "connected"},
         )
         if claimed is None:
             # Another tick won, the connection changed, or it is syncing. Only in the last case is
-            # there anything to do: move past this grid point without queueing a run.
+            # there anything to do: move past this grid point without queueing a run (a due re-sync
+            # stays due, and runs once the sync has ended).
+            if resync_due:
+                return
             skipped = self.store.update_connection_if(
-                connection_id, _MOVE_NEXT_SYNC, "next_sync_at = :expected AND lease_expires_at >= :now", moved
+                connection_id,
+                _MOVE_NEXT_SYNC,
+                "next_sync_at = :expected AND lease_expires_at >= :now",
+                {k: moved[k] for k in (":expected", ":next", ":sk", ":now", ":one")},
             )
             if skipped is not None:
                 report.skipped_while_syncing.append(connection_id)
             return
+        request = SyncRequest(str(item["account_id"]), connection_id, reason="schedule")
+        if resync_due:
+            scope = (resync_schedule or {}).get("scope") or None
+            request = SyncRequest(
+                str(item["account_id"]),
+                connection_id,
+                reason="scheduled_resync",
+                historical=True,
+                scope=scope,
+            )
         try:
-            request_sync(SyncRequest(str(item["account_id"]), connection_id, reason="schedule"))
+            request_sync(request)
         except Exception:
-            self._unclaim(connection_id, "next_sync_at", moved[":next"], item["next_sync_at"])
+            self._unclaim_sync(connection_id, claimed, item, due_resync if resync_due else None)
             raise
-        report.syncs_requested.append(connection_id)
+        if resync_due:
+            report.resyncs_requested.append(connection_id)
+        else:
+            report.syncs_requested.append(connection_id)
+
+    def _unclaim_sync(
+        self, connection_id: str, claimed: Connection, item: dict[str, Any], resync: datetime | None
+    ) -> None:
+        """Put claimed times back when the announcement failed, so the next tick claims them again."""
+        previous = str(item["next_sync_at"])
+        sk = min(previous, format_timestamp(resync) or previous)
+        update = "SET next_sync_at = :previous, sched_sk = :sk"
+        values: dict[str, Any] = {
+            ":previous": previous,
+            ":sk": f"{sk}#{connection_id}",
+            ":claimed": format_timestamp(claimed.next_sync_at),
+        }
+        if resync is not None:
+            update += ", next_resync_at = :resync"
+            values[":resync"] = format_timestamp(resync)
+        self.store.update_connection_if(connection_id, update, "next_sync_at = :claimed", values)
 
     def _unclaim(self, connection_id: str, attribute: str, claimed: str, previous: str) -> None:
         """Put a claimed time back when the announcement failed, so the next tick claims it again."""

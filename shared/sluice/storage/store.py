@@ -31,6 +31,7 @@ _JSON_ATTRIBUTES = (
     "destination_configuration",
     "external_secrets_keys_config",
     "schedule",
+    "resync_schedule",
 )
 _CONNECTION_DATETIMES = (
     "created_at",
@@ -42,6 +43,7 @@ _CONNECTION_DATETIMES = (
     "connected_since",
     "retest_at",
     "last_sync_started_at",
+    "next_resync_at",
 )
 
 
@@ -183,8 +185,10 @@ def _timer_keys(connection: Connection) -> dict[str, str]:
     shard = shard_for(connection.id, get_settings().scheduler_shards)
     keys: dict[str, str] = {}
     if connection.next_sync_at is not None:
+        # A scheduled re-sync due before the next sync brings the connection up first.
+        due = min(connection.next_sync_at, connection.next_resync_at or connection.next_sync_at)
         keys["sched_pk"] = schedule_partition(shard)
-        keys["sched_sk"] = f"{format_timestamp(connection.next_sync_at)}#{connection.id}"
+        keys["sched_sk"] = f"{format_timestamp(due)}#{connection.id}"
     elif connection.retest_at is not None and connection.setup_state == "broken":
         keys["sched_pk"] = retest_partition(shard)
         keys["sched_sk"] = f"{format_timestamp(connection.retest_at)}#{connection.id}"
@@ -462,17 +466,25 @@ class Store:
 
     # -- connections ---------------------------------------------------------------------------------
 
-    def connection_schedule(self, connection_id: str) -> dict[str, Any] | None:
-        """A connection's flexible schedule, read alone (the `schedule` index does not project it)."""
+    def connection_schedules(self, connection_id: str) -> dict[str, Any]:
+        """A connection's `schedule`, `resync_schedule` and `next_resync_at`, read alone (the `schedule`
+        index does not project them); absent ones are missing from the result."""
+        names = ("schedule", "resync_schedule", "next_resync_at")
         response = self._client.get_item(
             TableName=self.name,
             Key=to_dynamo(connection_key(connection_id)),
-            ProjectionExpression="#s",
-            ExpressionAttributeNames={"#s": "schedule"},
+            ProjectionExpression=", ".join(f"#a{i}" for i in range(len(names))),
+            ExpressionAttributeNames={f"#a{i}": name for i, name in enumerate(names)},
             ConsistentRead=True,
         )
-        raw = from_dynamo(response.get("Item") or {}).get("schedule")
-        return json.loads(raw) if isinstance(raw, str) else None
+        item = from_dynamo(response.get("Item") or {})
+        out: dict[str, Any] = {}
+        for name in ("schedule", "resync_schedule"):
+            if isinstance(item.get(name), str):
+                out[name] = json.loads(item[name])
+        if item.get("next_resync_at"):
+            out["next_resync_at"] = parse_timestamp(item["next_resync_at"])
+        return out
 
     def get_connection(self, account_id: str | None, connection_id: str) -> Connection:
         """A connection by id; `account_id` None means any account (workers acting on events)."""

@@ -18,7 +18,7 @@ class SyncRequest:
 
     account_id: str
     connection_id: str
-    reason: str = "api"  # api | schedule | resync | continuation | unpause
+    reason: str = "api"  # api | schedule | resync | scheduled_resync | continuation | unpause
     force: bool = False
     historical: bool = False
     # Table-level resync: {"<schema>": ["<table>", ...]}; None means every table.

@@ -110,7 +110,7 @@ CONNECTION["required"] = [
 DESTINATION_PROPERTIES = {
     "id": STRING,
     "group_id": STRING,
-    "service": {"enum": ["duckdb", "s3"]},
+    "service": STRING,
     "region": STRING,
     "time_zone_offset": STRING,
     "setup_status": {"enum": ["incomplete", "connected", "broken"]},

@@ -206,7 +206,24 @@ def _destination_tests(service: str, config: dict[str, Any]) -> list[dict[str, A
 
     if service == "s3":
         return [result("Connecting to the bucket", _s3_problem(str(config["bucket"])))]
-    return [result("Opening the database file's folder", _duckdb_problem(str(config["path"])))]
+    if service == "duckdb":
+        return [result("Opening the database file's folder", _duckdb_problem(str(config["path"])))]
+    if service == "postgres":
+        return [result("Connecting to the database", _postgres_problem(config))]
+    return [
+        {"title": "Setup tests", "status": "SKIPPED", "message": f"None for '{service}'", "details": None}
+    ]
+
+
+def _postgres_problem(config: dict[str, Any]) -> str | None:
+    from sluice.destinations import DestinationError, PostgresDestinationConfig
+    from sluice.destinations.postgres import connect
+
+    try:
+        connect(PostgresDestinationConfig.model_validate(config)).close()
+    except DestinationError as exc:
+        return exc.message
+    return None
 
 
 def _s3_problem(bucket: str) -> str | None:

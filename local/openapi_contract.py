@@ -191,6 +191,21 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
         }
     ),
     "MetadataColumnPage": page_of("MetadataColumn"),
+    "Package": obj(
+        {
+            "id": STRING,
+            "created_at": TIMESTAMP,
+            "created_by": STRING,
+            "updated_at": TIMESTAMP,
+            "last_updated_by": STRING,
+            "file_sha256_hash": STRING,
+            "connection_id": nullable("string"),
+            "connection_ids": {"type": "array", "items": STRING},
+        }
+    ),
+    "PackagePage": page_of("Package"),
+    "MigrationConnection": ANY_OBJECT,
+    "MigrationConnectionPage": page_of("MigrationConnection"),
 }
 
 
@@ -242,6 +257,12 @@ OPERATIONS: dict[tuple[str, str], Responses] = {
     ("GET", "/v1/metadata/connector-types/{service}"): Responses("ConnectorType", (401, 404)),
     ("GET", "/v1/metadata/connectors/{connection_id}/tables"): Responses("MetadataTablePage", (401, 404)),
     ("GET", "/v1/metadata/connectors/{connection_id}/columns"): Responses("MetadataColumnPage", (401, 404)),
+    ("POST", "/v1/connector-sdk/packages"): Responses("Package", (400, 401), success=201),
+    ("GET", "/v1/connector-sdk/packages"): Responses("PackagePage", (400, 401)),
+    ("GET", "/v1/connector-sdk/packages/{package_id}"): Responses("Package", (401, 404)),
+    ("PATCH", "/v1/connector-sdk/packages/{package_id}"): Responses("Package", (400, 401, 404)),
+    ("DELETE", "/v1/connector-sdk/packages/{package_id}"): Responses(None, (401, 404, 409)),
+    ("GET", "/v1/connector-sdk/migration/connections"): Responses("MigrationConnectionPage", (400, 401)),
 }
 
 ERROR_DESCRIPTIONS = {

@@ -4,6 +4,7 @@ A status documented without a scenario here fails too, so the document can't run
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from tests.support.api_events import (
     rest_api_config,
 )
 from tests.support.connect_card_pages import get_page, invoke_page, page_event, post_page, query_of
+from tests.support.connector_sdk import make_sdk_connection, multipart, upload, upload_headers, zip_connector
 from tests.support.syncing import sample_api_config
 
 DOCUMENT = json.loads(render())
@@ -43,6 +45,7 @@ class Request:
     body: Any = None
     raw_body: str | None = None
     query: dict[str, str] | None = None
+    headers: dict[str, str] | None = None
     anonymous: bool = False
     account: Account = DEFAULT
     extra: dict[str, Any] = field(default_factory=dict)
@@ -141,6 +144,26 @@ def _destination_in_use(w: World) -> Request:
     group_id = w.destination()
     w.connection(group_id)
     return Request(f"/v1/destinations/{group_id}")
+
+
+def _upload(path: str, data: bytes | None = None) -> Request:
+    body, content_type = multipart(zip_connector("generator_style") if data is None else data)
+    return Request(path, raw_body=base64.b64encode(body).decode(), headers=upload_headers(content_type))
+
+
+def _package(w: World) -> str:
+    reply = upload(zip_connector("generator_style"))
+    assert reply.status == 201, reply.body
+    return str(reply.data["id"])
+
+
+def _package_in_use(w: World) -> Request:
+    package_id = _package(w)
+    make_sdk_connection(w.group(), package_id)
+    return Request(f"{PACKAGES}/{package_id}")
+
+
+PACKAGES = "/v1/connector-sdk/packages"
 
 
 # (method, path) -> {status: scenario}; 401 is every authenticated scenario's success request, sent
@@ -303,6 +326,32 @@ SCENARIOS: dict[tuple[str, str], dict[int, Scenario]] = {
         200: lambda w: Request(f"/v1/metadata/connectors/{w.connection()}/columns"),
         404: lambda w: Request("/v1/metadata/connectors/nope/columns"),
     },
+    ("POST", PACKAGES): {
+        201: lambda w: _upload(PACKAGES),
+        400: lambda w: _upload(PACKAGES, b"not a zip"),
+    },
+    ("GET", PACKAGES): {
+        200: lambda w: Request(PACKAGES),
+        400: lambda w: Request(PACKAGES, query={"limit": "0"}),
+    },
+    ("GET", PACKAGES + "/{package_id}"): {
+        200: lambda w: Request(f"{PACKAGES}/{_package(w)}"),
+        404: lambda w: Request(f"{PACKAGES}/nope"),
+    },
+    ("PATCH", PACKAGES + "/{package_id}"): {
+        200: lambda w: _upload(f"{PACKAGES}/{_package(w)}"),
+        400: lambda w: _upload(f"{PACKAGES}/{_package(w)}", b"not a zip"),
+        404: lambda w: _upload(f"{PACKAGES}/nope"),
+    },
+    ("DELETE", PACKAGES + "/{package_id}"): {
+        200: lambda w: Request(f"{PACKAGES}/{_package(w)}"),
+        404: lambda w: Request(f"{PACKAGES}/nope"),
+        409: _package_in_use,
+    },
+    ("GET", "/v1/connector-sdk/migration/connections"): {
+        200: lambda w: Request("/v1/connector-sdk/migration/connections"),
+        400: lambda w: Request("/v1/connector-sdk/migration/connections", query={"limit": "0"}),
+    },
 }
 
 
@@ -383,6 +432,7 @@ def test_create_is_201_and_no_operation_documents_422() -> None:
         ("POST", "/v1/destinations"),
         ("POST", "/v1/connections"),
         ("POST", "/v1/connectors"),
+        ("POST", "/v1/connector-sdk/packages"),
     }
 
 
@@ -413,9 +463,10 @@ def test_documented_statuses_are_what_requests_get(aws, source, method: str, pat
         event = api_event(
             function,
             path=_aliased(request.path) if aliased else request.path,
-            **({"body": request.body} if request.body is not None else {"raw_body": None}),
+            **({"body": request.body} if request.body is not None else {"raw_body": request.raw_body}),
             query=request.query,
             account=request.account,
+            headers=request.headers,
         )
         event["httpMethod"] = method
         if status == "401":

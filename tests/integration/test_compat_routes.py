@@ -90,6 +90,9 @@ def test_delete_group_is_409_while_it_holds_connections_then_deletes_it_and_its_
         ExpressionAttributeValues={":p": {"S": f"GROUP#{group_id}"}},
     )
     assert left["Items"] == []
+    # Its duckdb file is released too.
+    again = {"group_id": make_group(), "service": "duckdb", "config": {"path": "a.duckdb"}}
+    assert call("create_destination", body=again).status == 201
 
 
 # ---- destinations ----------------------------------------------------------------------------------
@@ -107,7 +110,8 @@ def test_patch_destination_merges_config_and_sets_region_and_time_zone(aws) -> N
     body = {"config": {"prefix": "curated/"}, "region": "AWS_EU_WEST_1", "time_zone_offset": "+2"}
     reply = call("update_destination", path=f"/v1/destinations/{destination_id}", body=body)
     assert reply.status == 200, reply.body
-    assert reply.data["config"] == {"bucket": "lake-bucket", "prefix": "curated/"}
+    assert reply.data["config"]["bucket"] == "lake-bucket" and reply.data["config"]["prefix"] == "curated/"
+    assert reply.data["config"]["external_id"] == "acct_example"  # still set by Sluice
     assert (reply.data["region"], reply.data["time_zone_offset"]) == ("AWS_EU_WEST_1", "+2")
     assert call("get_destination", path=f"/v1/destinations/{destination_id}").data == reply.data
 
@@ -119,7 +123,11 @@ def test_patch_destination_refuses_a_bad_config_and_the_service(aws) -> None:
     assert bad.status == 400 and bad.body["message"].startswith("Invalid value for field 'config.bucket'")
     service = call("update_destination", path=path, body={"service": "duckdb"})
     assert service.status == 400 and service.body["message"] == "Field 'service' is not supported"
-    assert call("get_destination", path=path).data["config"] == {"bucket": "lake-bucket", "prefix": ""}
+    assert call("get_destination", path=path).data["config"]["bucket"] == "lake-bucket"
+    path_change = call(
+        "update_destination", path=f"/v1/destinations/{make_destination()}", body={"config": {"path": "b"}}
+    )
+    assert path_change.status == 400 and path_change.body["message"] == "Field 'config.path' can't be changed"
 
 
 def test_unknown_destination_is_404_on_patch_delete_and_test(aws) -> None:
@@ -139,6 +147,9 @@ def test_delete_destination_is_409_while_connections_use_it(aws) -> None:
     assert reply.status == 200 and "data" not in reply.body
     assert call("get_destination", path=path).status == 404
     assert call("get_group", path=f"/v1/groups/{destination_id}").status == 200  # the group stays
+    # Its duckdb file is released: another group may write to it now.
+    other = {"group_id": make_group(), "service": "duckdb", "config": {"path": "lake/a.duckdb"}}
+    assert call("create_destination", body=other).status == 201
 
 
 def test_destination_test_passes_for_a_writable_duckdb_folder(aws, tmp_path, monkeypatch) -> None:

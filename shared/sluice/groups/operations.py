@@ -13,7 +13,7 @@ from sluice.api.request_models import (
 )
 from sluice.api.validation import parse
 from sluice.destinations import DESTINATION_CONFIGS, DuckDbConfig, duckdb_file_id
-from sluice.errors import Conflict, DestinationNotFound, GroupNotFound
+from sluice.errors import Conflict, DestinationNotFound, GroupNotFound, InvalidInput
 from sluice.ids import new_id
 from sluice.storage.store import (
     Store,
@@ -80,13 +80,21 @@ def _holds_connections(caller: Caller, group_id: str, store: Store) -> bool:
     return bool(page.items)
 
 
+def _duckdb_claim(caller: Caller, destination: dict[str, Any] | None) -> list[dict[str, str]]:
+    """The key of the duckdb file claim a destination holds (none for other services)."""
+    if not destination or destination.get("service") != "duckdb":
+        return []
+    return [duckdb_file_key(caller.account_id, duckdb_file_id(str(destination["config"]["path"])))]
+
+
 def delete_group(caller: Caller, group_id: str, store: Store) -> None:
     """A group goes with its destination, and only once it holds no connection (409 before)."""
     get_group(caller, group_id, store)
     if _holds_connections(caller, group_id, store):
         raise Conflict(f"Group '{group_id}' still holds connections: delete them first")
+    destination = store.get_owned(destination_key(group_id), caller.account_id)
     keys = [{"pk": i["pk"], "sk": i["sk"]} for i in store.query_partition(group_key(group_id)["pk"], "")]
-    store.delete_many(keys)
+    store.delete_many(keys + _duckdb_claim(caller, destination))
 
 
 def destination_out(item: dict[str, Any]) -> dict[str, Any]:
@@ -154,8 +162,12 @@ def update_destination(
         raise DestinationNotFound(destination_id)
     changes: dict[str, Any] = {}
     if request.config is not None:
+        model = DESTINATION_CONFIGS[current["service"]]
         merged = {k: v for k, v in {**current["config"], **request.config}.items() if v is not None}
-        config = parse(DESTINATION_CONFIGS[current["service"]], merged, prefix="config.")
+        config = parse(model, with_tenant_account_id(model, merged, caller.account_id), prefix="config.")
+        if isinstance(config, DuckDbConfig) and config.path != current["config"].get("path"):
+            # The file is claimed by this group; a new file is a new destination.
+            raise InvalidInput("Field 'config.path' can't be changed")
         changes["config"] = config.model_dump(mode="json")
     if request.region is not None:
         changes["region"] = request.region
@@ -175,12 +187,14 @@ def update_destination(
 
 def delete_destination(caller: Caller, destination_id: str, store: Store) -> None:
     """A destination goes only while its group holds no connection: their syncs write to it (409)."""
-    get_destination(caller, destination_id, store)
+    destination = store.get_owned(destination_key(destination_id), caller.account_id)
+    if destination is None:
+        raise DestinationNotFound(destination_id)
     if _holds_connections(caller, destination_id, store):
         raise Conflict(
             f"Destination '{destination_id}' is used by connections of its group: delete them first"
         )
-    store.delete_many([destination_key(destination_id)])
+    store.delete_many([destination_key(destination_id), *_duckdb_claim(caller, destination)])
 
 
 def test_destination(caller: Caller, destination_id: str, store: Store) -> dict[str, Any]:
@@ -188,14 +202,14 @@ def test_destination(caller: Caller, destination_id: str, store: Store) -> dict[
     item = store.get_owned(destination_key(destination_id), caller.account_id)
     if item is None:
         raise DestinationNotFound(destination_id)
-    results = _destination_tests(item["service"], item["config"])
+    results = _destination_tests(item["service"], item["config"], caller.account_id)
     passed = all(r["status"] in ("PASSED", "SKIPPED", "WARNING") for r in results)
     status = "connected" if passed else ("broken" if item["setup_status"] == "connected" else "incomplete")
     updated = store.update_owned(destination_key(destination_id), caller.account_id, {"setup_status": status})
     return {**destination_out(updated or item), "setup_tests": results}
 
 
-def _destination_tests(service: str, config: dict[str, Any]) -> list[dict[str, Any]]:
+def _destination_tests(service: str, config: dict[str, Any], account_id: str) -> list[dict[str, Any]]:
     def result(title: str, problem: str | None) -> dict[str, Any]:
         return {
             "title": title,
@@ -207,7 +221,9 @@ def _destination_tests(service: str, config: dict[str, Any]) -> list[dict[str, A
     if service == "s3":
         return [result("Connecting to the bucket", _s3_problem(str(config["bucket"])))]
     if service == "duckdb":
-        return [result("Opening the database file's folder", _duckdb_problem(str(config["path"])))]
+        return [
+            result("Opening the database file's folder", _duckdb_problem(str(config["path"]), account_id))
+        ]
     if service == "postgres":
         return [result("Connecting to the database", _postgres_problem(config))]
     return [
@@ -241,7 +257,7 @@ def _s3_problem(bucket: str) -> str | None:
     return None
 
 
-def _duckdb_problem(path: str) -> str | None:
+def _duckdb_problem(path: str, account_id: str) -> str | None:
     import os
     from pathlib import Path
 
@@ -249,7 +265,7 @@ def _duckdb_problem(path: str) -> str | None:
     from sluice.destinations.duckdb import resolve_path
 
     try:
-        folder = Path(resolve_path(path)).parent  # creates the folder when it can
+        folder = Path(resolve_path(path, account_id)).parent  # creates the folder when it can
     except DestinationError as exc:
         return exc.message
     except OSError as exc:

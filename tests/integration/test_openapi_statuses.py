@@ -69,7 +69,7 @@ class World:
 
     def destination(self) -> str:
         group_id = make_group()
-        body = {"group_id": group_id, "service": "duckdb", "config": {"path": "lake/a.duckdb"}}
+        body = {"group_id": group_id, "service": "duckdb", "config": {"path": f"lake/{group_id}.duckdb"}}
         assert call("create_destination", body=body).status == 201
         return group_id
 

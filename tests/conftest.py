@@ -50,10 +50,17 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalResources]:
 
 
 @pytest.fixture
-def table(aws: LocalResources) -> Any:
+def store(aws: LocalResources) -> Any:
+    """The domain store (sluice.storage.store.Store) on the test's backend."""
     from sluice.storage.store import get_store
 
     return get_store()
+
+
+@pytest.fixture
+def table(store: Any) -> Any:
+    """The older name of `store`, kept for the tests that still ask for it."""
+    return store
 
 
 @pytest.fixture

@@ -142,7 +142,7 @@ def count_dynamodb_requests(store: Store, now: datetime) -> int:
     def record(**kwargs) -> None:
         calls.append(kwargs["model"].name)
 
-    events = store._client.meta.events
+    events = store.client.meta.events
     events.register("before-call.dynamodb", record)
     try:
         tick(store, now)

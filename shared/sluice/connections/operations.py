@@ -18,7 +18,7 @@ from sluice.scheduler.data_delay import connection_update_state
 from sluice.scheduler.grid import connection_next_sync_at
 from sluice.sources import get_service
 from sluice.sources.base import Service, SetupTestOptions
-from sluice.storage.store import Store, account_connections_partition, connection_from_item, group_key
+from sluice.storage.store import Store
 from sluice.sync.events import SyncRequest, request_sync
 from sluice.timestamps import utc_now
 
@@ -66,7 +66,7 @@ def _validated_config(service: Service, config: dict[str, Any]) -> dict[str, Any
 
 
 def create(caller: Caller, request: CreateConnectionRequest, store: Store) -> Connection:
-    if store.get_owned(group_key(request.group_id), caller.account_id) is None:
+    if store.get_group(caller.account_id, request.group_id) is None:
         raise GroupNotFound(request.group_id)
     service = get_service(request.service)
     config = _validated_config(service, request.config or {})
@@ -118,18 +118,10 @@ class ConnectionPage:
 def list_page(
     caller: Caller, group_id: str | None, schema: str | None, cursor: str | None, limit: int, store: Store
 ) -> ConnectionPage:
-    partition = account_connections_partition(caller.account_id)
-    if group_id is not None and store.get_owned(group_key(group_id), caller.account_id) is None:
+    if group_id is not None and store.get_group(caller.account_id, group_id) is None:
         raise GroupNotFound(group_id)
-    if group_id is not None and schema is not None:
-        page = store.query_page(partition, limit, cursor, sk_equals=f"{group_id}#{schema}")
-    elif group_id is not None:
-        page = store.query_page(partition, limit, cursor, sk_prefix=f"{group_id}#")
-    elif schema is not None:
-        page = store.query_page(partition, limit, cursor, keep=lambda item: item.get("schema") == schema)
-    else:
-        page = store.query_page(partition, limit, cursor)
-    return ConnectionPage([connection_from_item(i) for i in page.items], page.next_cursor)
+    items, next_cursor = store.list_connections(caller.account_id, group_id, schema, cursor, limit)
+    return ConnectionPage(items, next_cursor)
 
 
 def _apply_update(connection: Connection, request: UpdateConnectionRequest) -> Connection:

@@ -8,14 +8,9 @@ from sluice.api.caller import Caller
 from sluice.api.request_models import CreateDestinationRequest, CreateGroupRequest
 from sluice.api.validation import parse
 from sluice.destinations import DESTINATION_CONFIGS
-from sluice.errors import Conflict, DestinationNotFound, GroupNotFound
+from sluice.errors import DestinationNotFound, GroupNotFound
 from sluice.ids import new_id
-from sluice.storage.store import (
-    Store,
-    account_groups_partition,
-    destination_key,
-    group_key,
-)
+from sluice.storage.store import Store
 from sluice.timestamps import format_timestamp, utc_now
 
 
@@ -24,31 +19,19 @@ def group_out(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_group(caller: Caller, request: CreateGroupRequest, store: Store) -> dict[str, Any]:
-    group_id = new_id()
-    created_at = format_timestamp(utc_now())
-    item = {
-        **group_key(group_id),
-        "gsi1pk": account_groups_partition(caller.account_id),
-        "gsi1sk": f"{created_at}#{group_id}",
-        "type": "group",
-        "id": group_id,
-        "name": request.name,
-        "account_id": caller.account_id,
-        "created_at": created_at,
-    }
-    store.put_new(item, lambda: Conflict("Group already exists"))
+    item = store.create_group(new_id(), caller.account_id, request.name, format_timestamp(utc_now()) or "")
     return group_out(item)
 
 
 def get_group(caller: Caller, group_id: str, store: Store) -> dict[str, Any]:
-    item = store.get_owned(group_key(group_id), caller.account_id)
+    item = store.get_group(caller.account_id, group_id)
     if item is None:
         raise GroupNotFound(group_id)
     return group_out(item)
 
 
 def list_groups(caller: Caller, cursor: str | None, limit: int, store: Store) -> dict[str, Any]:
-    page = store.query_page(account_groups_partition(caller.account_id), limit, cursor)
+    page = store.list_groups(caller.account_id, cursor, limit)
     return {
         "items": [group_out(i) for i in page.items],
         "next_cursor": page.next_cursor,
@@ -71,11 +54,7 @@ def destination_out(item: dict[str, Any]) -> dict[str, Any]:
 def create_destination(caller: Caller, request: CreateDestinationRequest, store: Store) -> dict[str, Any]:
     get_group(caller, request.group_id, store)
     config = parse(DESTINATION_CONFIGS[request.service], request.config or {}, prefix="config.")
-    item = {
-        **destination_key(request.group_id),
-        "type": "destination",
-        "account_id": caller.account_id,
-        "group_id": request.group_id,
+    fields = {
         "service": request.service,
         "region": request.region or "AWS_US_EAST_1",
         "time_zone_offset": request.time_zone_offset or "0",
@@ -83,12 +62,11 @@ def create_destination(caller: Caller, request: CreateDestinationRequest, store:
         "config": config.model_dump(mode="json"),
         "created_at": format_timestamp(utc_now()),
     }
-    store.put_new(item, lambda: Conflict(f"Group '{request.group_id}' already has a destination"))
-    return destination_out(item)
+    return destination_out(store.create_destination(request.group_id, caller.account_id, fields))
 
 
 def get_destination(caller: Caller, destination_id: str, store: Store) -> dict[str, Any]:
-    item = store.get_owned(destination_key(destination_id), caller.account_id)
+    item = store.get_destination(caller.account_id, destination_id)
     if item is None:
         raise DestinationNotFound(destination_id)
     return destination_out(item)

@@ -15,23 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from sluice.accounts.trials import mark_trial_processed
 from sluice.connections.model import Connection
 from sluice.connections.setup_tests import RETEST_BROKEN_AFTER, SETUP_TESTS_REQUESTED
+from sluice.errors import ConnectionNotFound
 from sluice.events import publish
 from sluice.observability import logger
 from sluice.scheduler.grid import next_sync_at
-from sluice.storage.store import (
-    TRIAL_PARTITION,
-    Store,
-    account_connections_partition,
-    delay_partition,
-    retest_partition,
-    schedule_partition,
-    to_dynamo,
-)
+from sluice.storage.schedule_index import Due, ScheduleIndex
+from sluice.storage.store import Store
 from sluice.sync.events import SyncRequest, request_sync
 from sluice.timestamps import format_timestamp
 
@@ -46,126 +38,66 @@ class TickReport:
     failed: list[str] = field(default_factory=list)
 
 
-_MOVE_NEXT_SYNC = "SET next_sync_at = :next, sched_sk = :sk, version = version + :one"
-
-
 class Scheduler:
     def __init__(self, store: Store, shards: int) -> None:
+        self.index = ScheduleIndex(store)
         self.store = store
         self.shards = shards
 
     def tick(self, now: datetime) -> TickReport:
         report = TickReport()
-        work: list[tuple[str, str, str, str, Callable[[dict[str, Any], datetime, TickReport], None]]] = []
+        work: list[tuple[str, Iterator[Due], Callable[[Due, datetime, TickReport], None]]] = []
         for shard in range(self.shards):
             work += [
-                ("schedule", "sched_pk", "sched_sk", schedule_partition(shard), self._claim_sync),
-                ("schedule", "sched_pk", "sched_sk", retest_partition(shard), self._claim_retest),
-                ("timers", "timer_pk", "timer_sk", delay_partition(shard), self._announce_delay),
+                (f"syncs {shard}", self.index.due_syncs(shard, now), self._claim_sync),
+                (f"retests {shard}", self.index.due_retests(shard, now), self._claim_retest),
+                (f"delays {shard}", self.index.due_delays(shard, now), self._announce_delay),
             ]
-        work.append(("timers", "timer_pk", "timer_sk", TRIAL_PARTITION, self._end_trial))
-        for index, pk, sk, partition, handle in work:
-            for item in self._due(index, pk, sk, partition, now):
+        work.append(("trials", self.index.due_trials(now), self._end_trial))
+        for partition, entries, handle in work:
+            for due in entries:
                 try:
-                    handle(item, now, report)
+                    handle(due, now, report)
                 except Exception:
                     # One item must not cost every other item its turn; what failed stays due.
-                    logger.exception("tick item failed", extra={"partition": partition, "id": item.get("id")})
-                    report.failed.append(str(item.get("id")))
+                    logger.exception("tick item failed", extra={"partition": partition, "id": due.id})
+                    report.failed.append(due.id)
         return report
-
-    def _due(self, index: str, pk: str, sk: str, partition: str, now: datetime) -> Iterator[dict[str, Any]]:
-        """Items of one index partition whose time (the sort key's prefix) is not after `now`."""
-        return self.store.query_all(
-            {
-                "IndexName": index,
-                "KeyConditionExpression": f"{pk} = :p AND {sk} <= :now",
-                # "#" sorts after every timestamp character, so "<now>#" covers ids due exactly now.
-                "ExpressionAttributeValues": to_dynamo(
-                    {":p": partition, ":now": f"{format_timestamp(now)}#\uffff"}
-                ),
-            }
-        )
 
     # ---- syncs -----------------------------------------------------------------------------------
 
-    def _claim_sync(self, item: dict[str, Any], now: datetime, report: TickReport) -> None:
-        connection_id = str(item["id"])
-        following = next_sync_at(connection_id, int(item["sync_frequency"]), item.get("daily_sync_time"), now)
-        moved = {
-            ":expected": item["next_sync_at"],
-            ":next": format_timestamp(following),
-            ":sk": f"{format_timestamp(following)}#{connection_id}",
-            ":now": format_timestamp(now),
-            ":one": 1,
-        }
-        claimed = self.store.update_connection_if(
-            connection_id,
-            _MOVE_NEXT_SYNC,
-            "next_sync_at = :expected AND paused = :false AND schedule_type = :auto "
-            "AND setup_state = :connected "
-            "AND (attribute_not_exists(active_sync_id) OR lease_expires_at < :now)",
-            {**moved, ":false": False, ":auto": "auto", ":connected": "connected"},
-        )
-        if claimed is None:
+    def _claim_sync(self, due: Due, now: datetime, report: TickReport) -> None:
+        following = next_sync_at(due.id, due.sync_frequency, due.daily_sync_time, now)
+        if self.index.claim_sync(due, following, now) is None:
             # Another tick won, the connection changed, or it is syncing. Only in the last case is
             # there anything to do: move past this grid point without queueing a run.
-            skipped = self.store.update_connection_if(
-                connection_id, _MOVE_NEXT_SYNC, "next_sync_at = :expected AND lease_expires_at >= :now", moved
-            )
-            if skipped is not None:
-                report.skipped_while_syncing.append(connection_id)
+            if self.index.skip_while_syncing(due, following, now) is not None:
+                report.skipped_while_syncing.append(due.id)
             return
         try:
-            request_sync(SyncRequest(str(item["account_id"]), connection_id, reason="schedule"))
+            request_sync(SyncRequest(due.account_id, due.id, reason="schedule"))
         except Exception:
-            self._unclaim(connection_id, "next_sync_at", moved[":next"], item["next_sync_at"])
+            self.index.unclaim_sync(due, following)
             raise
-        report.syncs_requested.append(connection_id)
-
-    def _unclaim(self, connection_id: str, attribute: str, claimed: str, previous: str) -> None:
-        """Put a claimed time back when the announcement failed, so the next tick claims it again."""
-        self.store.update_connection_if(
-            connection_id,
-            f"SET {attribute} = :previous, sched_sk = :sk",
-            f"{attribute} = :claimed",
-            {":previous": previous, ":sk": f"{previous}#{connection_id}", ":claimed": claimed},
-        )
+        report.syncs_requested.append(due.id)
 
     # ---- re-tests of broken connections ------------------------------------------------------------
 
-    def _claim_retest(self, item: dict[str, Any], now: datetime, report: TickReport) -> None:
-        connection_id = str(item["id"])
-        following = format_timestamp(now + RETEST_BROKEN_AFTER) or ""
-        claimed = self.store.update_connection_if(
-            connection_id,
-            "SET retest_at = :next, sched_sk = :sk, version = version + :one",
-            "retest_at = :expected",
-            {
-                ":expected": item["retest_at"],
-                ":next": following,
-                ":sk": f"{following}#{connection_id}",
-                ":one": 1,
-            },
-        )
-        if claimed is None:
+    def _claim_retest(self, due: Due, now: datetime, report: TickReport) -> None:
+        following = now + RETEST_BROKEN_AFTER
+        if self.index.claim_retest(due, following) is None:
             return
         try:
-            publish(SETUP_TESTS_REQUESTED, {"account_id": item["account_id"], "connection_id": connection_id})
+            publish(SETUP_TESTS_REQUESTED, {"account_id": due.account_id, "connection_id": due.id})
         except Exception:
-            self._unclaim(connection_id, "retest_at", following, item["retest_at"])
+            self.index.unclaim_retest(due, following)
             raise
-        report.retests_requested.append(connection_id)
+        report.retests_requested.append(due.id)
 
     # ---- data delay ------------------------------------------------------------------------------
 
-    def _announce_delay(self, item: dict[str, Any], now: datetime, report: TickReport) -> None:
-        connection = self.store.update_connection_if(
-            str(item["id"]),
-            "SET delay_announced = :true, version = version + :one REMOVE timer_pk, timer_sk",
-            "timer_sk = :expected",
-            {":true": True, ":one": 1, ":expected": item["timer_sk"]},
-        )
+    def _announce_delay(self, due: Due, now: datetime, report: TickReport) -> None:
+        connection = self.index.mark_delay_announced(due)
         if connection is None:
             return
         publish(
@@ -176,20 +108,20 @@ class Scheduler:
                 "group_id": connection.group_id,
                 "data_delay_sensitivity": connection.data_delay_sensitivity,
                 "last_success": format_timestamp(connection.succeeded_at),
-                "delayed_since": str(item["timer_sk"]).split("#")[0],
+                "delayed_since": due.due_at,
             },
         )
         report.delays_announced.append(connection.id)
 
     # ---- trials ----------------------------------------------------------------------------------
 
-    def _end_trial(self, item: dict[str, Any], now: datetime, report: TickReport) -> None:
-        account_id = str(item["id"])
-        for connection_item in self.store.query_index_partition(account_connections_partition(account_id)):
-            if not connection_item.get("pause_after_trial") or connection_item.get("paused"):
-                continue
-            self._pause_for_trial(str(connection_item["id"]), now, report)
-        mark_trial_processed(self.store, account_id, now)
+    def _end_trial(self, due: Due, now: datetime, report: TickReport) -> None:
+        account_id = due.id
+        for listed in self.index.account_connections(account_id):
+            # The index's copy may lag a change made a moment ago (pause_after_trial just set), so
+            # it only says which connections exist; _pause_for_trial decides on a consistent read.
+            self._pause_for_trial(listed.id, now, report)
+        self.index.mark_trial_processed(account_id, now)
 
     def _pause_for_trial(self, connection_id: str, now: datetime, report: TickReport) -> None:
 
@@ -198,7 +130,10 @@ class Scheduler:
                 return None
             return connection.model_copy(update={"paused": True, "next_sync_at": None})
 
-        _, saved = self.store.modify_connection(None, connection_id, pause)
+        try:
+            _, saved = self.store.modify_connection(None, connection_id, pause)
+        except ConnectionNotFound:
+            return  # deleted since the index listed it
         if saved is None:
             return
         publish(

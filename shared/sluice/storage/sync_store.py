@@ -13,16 +13,10 @@ from typing import Any
 
 from sluice.connections.model import Connection
 from sluice.errors import Conflict, SluiceError
-from sluice.storage.store import (
-    Store,
-    connection_from_item,
-    connection_key,
-    connection_to_item,
-    error_code,
-    run_key,
-    state_key,
-    to_dynamo,
-)
+from sluice.storage.dynamo import ConditionFailed, send
+from sluice.storage.items import connection_from_item, connection_to_item, from_dynamo, to_dynamo
+from sluice.storage.keys import connection_key, run_key, state_key
+from sluice.storage.store import Store
 from sluice.timestamps import format_timestamp
 
 
@@ -52,7 +46,7 @@ RUN_RECORDS_KEPT = timedelta(days=90)
 class SyncStore:
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._client = store._client
+        self.client = store.client
         self._name = store.name
 
     # ---- the lease ---------------------------------------------------------------------------------
@@ -69,8 +63,6 @@ class SyncStore:
 
         With `requested_at`, only if no other sync started since then (it already served the request).
         """
-        from botocore.exceptions import ClientError
-
         free = (
             "attribute_exists(pk) AND (attribute_not_exists(active_sync_id) "
             "OR active_sync_id = :sid OR lease_expires_at < :now)"
@@ -89,7 +81,8 @@ class SyncStore:
             )
             values[":asked"] = format_timestamp(requested_at)
         try:
-            response = self._client.update_item(
+            response = send(
+                self.client.update_item,
                 TableName=self._name,
                 Key=to_dynamo(connection_key(connection_id)),
                 UpdateExpression=(
@@ -100,20 +93,15 @@ class SyncStore:
                 ExpressionAttributeValues=to_dynamo(values),
                 ReturnValues="ALL_NEW",
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                raise LeaseBusy() from None
-            raise
-        from sluice.storage.store import from_dynamo
-
+        except ConditionFailed:
+            raise LeaseBusy() from None
         return connection_from_item(from_dynamo(response["Attributes"]))
 
     def release_for_force(self, connection_id: str) -> str | None:
         """Take the lease away from a running sync (forced sync). Returns the sync it belonged to."""
-        from botocore.exceptions import ClientError
-
         try:
-            response = self._client.update_item(
+            response = send(
+                self.client.update_item,
                 TableName=self._name,
                 Key=to_dynamo(connection_key(connection_id)),
                 UpdateExpression="REMOVE active_sync_id, lease_expires_at SET version = version + :one",
@@ -121,17 +109,16 @@ class SyncStore:
                 ExpressionAttributeValues=to_dynamo({":one": 1}),
                 ReturnValues="UPDATED_OLD",
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return None
-            raise
+        except ConditionFailed:
+            return None
         old = response.get("Attributes", {}).get("active_sync_id", {})
         return str(old.get("S")) if old else None
 
     # ---- checkpoints -------------------------------------------------------------------------------
 
     def latest_snapshot(self, connection_id: str) -> Snapshot | None:
-        response = self._client.query(
+        response = send(
+            self.client.query,
             TableName=self._name,
             KeyConditionExpression="pk = :p AND begins_with(sk, :s)",
             ExpressionAttributeValues=to_dynamo({":p": connection_key(connection_id)["pk"], ":s": "STATE#"}),
@@ -142,8 +129,6 @@ class SyncStore:
         items = response.get("Items", [])
         if not items:
             return None
-        from sluice.storage.store import from_dynamo
-
         item = from_dynamo(items[0])
         return Snapshot(
             seq=int(item["seq"]),
@@ -171,31 +156,41 @@ class SyncStore:
             "sync_id": sync_id,
             "created_at": format_timestamp(now),
         }
-        self._transact_or_lease_lost(
-            sync_id,
-            [
-                {
-                    "Put": {
-                        "TableName": self._name,
-                        "Item": to_dynamo(snapshot),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-                {
-                    "Update": {
-                        "TableName": self._name,
-                        "Key": to_dynamo(connection_key(connection_id)),
-                        "UpdateExpression": (
-                            "SET state_seq = :seq, lease_expires_at = :until, version = version + :one"
-                        ),
-                        "ConditionExpression": "active_sync_id = :sid",
-                        "ExpressionAttributeValues": to_dynamo(
-                            {":seq": seq, ":until": format_timestamp(now + lease), ":one": 1, ":sid": sync_id}
-                        ),
-                    }
-                },
-            ],
-        )
+        try:
+            send(
+                self.client.transact_write_items,
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._name,
+                            "Item": to_dynamo(snapshot),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self._name,
+                            "Key": to_dynamo(connection_key(connection_id)),
+                            "UpdateExpression": (
+                                "SET state_seq = :seq, lease_expires_at = :until, version = version + :one"
+                            ),
+                            "ConditionExpression": "active_sync_id = :sid",
+                            "ExpressionAttributeValues": to_dynamo(
+                                {
+                                    ":seq": seq,
+                                    ":until": format_timestamp(now + lease),
+                                    ":one": 1,
+                                    ":sid": sync_id,
+                                }
+                            ),
+                        }
+                    },
+                ],
+            )
+        except ConditionFailed:
+            # Only a failed condition means another sync holds the connection (the lease moved) or
+            # a duplicate of this one committed this checkpoint first; conflicts were retried.
+            raise LeaseLost(sync_id) from None
 
     def _next_seq(self, connection_id: str) -> int:
         latest = self.latest_snapshot(connection_id)
@@ -213,10 +208,9 @@ class SyncStore:
             "created_at": format_timestamp(now),
         }
 
-        from botocore.exceptions import ClientError
-
         try:
-            self._client.transact_write_items(
+            send(
+                self.client.transact_write_items,
                 TransactItems=[
                     {
                         "Put": {
@@ -248,36 +242,31 @@ class SyncStore:
                             ),
                         }
                     },
-                ]
+                ],
             )
-        except ClientError as exc:
-            if error_code(exc) == "TransactionCanceledException":
-                raise Conflict("The connection changed or a sync started; retry") from None
-            raise
+        except ConditionFailed:
+            raise Conflict("The connection changed or a sync started; retry") from None
 
     # ---- finishing ---------------------------------------------------------------------------------
 
     def finish(self, finished: Connection, sync_id: str) -> Connection:
         """Write the connection's end-of-sync fields and drop the lease, if this sync still holds it."""
-        from botocore.exceptions import ClientError
-
         saved = finished.model_copy(
             update={"active_sync_id": None, "lease_expires_at": None, "version": finished.version + 1}
         )
         try:
-            self._client.put_item(
+            send(
+                self.client.put_item,
                 TableName=self._name,
                 Item=to_dynamo(connection_to_item(saved)),
                 ConditionExpression="active_sync_id = :sid AND version = :v",
                 ExpressionAttributeValues=to_dynamo({":sid": sync_id, ":v": finished.version}),
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                current = self.store.get_connection(None, finished.id)
-                if current.active_sync_id != sync_id:
-                    raise LeaseLost(sync_id) from None
-                raise Conflict("The connection changed while finishing; retry") from None
-            raise
+        except ConditionFailed:
+            current = self.store.get_connection(None, finished.id)
+            if current.active_sync_id != sync_id:
+                raise LeaseLost(sync_id) from None
+            raise Conflict("The connection changed while finishing; retry") from None
         return saved
 
     # ---- runs --------------------------------------------------------------------------------------
@@ -293,12 +282,13 @@ class SyncStore:
             # The table's TTL removes run records after this (epoch seconds).
             "expires_at": int((started_at + RUN_RECORDS_KEPT).timestamp()),
         }
-        self._client.put_item(TableName=self._name, Item=to_dynamo(item))
+        send(self.client.put_item, TableName=self._name, Item=to_dynamo(item))
 
     def finish_run(self, connection_id: str, sync_id: str, fields: dict[str, Any]) -> None:
         """Record how a run ended, on its own record (continuations and retries share it)."""
         names = {f"#{k}": k for k in fields}
-        self._client.update_item(
+        send(
+            self.client.update_item,
             TableName=self._name,
             Key=to_dynamo(run_key(connection_id, sync_id)),
             UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in fields),
@@ -310,7 +300,8 @@ class SyncStore:
         return self.store.get(run_key(connection_id, sync_id))
 
     def holds_lease(self, connection_id: str, sync_id: str) -> bool:
-        response = self._client.get_item(
+        response = send(
+            self.client.get_item,
             TableName=self._name,
             Key=to_dynamo(connection_key(connection_id)),
             ConsistentRead=True,
@@ -320,7 +311,8 @@ class SyncStore:
 
     def prune_snapshots(self, connection_id: str, keep_from_seq: int) -> None:
         """Drop the snapshots before `keep_from_seq` (after a sync succeeded from a later one)."""
-        response = self._client.query(
+        response = send(
+            self.client.query,
             TableName=self._name,
             KeyConditionExpression="pk = :p AND sk BETWEEN :first AND :last",
             ExpressionAttributeValues=to_dynamo(
@@ -335,13 +327,3 @@ class SyncStore:
         )
         keys = [{"pk": i["pk"]["S"], "sk": i["sk"]["S"]} for i in response.get("Items", [])]
         self.store.delete_many(keys)
-
-    def _transact_or_lease_lost(self, sync_id: str, actions: list[dict[str, Any]]) -> None:
-        from botocore.exceptions import ClientError
-
-        try:
-            self._client.transact_write_items(TransactItems=actions)
-        except ClientError as exc:
-            if error_code(exc) == "TransactionCanceledException":
-                raise LeaseLost(sync_id) from None
-            raise

@@ -28,7 +28,7 @@ from sluice.observability import logger
 from sluice.scheduler.grid import connection_next_sync_at
 from sluice.sources import get_service
 from sluice.sources.base import SourceAuthError, SourceRateLimited
-from sluice.storage.store import Store, destination_key
+from sluice.storage.store import Store
 from sluice.storage.sync_store import LeaseBusy, LeaseLost, SyncStore
 from sluice.sync.events import SyncRequest, announce_end, announce_start, request_sync
 from sluice.timestamps import format_timestamp, parse_timestamp, utc_now
@@ -196,7 +196,7 @@ class SyncEngine:
         return result
 
     def _open_destination(self, connection: Connection) -> Destination:
-        item = self.store.get(destination_key(connection.group_id))
+        item = self.store.get_destination(None, connection.group_id)
         if item is None:
             from sluice.destinations import DestinationError
 

@@ -1,0 +1,64 @@
+"""Key shapes of the one table: the only place that knows them.
+
+Main table: an aggregate's partition `CONN#<id>` / `GROUP#<id>` / `APIKEY#<key>` / `ACCOUNT#<id>`
+holds the aggregate (sk `CONN`, `GROUP`, ...) and its children (`STATE#<seq>`, `RUN#<sync id>`,
+`DEST`, `SCHEMA#<name>`). Indexes: `gsi1` lists an account's connections and groups; `schedule` and
+`timers` are the scheduler's sparse, sharded indexes.
+"""
+
+from __future__ import annotations
+
+
+def connection_key(connection_id: str) -> dict[str, str]:
+    return {"pk": f"CONN#{connection_id}", "sk": "CONN"}
+
+
+def group_key(group_id: str) -> dict[str, str]:
+    return {"pk": f"GROUP#{group_id}", "sk": "GROUP"}
+
+
+def destination_key(group_id: str) -> dict[str, str]:
+    return {"pk": f"GROUP#{group_id}", "sk": "DEST"}
+
+
+def schema_guard_key(group_id: str, schema: str) -> dict[str, str]:
+    return {"pk": f"GROUP#{group_id}", "sk": f"SCHEMA#{schema}"}
+
+
+def api_key_key(api_key: str) -> dict[str, str]:
+    return {"pk": f"APIKEY#{api_key}", "sk": "APIKEY"}
+
+
+def state_key(connection_id: str, seq: int) -> dict[str, str]:
+    return {"pk": f"CONN#{connection_id}", "sk": f"STATE#{seq:012d}"}
+
+
+def run_key(connection_id: str, sync_id: str) -> dict[str, str]:
+    return {"pk": f"CONN#{connection_id}", "sk": f"RUN#{sync_id}"}
+
+
+def schedule_partition(shard: int) -> str:
+    return f"SCHED#{shard}"
+
+
+def retest_partition(shard: int) -> str:
+    return f"RETEST#{shard}"
+
+
+def delay_partition(shard: int) -> str:
+    return f"DELAY#{shard}"
+
+
+TRIAL_PARTITION = "TRIAL"
+
+
+def account_key(account_id: str) -> dict[str, str]:
+    return {"pk": f"ACCOUNT#{account_id}", "sk": "ACCOUNT"}
+
+
+def account_connections_partition(account_id: str) -> str:
+    return f"ACCT#{account_id}#CONN"
+
+
+def account_groups_partition(account_id: str) -> str:
+    return f"ACCT#{account_id}#GROUP"

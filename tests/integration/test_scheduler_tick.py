@@ -27,6 +27,10 @@ from tests.support.syncing import (
     sample_api_config,
 )
 
+# The API and its storage on both DynamoDB backends (see tests/conftest.py).
+pytestmark = pytest.mark.backends("moto", "dynamodb_local")
+
+
 SHARDS = 4
 
 

@@ -21,6 +21,9 @@ from tests.support.syncing import (
     sync_event,
 )
 
+# The API and its storage on both DynamoDB backends (see tests/conftest.py).
+pytestmark = pytest.mark.backends("moto", "dynamodb_local")
+
 
 class Crash(BaseException):
     """Stands for the process dying: nothing in the engine catches it."""

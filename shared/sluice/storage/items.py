@@ -203,13 +203,3 @@ def trial_item(account_id: str, trial_ends_at: str) -> dict[str, Any]:
         "timer_pk": TRIAL_PARTITION,
         "timer_sk": f"{trial_ends_at}#{account_id}",
     }
-
-
-_DOMAIN_KEYS = frozenset(
-    {"pk", "sk", "gsi1pk", "gsi1sk", "sched_pk", "sched_sk", "timer_pk", "timer_sk", "type"}
-)
-
-
-def without_keys(item: dict[str, Any]) -> dict[str, Any]:
-    """An item's domain fields, without its key and index attributes."""
-    return {k: v for k, v in item.items() if k not in _DOMAIN_KEYS}

@@ -133,13 +133,23 @@ def connection_from_item(item: dict[str, Any]) -> Connection:
 # ---- cursors -------------------------------------------------------------------------------------------
 
 
-def encode_cursor(last_key: dict[str, Any] | None) -> str | None:
+_CURSOR_KEY = ("pk", "sk", "gsi1pk", "gsi1sk")
+
+
+def encode_cursor(last_key: dict[str, Any] | None, scope: str = "") -> str | None:
+    """A list cursor: the index key to continue after, and the filter (`scope`) it was made for."""
     if not last_key:
         return None
-    return base64.urlsafe_b64encode(json.dumps(from_dynamo(last_key)).encode()).decode().rstrip("=")
+    plain = {k: v for k, v in from_dynamo(last_key).items() if k in _CURSOR_KEY}
+    document = {**plain, "f": scope} if scope else plain
+    return base64.urlsafe_b64encode(json.dumps(document).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None, partition: str) -> dict[str, Any] | None:
+def decode_cursor(
+    cursor: str | None, partition: str, scope: str = "", sk_prefix: str = ""
+) -> dict[str, Any] | None:
+    """The start key a cursor stands for. A cursor is valid only for the list (account partition and
+    filter) that made it: reused with another filter it is a clear 400, never DynamoDB's error."""
     if not cursor:
         return None
     try:
@@ -147,14 +157,20 @@ def decode_cursor(cursor: str | None, partition: str) -> dict[str, Any] | None:
         key = json.loads(raw)
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise InvalidInput("Invalid cursor") from None
-    expected = {"pk", "sk", "gsi1pk", "gsi1sk"}
+    if not isinstance(key, dict):
+        raise InvalidInput("Invalid cursor")
+    made_for = key.pop("f", "")
     if (
-        not isinstance(key, dict)
-        or set(key) != expected
+        set(key) != set(_CURSOR_KEY)
         or not all(isinstance(v, str) for v in key.values())
         or key["gsi1pk"] != partition
+        or not str(key["gsi1sk"]).startswith(sk_prefix)
     ):
         raise InvalidInput("Invalid cursor")
+    if made_for != scope:
+        raise InvalidInput(
+            "Invalid cursor: it was returned for a list with other filters; pass the same filters"
+        )
     return to_dynamo(key)
 
 

@@ -6,6 +6,7 @@ requests (keys in `keys`, item shapes in `items`, sending and error translation 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
@@ -47,6 +48,9 @@ from sluice.timestamps import format_timestamp
 __all__ = ["Page", "Store", "connection_key", "connection_to_item", "get_store", "to_dynamo"]
 
 BATCH_WRITE_LIMIT = 25  # DynamoDB's BatchWriteItem maximum
+# Index items a filtered list page may read (a filter DynamoDB applies after reading): the bound on
+# one page's work whatever the filter matches.
+PAGE_READ_BUDGET = 200
 
 
 class Store:
@@ -207,11 +211,11 @@ class Store:
         """One page of an account's connections, optionally of one group and/or schema."""
         partition = account_connections_partition(account_id)
         if group_id is not None and schema is not None:
-            page = self.query_page(partition, limit, cursor, sk_equals=f"{group_id}#{schema}")
+            page = self.query_page(partition, limit, cursor, sk_prefix=f"{group_id}#{schema}", exact=True)
         elif group_id is not None:
             page = self.query_page(partition, limit, cursor, sk_prefix=f"{group_id}#")
         elif schema is not None:
-            page = self.query_page(partition, limit, cursor, keep=lambda item: item.get("schema") == schema)
+            page = self.query_page(partition, limit, cursor, where=("schema", schema))
         else:
             page = self.query_page(partition, limit, cursor)
         return [connection_from_item(i) for i in page.items], page.next_cursor
@@ -222,41 +226,61 @@ class Store:
         limit: int,
         cursor: str | None,
         sk_prefix: str | None = None,
-        sk_equals: str | None = None,
-        keep: Callable[[dict[str, Any]], bool] | None = None,
+        exact: bool = False,
+        where: tuple[str, Any] | None = None,
     ) -> Page:
-        """One page of the gsi1 partition, in sort-key order, `limit` items at most."""
+        """One page of the gsi1 partition, in sort-key order, `limit` items at most.
+
+        `sk_prefix` narrows the key range (`exact`: the sort key equals it); `where` keeps the items
+        whose attribute equals a value. Its work is bounded: a filtered page reads at most
+        PAGE_READ_BUDGET index items and may then return fewer than `limit` (even none) with a
+        cursor. A cursor is given only when something follows: the page reads one item past `limit`.
+        """
         condition = "gsi1pk = :p"
         values: dict[str, Any] = {":p": partition}
-        if sk_equals is not None:
-            condition += " AND gsi1sk = :s"
-            values[":s"] = sk_equals
-        elif sk_prefix is not None:
-            condition += " AND begins_with(gsi1sk, :s)"
+        if sk_prefix is not None:
+            condition += " AND gsi1sk = :s" if exact else " AND begins_with(gsi1sk, :s)"
             values[":s"] = sk_prefix
-        start = decode_cursor(cursor, partition)
+        names: dict[str, str] = {}
+        filter_expression = None
+        if where is not None:
+            names["#w"] = where[0]
+            values[":w"] = where[1]
+            filter_expression = "#w = :w"
+        scope = json.dumps([sk_prefix, exact, where], default=str) if (sk_prefix or where) else ""
+        start = decode_cursor(cursor, partition, scope, "" if sk_prefix is None else sk_prefix)
+        wanted = limit + 1
         items: list[dict[str, Any]] = []
+        read = 0
         while True:
             request: dict[str, Any] = {
                 "TableName": self.name,
                 "IndexName": "gsi1",
                 "KeyConditionExpression": condition,
                 "ExpressionAttributeValues": to_dynamo(values),
-                "Limit": limit - len(items),
+                "Limit": wanted - len(items) if filter_expression is None else PAGE_READ_BUDGET - read,
             }
+            if filter_expression is not None:
+                request["FilterExpression"] = filter_expression
+                request["ExpressionAttributeNames"] = names
             if start:
                 request["ExclusiveStartKey"] = start
             response = send(self.client.query, **request)
-            batch = [from_dynamo(i) for i in response.get("Items", [])]
-            items.extend(i for i in batch if keep is None or keep(i))
+            items.extend(from_dynamo(i) for i in response.get("Items", []))
+            read += int(response.get("ScannedCount", 0))
             start = response.get("LastEvaluatedKey")
-            if not start or len(items) >= limit:
+            if (
+                not start
+                or len(items) >= wanted
+                or (filter_expression is not None and read >= PAGE_READ_BUDGET)
+            ):
                 break
-        next_cursor = None
-        if start and items:
-            last = items[-1]
-            next_cursor = encode_cursor(to_dynamo({k: last[k] for k in ("pk", "sk", "gsi1pk", "gsi1sk")}))
-        return Page(items=items, next_cursor=next_cursor)
+        if len(items) > limit:
+            items = items[:limit]
+            last = to_dynamo({k: items[-1][k] for k in ("pk", "sk", "gsi1pk", "gsi1sk")})
+            return Page(items=items, next_cursor=encode_cursor(last, scope))
+        # Fewer than asked for: the index is exhausted, or the read budget is spent where it stopped.
+        return Page(items=items, next_cursor=encode_cursor(start, scope) if start else None)
 
     def create_connection(self, connection: Connection) -> None:
         guard = {

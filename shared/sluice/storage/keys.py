@@ -33,6 +33,16 @@ def state_key(connection_id: str, seq: int) -> dict[str, str]:
     return {"pk": f"CONN#{connection_id}", "sk": f"STATE#{seq:012d}"}
 
 
+def state_part_prefix(seq: int) -> str:
+    """The sort-key prefix of snapshot `seq`'s further parts (apart from STATE#, so that the newest
+    STATE# item is still the newest snapshot)."""
+    return f"STATEPART#{seq:012d}#"
+
+
+def state_part_key(connection_id: str, seq: int, part: int) -> dict[str, str]:
+    return {"pk": f"CONN#{connection_id}", "sk": f"{state_part_prefix(seq)}{part:04d}"}
+
+
 def run_key(connection_id: str, sync_id: str) -> dict[str, str]:
     return {"pk": f"CONN#{connection_id}", "sk": f"RUN#{sync_id}"}
 

@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sluice.connections.model import Connection
-from sluice.errors import Conflict, SluiceError
+from sluice.errors import Conflict, InvalidInput, SluiceError
 from sluice.storage.dynamo import ConditionFailed, send
 from sluice.storage.items import connection_from_item, connection_to_item, from_dynamo, to_dynamo
-from sluice.storage.keys import connection_key, run_key, state_key
+from sluice.storage.keys import connection_key, run_key, state_key, state_part_key, state_part_prefix
 from sluice.storage.store import Store
 from sluice.timestamps import format_timestamp
 
@@ -41,6 +41,16 @@ class Snapshot:
 
 
 RUN_RECORDS_KEPT = timedelta(days=90)
+STATE_PART_BYTES = 300_000  # a snapshot's share of one item (DynamoDB's limit is 400 KB per item)
+# A snapshot and the connection update commit in one transaction (at most 4 MB): what a state may be.
+MAX_STATE_BYTES = 3_000_000
+
+
+class StateTooLarge(InvalidInput):
+    def __init__(self, size: int) -> None:
+        super().__init__(
+            f"The connection state is {size} bytes as JSON; the limit is {MAX_STATE_BYTES} bytes"
+        )
 
 
 class SyncStore:
@@ -130,9 +140,15 @@ class SyncStore:
         if not items:
             return None
         item = from_dynamo(items[0])
+        text = str(item["state"])
+        if int(item.get("parts") or 1) > 1:
+            parts = self.store.query_partition(
+                connection_key(connection_id)["pk"], state_part_prefix(int(item["seq"]))
+            )
+            text += "".join(str(p["state"]) for p in parts)
         return Snapshot(
             seq=int(item["seq"]),
-            state=json.loads(item["state"]),
+            state=json.loads(text),
             sync_id=str(item.get("sync_id", "")),
             created_at=str(item["created_at"]),
         )
@@ -148,25 +164,12 @@ class SyncStore:
     ) -> None:
         """Store `state` as snapshot `seq` and move the connection to it, in one transaction.
         Call only after everything the state covers is durable in the destination."""
-        snapshot = {
-            **state_key(connection_id, seq),
-            "type": "state",
-            "seq": seq,
-            "state": json.dumps(state, separators=(",", ":"), default=str),
-            "sync_id": sync_id,
-            "created_at": format_timestamp(now),
-        }
+        puts = self._snapshot_puts(connection_id, seq, state, sync_id, now)
         try:
             send(
                 self.client.transact_write_items,
                 TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self._name,
-                            "Item": to_dynamo(snapshot),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
+                    *puts,
                     {
                         "Update": {
                             "TableName": self._name,
@@ -192,6 +195,40 @@ class SyncStore:
             # a duplicate of this one committed this checkpoint first; conflicts were retried.
             raise LeaseLost(sync_id) from None
 
+    def _snapshot_puts(
+        self, connection_id: str, seq: int, state: dict[str, Any], sync_id: str, now: datetime
+    ) -> list[dict[str, Any]]:
+        """The Puts that store snapshot `seq`: its first STATE_PART_BYTES in the STATE# item, the rest in
+        STATEPART# items, so that a state is bounded by MAX_STATE_BYTES and not by DynamoDB's 400 KB."""
+        # ASCII JSON (ensure_ascii), so a character is a byte and parts cut anywhere.
+        text = json.dumps(state, separators=(",", ":"), default=str)
+        if len(text) > MAX_STATE_BYTES:
+            raise StateTooLarge(len(text))
+        chunks = [text[i : i + STATE_PART_BYTES] for i in range(0, len(text), STATE_PART_BYTES)] or [""]
+        head = {
+            **state_key(connection_id, seq),
+            "type": "state",
+            "seq": seq,
+            "state": chunks[0],
+            "parts": len(chunks),
+            "sync_id": sync_id,
+            "created_at": format_timestamp(now),
+        }
+        items = [head] + [
+            {**state_part_key(connection_id, seq, n), "type": "state_part", "state": chunk}
+            for n, chunk in enumerate(chunks[1:], start=1)
+        ]
+        return [
+            {
+                "Put": {
+                    "TableName": self._name,
+                    "Item": to_dynamo(i),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+            for i in items
+        ]
+
     def _next_seq(self, connection_id: str) -> int:
         latest = self.latest_snapshot(connection_id)
         return (latest.seq if latest else 0) + 1
@@ -199,26 +236,12 @@ class SyncStore:
     def replace_state(self, connection: Connection, state: dict[str, Any], now: datetime) -> None:
         """PATCH /state: a new snapshot, only while the connection is unchanged and no sync holds it."""
         seq = self._next_seq(connection.id)
-        snapshot = {
-            **state_key(connection.id, seq),
-            "type": "state",
-            "seq": seq,
-            "state": json.dumps(state, separators=(",", ":")),
-            "sync_id": "api",
-            "created_at": format_timestamp(now),
-        }
-
+        puts = self._snapshot_puts(connection.id, seq, state, "api", now)
         try:
             send(
                 self.client.transact_write_items,
                 TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self._name,
-                            "Item": to_dynamo(snapshot),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
+                    *puts,
                     {
                         "Update": {
                             "TableName": self._name,
@@ -309,21 +332,24 @@ class SyncStore:
         )
         return bool(response.get("Item", {}).get("active_sync_id", {}).get("S") == sync_id)
 
-    def prune_snapshots(self, connection_id: str, keep_from_seq: int) -> None:
-        """Drop the snapshots before `keep_from_seq` (after a sync succeeded from a later one)."""
-        response = send(
-            self.client.query,
-            TableName=self._name,
-            KeyConditionExpression="pk = :p AND sk BETWEEN :first AND :last",
-            ExpressionAttributeValues=to_dynamo(
-                {
-                    ":p": connection_key(connection_id)["pk"],
-                    ":first": state_key(connection_id, 0)["sk"],
-                    ":last": state_key(connection_id, keep_from_seq - 1)["sk"],
-                }
-            ),
-            ProjectionExpression="pk, sk",
-            ConsistentRead=True,
-        )
-        keys = [{"pk": i["pk"]["S"], "sk": i["sk"]["S"]} for i in response.get("Items", [])]
-        self.store.delete_many(keys)
+    def prune_snapshots(self, connection_id: str, keep_from_seq: int) -> int:
+        """Drop the snapshots (and their parts) before `keep_from_seq`, after a sync succeeded from a
+        later one, every page of them. Returns how many items were deleted."""
+        pk = connection_key(connection_id)["pk"]
+        doomed: list[dict[str, str]] = []
+        for first, last in (
+            (state_key(connection_id, 0)["sk"], state_key(connection_id, keep_from_seq - 1)["sk"]),
+            (state_part_prefix(0), state_part_prefix(keep_from_seq - 1) + "\uffff"),
+        ):
+            doomed += [
+                {"pk": str(i["pk"]), "sk": str(i["sk"])}
+                for i in self.store.query_all(
+                    {
+                        "KeyConditionExpression": "pk = :p AND sk BETWEEN :first AND :last",
+                        "ExpressionAttributeValues": to_dynamo({":p": pk, ":first": first, ":last": last}),
+                        "ProjectionExpression": "pk, sk",
+                        "ConsistentRead": True,
+                    }
+                )
+            ]
+        return self.store.delete_many(doomed)

@@ -49,4 +49,3 @@ def test_a_conflict_on_a_patch_write_is_retried_not_a_500(aws, store) -> None:
     assert answered == ["PutItem"]
     assert reply.status == 200, reply.body
     assert store.get_connection(None, created["id"]).sync_frequency == 30
-

@@ -71,3 +71,24 @@ def test_pruning_removes_the_parts_of_large_old_snapshots(aws, store) -> None:
     assert parts and all(sk.startswith("STATEPART#000000000002#") for sk in parts)
     latest = syncs.latest_snapshot(connection_id)
     assert latest is not None and latest.state == s3_like_state(10_000)
+
+
+def test_columns_seen_past_400_kb_live_outside_the_connection_item(aws, store) -> None:
+    from tests.support.api_events import call
+
+    created = make_connection(make_group())
+    syncs = SyncStore(store)
+    names = {f"attribute_with_a_long_descriptive_name_{i:06d}" for i in range(15_000)}  # ~700 KB
+    before = store.get_connection(None, created["id"])
+    # Two syncs, each seeing part of them (a union, as every sync adds what it saw).
+    syncs.add_columns(created["id"], {"orders": set(sorted(names)[:9_000])})
+    syncs.add_columns(created["id"], {"orders": set(sorted(names)[6_000:]), "refunds": {"id"}})
+    after = store.get_connection(None, created["id"])
+    assert after.version == before.version and after.table_columns == before.table_columns
+    seen = syncs.columns_seen(after)
+    assert seen["orders"] == sorted(names) and seen["refunds"] == ["id"]
+    reply = call(
+        "get_connection_schemas", path=f"/v1/connections/{created['id']}/schemas/shop/tables/orders/columns"
+    )
+    assert reply.status == 200, reply.body
+    assert set(reply.data["columns"]) == names | {"id"}

@@ -79,7 +79,8 @@ class Connection(BaseModel):
     delay_announced: bool = False  # a Data Delayed event was sent for the current episode
     retest_at: datetime | None = None  # broken connections: when the scheduler re-runs their setup tests
     last_sync_started_at: datetime | None = None  # a sync request made before this is already served
-    table_columns: dict[str, list[str]] = Field(default_factory=dict)  # columns seen by syncs, per table
+    # Columns seen by syncs, as older versions kept them here; now in their own items (SyncStore.columns_seen).
+    table_columns: dict[str, list[str]] = Field(default_factory=dict)
 
     model_config = {"populate_by_name": True}
 

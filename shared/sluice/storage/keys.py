@@ -43,6 +43,14 @@ def state_part_key(connection_id: str, seq: int, part: int) -> dict[str, str]:
     return {"pk": f"CONN#{connection_id}", "sk": f"{state_part_prefix(seq)}{part:04d}"}
 
 
+COLUMNS_PREFIX = "COLS#"
+
+
+def columns_key(connection_id: str, table: str, bucket: int) -> dict[str, str]:
+    """One of a table's column-name buckets (columns seen by syncs grow with use: their own items)."""
+    return {"pk": f"CONN#{connection_id}", "sk": f"{COLUMNS_PREFIX}{bucket:02d}#{table}"}
+
+
 def run_key(connection_id: str, sync_id: str) -> dict[str, str]:
     return {"pk": f"CONN#{connection_id}", "sk": f"RUN#{sync_id}"}
 

@@ -15,7 +15,15 @@ from sluice.connections.model import Connection
 from sluice.errors import Conflict, InvalidInput, SluiceError
 from sluice.storage.dynamo import ConditionFailed, send
 from sluice.storage.items import connection_from_item, connection_to_item, from_dynamo, to_dynamo
-from sluice.storage.keys import connection_key, run_key, state_key, state_part_key, state_part_prefix
+from sluice.storage.keys import (
+    COLUMNS_PREFIX,
+    columns_key,
+    connection_key,
+    run_key,
+    state_key,
+    state_part_key,
+    state_part_prefix,
+)
 from sluice.storage.store import Store
 from sluice.timestamps import format_timestamp
 
@@ -41,6 +49,7 @@ class Snapshot:
 
 
 RUN_RECORDS_KEPT = timedelta(days=90)
+COLUMN_BUCKETS = 16  # items per table holding its column names (each under 400 KB)
 STATE_PART_BYTES = 300_000  # a snapshot's share of one item (DynamoDB's limit is 400 KB per item)
 # A snapshot and the connection update commit in one transaction (at most 4 MB): what a state may be.
 MAX_STATE_BYTES = 3_000_000
@@ -291,6 +300,35 @@ class SyncStore:
                 raise LeaseLost(sync_id) from None
             raise Conflict("The connection changed while finishing; retry") from None
         return saved
+
+    # ---- columns seen ------------------------------------------------------------------------------
+
+    def add_columns(self, connection_id: str, seen: dict[str, set[str]]) -> None:
+        """Remember the columns a sync saw, per table. They grow with every column ever seen, so they
+        live outside the connection item, spread over COLUMN_BUCKETS string-set items per table (each
+        ADD is an atomic union: concurrent syncs lose nothing)."""
+        import zlib
+
+        for table, names in seen.items():
+            buckets: dict[int, set[str]] = {}
+            for name in names:
+                buckets.setdefault(zlib.crc32(name.encode()) % COLUMN_BUCKETS, set()).add(name)
+            for bucket, part in sorted(buckets.items()):
+                send(
+                    self.client.update_item,
+                    TableName=self._name,
+                    Key=to_dynamo(columns_key(connection_id, table, bucket)),
+                    UpdateExpression="SET #t = :t, #type = :type ADD #names :names",
+                    ExpressionAttributeNames={"#t": "table", "#type": "type", "#names": "names"},
+                    ExpressionAttributeValues=to_dynamo({":t": table, ":type": "columns", ":names": part}),
+                )
+
+    def columns_seen(self, connection: Connection) -> dict[str, list[str]]:
+        """Columns seen per table, sorted (with what older versions kept on the connection item)."""
+        seen: dict[str, set[str]] = {t: set(names) for t, names in connection.table_columns.items()}
+        for item in self.store.query_partition(connection_key(connection.id)["pk"], COLUMNS_PREFIX):
+            seen.setdefault(str(item["table"]), set()).update(str(n) for n in item.get("names") or ())
+        return {t: sorted(names) for t, names in seen.items()}
 
     # ---- runs --------------------------------------------------------------------------------------
 

@@ -144,6 +144,7 @@ class SyncEngine:
                         )
                         pending, batch, last_commit = None, 0, time.monotonic()
                         if out_of_time:
+                            self.sync_store.add_columns(connection.id, result.columns)
                             request_sync(
                                 replace(request, reason="continuation", sync_id=sync_id, force=False)
                             )
@@ -225,6 +226,7 @@ class SyncEngine:
         rescheduled_for: datetime | None = None,
         broken: bool = False,
     ) -> None:
+        self.sync_store.add_columns(connection_id, result.columns)
         for _ in range(_FINISH_RETRIES):
             current = self.store.get_connection(None, connection_id)
             if current.active_sync_id != sync_id:
@@ -274,14 +276,8 @@ class SyncEngine:
         self, current: Connection, result: SyncResult, rescheduled_for: datetime | None, broken: bool
     ) -> Connection:
         now = utc_now()
-        columns = {
-            t: sorted(set(current.table_columns.get(t, [])) | seen) for t, seen in result.columns.items()
-        }
-        changes: dict[str, Any] = {
-            "rescheduled_for": None,
-            "sync_state": "scheduled",
-            "table_columns": {**current.table_columns, **columns},
-        }
+        # Columns seen are not here: they grow with use and live in their own items (add_columns).
+        changes: dict[str, Any] = {"rescheduled_for": None, "sync_state": "scheduled"}
         if result.status == "SUCCESSFUL":
             changes.update(
                 succeeded_at=strictly_after(now, current.succeeded_at, current.failed_at),

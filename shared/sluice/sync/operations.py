@@ -90,6 +90,11 @@ def replace_state(caller: Caller, connection_id: str, state: dict[str, Any], sto
     return state
 
 
+def _with_columns(store: Store, connection: Connection) -> Connection:
+    """The connection with the columns syncs have seen (stored apart from it, see SyncStore)."""
+    return connection.model_copy(update={"table_columns": SyncStore(store).columns_seen(connection)})
+
+
 def schemas(connection: Connection) -> dict[str, Any]:
     """Fivetran's schema config: the connection's destination schema, the source's tables, and the
     columns syncs have seen in each."""
@@ -129,7 +134,7 @@ def table_columns(
     caller: Caller, connection_id: str, schema: str, table: str, store: Store
 ) -> dict[str, Any]:
     """Columns of one table, found by its source or destination name (they are the same here)."""
-    connection = store.get_connection(caller.account_id, connection_id)
+    connection = _with_columns(store, store.get_connection(caller.account_id, connection_id))
     for schema_name, schema_config in schemas(connection).items():
         if schema == schema_name and table in schema_config["tables"]:
             return {"columns": schema_config["tables"][table]["columns"]}
@@ -137,7 +142,7 @@ def table_columns(
 
 
 def schema_config(caller: Caller, connection_id: str, store: Store) -> dict[str, Any]:
-    connection = store.get_connection(caller.account_id, connection_id)
+    connection = _with_columns(store, store.get_connection(caller.account_id, connection_id))
     return {
         "enable_new_by_default": True,
         "schema_change_handling": "ALLOW_ALL",

@@ -186,7 +186,7 @@ def _retest_wanted(request: UpdateConnectionRequest) -> bool:
 
 def delete(caller: Caller, connection_id: str, store: Store) -> None:
     connection = store.get_connection(caller.account_id, connection_id)
-    store.delete_connection(connection)
+    store.delete_connection(connection, utc_now())
     publish("Connection Deleted", {**_event_detail(connection), "connection": None})
 
 

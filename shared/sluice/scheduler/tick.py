@@ -7,7 +7,8 @@ what exists:
   syncing at its grid point skips that point (never two runs queued);
 - due re-tests of broken connections: `Setup Tests Requested`, again daily until fixed;
 - data that turned late: `Data Delayed`, once per episode (a success ends the episode);
-- accounts whose trial ended: their connections with `pause_after_trial` are paused and announced.
+- accounts whose trial ended: their connections with `pause_after_trial` are paused and announced;
+- deleted connections whose snapshots and run records a DELETE left: deleted, a budget at a time.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class TickReport:
     retests_requested: list[str] = field(default_factory=list)
     delays_announced: list[str] = field(default_factory=list)
     paused_after_trial: list[str] = field(default_factory=list)
+    purged: list[str] = field(default_factory=list)  # deleted connections whose children are all gone
     failed: list[str] = field(default_factory=list)
 
 
@@ -54,6 +56,7 @@ class Scheduler:
                 (f"delays {shard}", self.index.due_delays(shard, now), self._announce_delay),
             ]
         work.append(("trials", self.index.due_trials(now), self._end_trial))
+        work.append(("purges", self.index.due_purges(now), self._purge))
         for partition, entries, handle in work:
             for due in entries:
                 try:
@@ -112,6 +115,12 @@ class Scheduler:
             },
         )
         report.delays_announced.append(connection.id)
+
+    # ---- deleted connections ---------------------------------------------------------------------
+
+    def _purge(self, due: Due, now: datetime, report: TickReport) -> None:
+        if self.index.purge(due):
+            report.purged.append(due.id)
 
     # ---- trials ----------------------------------------------------------------------------------
 

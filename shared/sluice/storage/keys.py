@@ -68,6 +68,12 @@ def delay_partition(shard: int) -> str:
 
 
 TRIAL_PARTITION = "TRIAL"
+# Deleted connections whose children (snapshots, run records) are still being deleted.
+PURGE_PARTITION = "PURGE"
+
+
+def purge_key(connection_id: str) -> dict[str, str]:
+    return {"pk": f"CONN#{connection_id}", "sk": "PURGE"}
 
 
 def account_key(account_id: str) -> dict[str, str]:

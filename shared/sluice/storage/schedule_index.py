@@ -11,6 +11,7 @@ from typing import Any
 from sluice.connections.model import Connection
 from sluice.storage.items import connection_from_item, to_dynamo
 from sluice.storage.keys import (
+    PURGE_PARTITION,
     TRIAL_PARTITION,
     account_connections_partition,
     delay_partition,
@@ -53,6 +54,15 @@ class ScheduleIndex:
 
     def due_trials(self, now: datetime) -> Iterator[Due]:
         return self._due("timers", "timer_pk", "timer_sk", TRIAL_PARTITION, now)
+
+    def due_purges(self, now: datetime) -> Iterator[Due]:
+        """Deleted connections whose children are not all deleted yet."""
+        return self._due("timers", "timer_pk", "timer_sk", PURGE_PARTITION, now)
+
+    def purge(self, due: Due) -> bool:
+        from sluice.storage.store import TICK_PURGE_ITEMS
+
+        return self.store.purge_children(due.id, TICK_PURGE_ITEMS)
 
     def _due(self, index: str, pk: str, sk: str, partition: str, now: datetime) -> Iterator[Due]:
         """Entries of one index partition whose time (the sort key's prefix) is not after `now`.

@@ -6,6 +6,7 @@ requests (keys in `keys`, item shapes in `items`, sending and error translation 
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
@@ -41,6 +42,8 @@ from sluice.storage.keys import (
     connection_key,
     destination_key,
     group_key,
+    PURGE_PARTITION,
+    purge_key,
     schema_guard_key,
 )
 from sluice.timestamps import format_timestamp
@@ -51,6 +54,10 @@ BATCH_WRITE_LIMIT = 25  # DynamoDB's BatchWriteItem maximum
 # Index items a filtered list page may read (a filter DynamoDB applies after reading): the bound on
 # one page's work whatever the filter matches.
 PAGE_READ_BUDGET = 200
+# Children a DELETE removes itself (40 BatchWriteItem calls); the scheduler tick deletes the rest.
+DELETE_INLINE_ITEMS = 1000
+# Children one tick deletes per deleted connection (a partition takes about 1,000 writes a second).
+TICK_PURGE_ITEMS = 5000
 
 
 class Store:
@@ -377,7 +384,20 @@ class Store:
             return None
         return connection_from_item(from_dynamo(response["Attributes"]))
 
-    def delete_connection(self, connection: Connection) -> None:
+    def delete_connection(self, connection: Connection, now: datetime) -> bool:
+        """Delete a connection at once, and its children (snapshots, run records: tens of thousands
+        for a frequent sync kept 90 days) as far as DELETE_INLINE_ITEMS allows. What is left is
+        named by a purge marker, written in the same transaction, that the scheduler tick works
+        through (ScheduleIndex.due_purges), so deletion always finishes and a retried DELETE (a 404:
+        the connection is gone) orphans nothing. Returns whether every child is gone already."""
+        marker = {
+            **purge_key(connection.id),
+            "type": "purge",
+            "id": connection.id,
+            "account_id": connection.account_id,
+            "timer_pk": PURGE_PARTITION,
+            "timer_sk": f"{format_timestamp(now)}#{connection.id}",
+        }
         try:
             send(
                 self.client.transact_write_items,
@@ -396,15 +416,29 @@ class Store:
                             "Key": to_dynamo(schema_guard_key(connection.group_id, connection.schema_name)),
                         }
                     },
+                    {"Put": {"TableName": self.name, "Item": to_dynamo(marker)}},
                 ],
             )
         except ConditionFailed:
             raise ConnectionNotFound(connection.id) from None
-        # Children (state snapshots, sync runs) live in the connection's partition.
-        self.delete_many(
-            {"pk": i["pk"], "sk": i["sk"]}
-            for i in self.query_partition(connection_key(connection.id)["pk"], "", keys_only=True)
+        return self.purge_children(connection.id, DELETE_INLINE_ITEMS)
+
+    def purge_children(self, connection_id: str, budget: int) -> bool:
+        """Delete up to `budget` children of a deleted connection; when none is left, its purge
+        marker too. Returns whether the purge is complete. Safe to repeat, and to run twice at once."""
+        pk = connection_key(connection_id)["pk"]
+        marker = purge_key(connection_id)
+        children = (
+            {"pk": str(i["pk"]), "sk": str(i["sk"])}
+            for i in self.query_partition(pk, "", keys_only=True)
+            if i["sk"] != marker["sk"]
         )
+        batch = list(itertools.islice(children, budget + 1))
+        self.delete_many(batch[:budget])
+        if len(batch) > budget:
+            return False
+        send(self.client.delete_item, TableName=self.name, Key=to_dynamo(marker))
+        return True
 
 
 def get_store() -> Store:

@@ -185,9 +185,10 @@ class Store:
         self.put_new(api_key_item(api_key, fields), lambda: Conflict(f"API key '{api_key}' already exists"))
 
     def get_api_key(self, api_key: str) -> dict[str, Any] | None:
-        # Eventually consistent is enough: a key is read long after it was created (its secret is
-        # shown once, to a person), and the authorizer caches answers for longer than the lag anyway.
-        return self.get(api_key_key(api_key), consistent=False)
+        # Strongly consistent: a key works the moment it is created and stops the moment it is
+        # revoked (up to the authorizer's cache), never a lagging replica's answer. A GetItem on the
+        # table, so the cost is one read unit more per cache miss, not an index.
+        return self.get(api_key_key(api_key), consistent=True)
 
     def set_trial_end(self, account_id: str, trial_ends_at: datetime) -> None:
         send(

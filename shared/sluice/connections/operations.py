@@ -19,7 +19,9 @@ from sluice.scheduler.grid import connection_next_sync_at
 from sluice.sources import get_service
 from sluice.sources.base import Service, SetupTestOptions
 from sluice.storage.store import Store
+from sluice.storage.sync_store import SyncStore
 from sluice.sync.events import SyncRequest, request_sync
+from sluice.sync.runs import DELETED, end_stopped_run
 from sluice.timestamps import utc_now
 
 # Request fields that are actions, not attributes: they are never stored.
@@ -186,7 +188,11 @@ def _retest_wanted(request: UpdateConnectionRequest) -> bool:
 
 def delete(caller: Caller, connection_id: str, store: Store) -> None:
     connection = store.get_connection(caller.account_id, connection_id)
-    store.delete_connection(connection, utc_now())
+    now = utc_now()
+    if connection.active_sync_id is not None:
+        # A running sync cannot end its own run once the connection is gone: end it here, once.
+        end_stopped_run(SyncStore(store), connection, connection.active_sync_id, DELETED, now)
+    store.delete_connection(connection, now)
     publish("Connection Deleted", {**_event_detail(connection), "connection": None})
 
 

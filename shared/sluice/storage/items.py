@@ -33,6 +33,7 @@ _CONNECTION_DATETIMES = (
     "failed_at",
     "rescheduled_for",
     "lease_expires_at",
+    "heartbeat_at",
     "next_sync_at",
     "connected_since",
     "retest_at",

@@ -35,6 +35,7 @@ from sluice.storage.items import (
     trial_item,
 )
 from sluice.storage.keys import (
+    PURGE_PARTITION,
     account_connections_partition,
     account_groups_partition,
     account_key,
@@ -42,7 +43,6 @@ from sluice.storage.keys import (
     connection_key,
     destination_key,
     group_key,
-    PURGE_PARTITION,
     purge_key,
     schema_guard_key,
 )

@@ -6,6 +6,7 @@ stale or duplicate worker fails harmlessly with LeaseLost.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -106,7 +107,7 @@ class SyncStore:
                 Key=to_dynamo(connection_key(connection_id)),
                 UpdateExpression=(
                     "SET active_sync_id = :sid, lease_expires_at = :until, sync_state = :syncing, "
-                    "last_sync_started_at = :now, version = version + :one"
+                    "last_sync_started_at = :now, heartbeat_at = :now, version = version + :one"
                 ),
                 ConditionExpression=free,
                 ExpressionAttributeValues=to_dynamo(values),
@@ -184,13 +185,15 @@ class SyncStore:
                             "TableName": self._name,
                             "Key": to_dynamo(connection_key(connection_id)),
                             "UpdateExpression": (
-                                "SET state_seq = :seq, lease_expires_at = :until, version = version + :one"
+                                "SET state_seq = :seq, lease_expires_at = :until, heartbeat_at = :now, "
+                                "version = version + :one"
                             ),
                             "ConditionExpression": "active_sync_id = :sid",
                             "ExpressionAttributeValues": to_dynamo(
                                 {
                                     ":seq": seq,
                                     ":until": format_timestamp(now + lease),
+                                    ":now": format_timestamp(now),
                                     ":one": 1,
                                     ":sid": sync_id,
                                 }
@@ -332,7 +335,8 @@ class SyncStore:
 
     # ---- runs --------------------------------------------------------------------------------------
 
-    def start_run(self, connection_id: str, sync_id: str, started_at: datetime, reason: str) -> None:
+    def start_run(self, connection_id: str, sync_id: str, started_at: datetime, reason: str) -> bool:
+        """Open the run record of a sync; False when it exists already (a replay of this sync id)."""
         item = {
             **run_key(connection_id, sync_id),
             "type": "sync_run",
@@ -340,22 +344,90 @@ class SyncStore:
             "started_at": format_timestamp(started_at),
             "reason": reason,
             "status": "running",
+            "rows_upserted": 0,
+            "rows_deleted": 0,
             # The table's TTL removes run records after this (epoch seconds).
             "expires_at": int((started_at + RUN_RECORDS_KEPT).timestamp()),
         }
-        send(self.client.put_item, TableName=self._name, Item=to_dynamo(item))
+        try:
+            send(
+                self.client.put_item,
+                TableName=self._name,
+                Item=to_dynamo(item),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ConditionFailed:
+            return False
+        return True
 
-    def finish_run(self, connection_id: str, sync_id: str, fields: dict[str, Any]) -> None:
-        """Record how a run ended, on its own record (continuations and retries share it)."""
-        names = {f"#{k}": k for k in fields}
-        send(
-            self.client.update_item,
-            TableName=self._name,
-            Key=to_dynamo(run_key(connection_id, sync_id)),
-            UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in fields),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=to_dynamo({f":{k}": v for k, v in fields.items()}),
-        )
+    def add_run_totals(self, connection_id: str, sync_id: str, upserted: int, deleted: int) -> None:
+        """Add one invocation's rows to its run's totals (a sync may take several invocations)."""
+        # A run ended meanwhile (forced out, deleted) keeps its totals: they are final.
+        with contextlib.suppress(ConditionFailed):
+            send(
+                self.client.update_item,
+                TableName=self._name,
+                Key=to_dynamo(run_key(connection_id, sync_id)),
+                UpdateExpression="ADD rows_upserted :u, rows_deleted :d",
+                ConditionExpression="#status = :running",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=to_dynamo({":u": upserted, ":d": deleted, ":running": "running"}),
+            )
+
+    def end_run(
+        self,
+        connection_id: str,
+        sync_id: str,
+        status: str,
+        message: str,
+        upserted: int,
+        deleted: int,
+        now: datetime,
+    ) -> dict[str, Any] | None:
+        """End a run that is still running, adding the last invocation's rows: the ended record (with
+        totals over all its invocations), or None when it had ended already or does not exist.
+        Conditional, so each run ends exactly once whoever ends it (its worker, a forced sync, a DELETE)."""
+        try:
+            response = send(
+                self.client.update_item,
+                TableName=self._name,
+                Key=to_dynamo(run_key(connection_id, sync_id)),
+                UpdateExpression=(
+                    "SET #status = :status, finished_at = :now, message = :message "
+                    "ADD rows_upserted :u, rows_deleted :d"
+                ),
+                ConditionExpression="#status = :running",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=to_dynamo(
+                    {
+                        ":status": status,
+                        ":now": format_timestamp(now),
+                        ":message": message,
+                        ":u": upserted,
+                        ":d": deleted,
+                        ":running": "running",
+                    }
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except ConditionFailed:
+            return None
+        return from_dynamo(response["Attributes"])
+
+    def heartbeat(self, connection_id: str, sync_id: str, now: datetime) -> bool:
+        """Record that the lease holder is alive; False when it no longer holds the lease."""
+        try:
+            send(
+                self.client.update_item,
+                TableName=self._name,
+                Key=to_dynamo(connection_key(connection_id)),
+                UpdateExpression="SET heartbeat_at = :now",
+                ConditionExpression="active_sync_id = :sid",
+                ExpressionAttributeValues=to_dynamo({":now": format_timestamp(now), ":sid": sync_id}),
+            )
+        except ConditionFailed:
+            return False
+        return True
 
     def run(self, connection_id: str, sync_id: str) -> dict[str, Any] | None:
         return self.store.get(run_key(connection_id, sync_id))

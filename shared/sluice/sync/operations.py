@@ -11,6 +11,7 @@ from sluice.sources import get_service
 from sluice.storage.store import Store
 from sluice.storage.sync_store import SyncStore
 from sluice.sync.events import SyncRequest, request_sync
+from sluice.sync.runs import FORCED_OUT, WORKER_SILENT, end_stopped_run, worker_silent
 from sluice.timestamps import utc_now
 
 
@@ -30,11 +31,17 @@ def trigger_sync(caller: Caller, connection_id: str, force: bool, store: Store) 
     connection = store.get_connection(caller.account_id, connection_id)
     if connection.paused:
         raise Conflict(f"Connection with id '{connection_id}' is paused; unpause it to sync")
+    now = utc_now()
     if sync_running(connection):
-        if not force:
+        silent = worker_silent(connection, now)
+        if not force and not silent:
             return f"Sync is already running for connection with id '{connection_id}'"
-        # Take the lease away: the running worker's next conditional write fails and it stops.
-        SyncStore(store).release_for_force(connection_id)
+        # Take the lease away: the running worker's next conditional write fails and it stops. Its
+        # run ends here, once, so that it has a Sync Completed even if that worker is gone.
+        sync_store = SyncStore(store)
+        stopped = sync_store.release_for_force(connection_id)
+        if stopped is not None:
+            end_stopped_run(sync_store, connection, stopped, FORCED_OUT if force else WORKER_SILENT, now)
     request_sync(SyncRequest(caller.account_id, connection_id, reason="api", force=force))
     return f"Sync has been successfully triggered for connection with id '{connection_id}'"
 

@@ -49,6 +49,12 @@ class SyncResult:
     message: str = ""
     # Columns seen per table (the schemas and columns endpoints report them).
     columns: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    # Of these rows, how many are already added to the run record's totals (at each checkpoint).
+    counted_upserted: int = field(default=0, repr=False)
+    counted_deleted: int = field(default=0, repr=False)
+
+    def uncounted(self) -> tuple[int, int]:
+        return self.rows_upserted - self.counted_upserted, self.rows_deleted - self.counted_deleted
 
 
 def strictly_after(now: datetime, *previous: datetime | None) -> datetime:
@@ -116,15 +122,15 @@ class SyncEngine:
 
     def _end_stopped(self, connection: Connection, sync_id: str, message: str, result: SyncResult) -> None:
         """End this sync's run if nobody did (the forcing API call or the DELETE usually has)."""
-        end_stopped_run(
-            self.sync_store,
-            connection,
-            sync_id,
-            message,
-            utc_now(),
-            result.rows_upserted,
-            result.rows_deleted,
-        )
+        end_stopped_run(self.sync_store, connection, sync_id, message, utc_now(), *result.uncounted())
+
+    def _count(self, connection_id: str, sync_id: str, result: SyncResult) -> None:
+        """After a checkpoint: add the rows it covers to the run's totals, which thus span every
+        invocation and are there for whoever ends the run."""
+        upserted, deleted = result.uncounted()
+        if upserted or deleted:
+            self.sync_store.add_run_totals(connection_id, sync_id, upserted, deleted)
+        result.counted_upserted, result.counted_deleted = result.rows_upserted, result.rows_deleted
 
     # ---- the work ----------------------------------------------------------------------------------
 
@@ -168,12 +174,10 @@ class SyncEngine:
                         self.sync_store.commit_checkpoint(
                             connection.id, sync_id, seq, pending, utc_now(), LEASE
                         )
+                        self._count(connection.id, sync_id, result)
                         pending, batch, last_commit = None, 0, time.monotonic()
                         if out_of_time:
                             self.sync_store.add_columns(connection.id, result.columns)
-                            self.sync_store.add_run_totals(
-                                connection.id, sync_id, result.rows_upserted, result.rows_deleted
-                            )
                             request_sync(
                                 replace(request, reason="continuation", sync_id=sync_id, force=False)
                             )
@@ -209,6 +213,7 @@ class SyncEngine:
             if pending is not None:
                 seq += 1
                 self.sync_store.commit_checkpoint(connection.id, sync_id, seq, pending, utc_now(), LEASE)
+                self._count(connection.id, sync_id, result)
         except LeaseLost:
             raise
         except SourceRateLimited as exc:
@@ -280,8 +285,7 @@ class SyncEngine:
             sync_id,
             result.status,
             result.message,
-            result.rows_upserted,
-            result.rows_deleted,
+            *result.uncounted(),
             utc_now(),
         )
         if ended is not None:  # ended exactly once, with the totals of every invocation

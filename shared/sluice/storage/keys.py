@@ -86,3 +86,11 @@ def account_connections_partition(account_id: str) -> str:
 
 def account_groups_partition(account_id: str) -> str:
     return f"ACCT#{account_id}#GROUP"
+
+
+def package_key(package_id: str) -> dict[str, str]:
+    return {"pk": f"PACKAGE#{package_id}", "sk": "PACKAGE"}
+
+
+def account_packages_partition(account_id: str) -> str:
+    return f"ACCT#{account_id}#PACKAGE"

@@ -39,10 +39,12 @@ from sluice.storage.keys import (
     account_connections_partition,
     account_groups_partition,
     account_key,
+    account_packages_partition,
     api_key_key,
     connection_key,
     destination_key,
     group_key,
+    package_key,
     purge_key,
     schema_guard_key,
 )
@@ -226,6 +228,15 @@ class Store:
             page = self.query_page(partition, limit, cursor, where=("schema", schema))
         else:
             page = self.query_page(partition, limit, cursor)
+        return [connection_from_item(i) for i in page.items], page.next_cursor
+
+    def list_connections_of_service(
+        self, account_id: str, service: str, cursor: str | None, limit: int
+    ) -> tuple[list[Connection], str | None]:
+        """One page of an account's connections of one service (e.g. connector_sdk)."""
+        page = self.query_page(
+            account_connections_partition(account_id), limit, cursor, where=("service", service)
+        )
         return [connection_from_item(i) for i in page.items], page.next_cursor
 
     def query_page(
@@ -440,6 +451,67 @@ class Store:
             return False
         send(self.client.delete_item, TableName=self.name, Key=to_dynamo(marker))
         return True
+
+    # -- Connector SDK packages ------------------------------------------------------------------------
+
+    def get_package(self, account_id: str, package_id: str) -> dict[str, Any] | None:
+        return self._get_owned(package_key(package_id), account_id)
+
+    def list_packages(self, account_id: str, cursor: str | None, limit: int) -> Page:
+        return self.query_page(account_packages_partition(account_id), limit, cursor)
+
+    def put_package(self, item: dict[str, Any], expected_version: int | None) -> None:
+        """Create a package item (`expected_version` None) or replace it if nobody changed it since."""
+        package_id = str(item["id"])
+        full = {
+            **item,
+            **package_key(package_id),
+            "gsi1pk": account_packages_partition(str(item["account_id"])),
+            "gsi1sk": package_id,
+        }
+        condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+        if expected_version is not None:
+            condition = {
+                "ConditionExpression": "version = :v",
+                "ExpressionAttributeValues": to_dynamo({":v": expected_version}),
+            }
+        try:
+            send(self.client.put_item, TableName=self.name, Item=to_dynamo(full), **condition)
+        except ConditionFailed:
+            raise ConcurrentUpdate() from None
+
+    def delete_package(self, account_id: str, package_id: str, expected_version: int) -> None:
+        try:
+            send(
+                self.client.delete_item,
+                TableName=self.name,
+                Key=to_dynamo(package_key(package_id)),
+                ConditionExpression="account_id = :a AND version = :v",
+                ExpressionAttributeValues=to_dynamo({":a": account_id, ":v": expected_version}),
+            )
+        except ConditionFailed:
+            raise ConcurrentUpdate() from None
+
+    def package_users(self, account_id: str) -> dict[str, list[str]]:
+        """The account's connections by the package their config names (one Query on the account's
+        connections)."""
+        users: dict[str, list[str]] = {}
+        for item in self.query_all(
+            {
+                "IndexName": "gsi1",
+                "KeyConditionExpression": "gsi1pk = :p",
+                "ExpressionAttributeValues": to_dynamo({":p": account_connections_partition(account_id)}),
+            }
+        ):
+            config = item.get("config")
+            if isinstance(config, str):
+                config = json.loads(config)
+            if isinstance(config, dict) and isinstance(config.get("package_id"), str):
+                users.setdefault(config["package_id"], []).append(str(item["id"]))
+        return {package_id: sorted(ids) for package_id, ids in users.items()}
+
+    def connections_using_package(self, account_id: str, package_id: str) -> list[str]:
+        return self.package_users(account_id).get(package_id, [])
 
 
 def get_store() -> Store:

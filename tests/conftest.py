@@ -58,6 +58,7 @@ def dynamodb_local() -> Iterator[str]:
     yield running.endpoint
     running.stop()
 
+
 # A real PostgreSQL server (`pg_server`, `pg_database`), started only by the tests that ask for it.
 pytest_plugins = ("tests.support.postgres",)
 

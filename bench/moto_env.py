@@ -64,16 +64,23 @@ def invoke(op: str, event: dict[str, Any]) -> dict[str, Any]:
     return dict(body["data"])
 
 
-def duckdb_group(path: Path, name: str) -> str:
+def duckdb_group(file: str, name: str) -> str:
+    """A group whose duckdb destination is `file`, in the bench account's data folder (`duckdb_path`)."""
     group = invoke("create_group", api_event("create_group", body={"name": name}))
     invoke(
         "create_destination",
         api_event(
             "create_destination",
-            body={"group_id": group["id"], "service": "duckdb", "config": {"path": str(path)}},
+            body={"group_id": group["id"], "service": "duckdb", "config": {"path": file}},
         ),
     )
     return str(group["id"])
+
+
+def duckdb_path(file: str) -> Path:
+    from sluice.destinations.duckdb import account_dir
+
+    return account_dir(ACCOUNT) / file
 
 
 def rest_connection(group_id: str, config: dict[str, Any]) -> dict[str, Any]:

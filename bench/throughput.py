@@ -102,8 +102,9 @@ def sluice_sync(api: SampleApiProcess, work: Path, profile: cProfile.Profile | N
     from sluice.sync.engine import SyncEngine
     from sluice.sync.events import SyncRequest
 
-    path = work / f"sluice-{uuid.uuid4().hex[:8]}.duckdb"
-    group_id = moto_env.duckdb_group(path, "bench_" + uuid.uuid4().hex[:8])
+    file = f"sluice-{uuid.uuid4().hex[:8]}.duckdb"
+    path = moto_env.duckdb_path(file)
+    group_id = moto_env.duckdb_group(file, "bench_" + uuid.uuid4().hex[:8])
     connection = moto_env.rest_connection(group_id, source_config(api.url))
     engine = SyncEngine(get_store(), decrypt=secret_box().decrypt)
     request = SyncRequest(account_id=moto_env.ACCOUNT, connection_id=connection["id"])

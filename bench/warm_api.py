@@ -22,7 +22,7 @@ def run(env: moto_env.MotoEnv, calls: int = 200, warmup: int = 30, out=print) ->
     from sluice.settings import get_settings
     from sluice.storage.store import connection_key, to_dynamo
 
-    group_id = moto_env.duckdb_group(env.data_dir / "warm.duckdb", "bench_warm")
+    group_id = moto_env.duckdb_group("warm.duckdb", "bench_warm")
     connection = moto_env.rest_connection(
         group_id,
         {

@@ -384,8 +384,14 @@ def prepare_environment(endpoint: str, data_dir: Path) -> LocalResources:
     return resources
 
 
+# The seeded key's account: fixed, so that its default group's file has a known place,
+# `<data folder>/local/default.duckdb` (every duckdb file lives in its account's folder).
+LOCAL_ACCOUNT_ID = "local"
+DEFAULT_DUCKDB_FILE = "default.duckdb"
+
+
 def seed(data_dir: Path) -> dict[str, str]:
-    """The first API key and a default group with a duckdb destination."""
+    """The first API key (of account `local`) and a default group with a duckdb destination."""
     from sluice.accounts.api_keys import create_api_key
     from sluice.api.caller import Caller
     from sluice.api.request_models import CreateDestinationRequest, CreateGroupRequest
@@ -395,6 +401,7 @@ def seed(data_dir: Path) -> dict[str, str]:
     table = get_store()
     key = create_api_key(
         table,
+        account_id=LOCAL_ACCOUNT_ID,
         api_key=os.environ.get("SLUICE_API_KEY") or None,
         api_secret=os.environ.get("SLUICE_API_SECRET") or None,
     )
@@ -403,11 +410,16 @@ def seed(data_dir: Path) -> dict[str, str]:
     create_destination(
         caller,
         CreateDestinationRequest(
-            group_id=group["id"], service="duckdb", config={"path": str(data_dir / "default.duckdb")}
+            group_id=group["id"], service="duckdb", config={"path": DEFAULT_DUCKDB_FILE}
         ),
         table,
     )
-    return {"api_key": key.api_key, "api_secret": key.api_secret, "group_id": group["id"]}
+    return {
+        "api_key": key.api_key,
+        "api_secret": key.api_secret,
+        "group_id": group["id"],
+        "duckdb_file": str(data_dir / key.account_id / DEFAULT_DUCKDB_FILE),
+    }
 
 
 class RunningStack:
@@ -453,7 +465,7 @@ def main() -> None:
                 f"Sluice local stack ready on {running.url}",
                 f"  API key:    {seeded['api_key']}",
                 f"  API secret: {secret_line}",
-                f"  group:      {seeded['group_id']} (duckdb destination under {running.data_dir})",
+                f"  group:      {seeded['group_id']} (duckdb destination {seeded['duckdb_file']})",
                 f"  AWS (moto): {running.aws_endpoint}  (e.g. aws --endpoint-url {running.aws_endpoint} s3 mb s3://b)",
                 f"  events:     {running.data_dir / 'events.jsonl'}",
                 f"  tick now:   curl -X POST {running.url}{LOCAL_TICK_PATH}",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -75,10 +76,11 @@ def _forget_cached_clients() -> None:
 
 @pytest.fixture
 def aws(
-    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, backend: str
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, backend: str, tmp_path: Path
 ) -> Iterator[LocalResources]:
     """moto in-process with the template's tables, key, bus, rules and secrets created (the tables
-    on DynamoDB Local instead when `backend` says so, under names of their own)."""
+    on DynamoDB Local instead when `backend` says so, under names of their own); duckdb
+    destinations under the test's own data folder."""
     for var in [v for v in os.environ if v.startswith("AWS_ENDPOINT_URL")]:
         monkeypatch.delenv(var)  # with an endpoint set, mock_aws stops intercepting
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -88,6 +90,7 @@ def aws(
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Sluice")
     monkeypatch.setenv("SLUICE_ALLOW_LOOPBACK", "1")
+    monkeypatch.setenv("SLUICE_DATA_DIR", str(tmp_path / "data"))
     endpoint = request.getfixturevalue("dynamodb_local") if backend == "dynamodb_local" else None
     with mock_aws():
         stack = "sluice"

@@ -107,7 +107,7 @@ def test_fivetran_deploy_then_a_sync_lands_the_rows(stack: LocalStackProcess, de
     synced = wait_for_sync(http, url)
     assert synced["succeeded_at"] and synced["failed_at"] is None, synced
 
-    with duckdb.connect(str(stack.data_dir / "default.duckdb"), read_only=True) as db:
+    with duckdb.connect(str(stack.default_duckdb), read_only=True) as db:
         items = dict(db.execute(f"SELECT id, name FROM {schema}.items").fetchall())
     assert set(items) == set(range(1, 13)) and items[1] == "renamed"
 

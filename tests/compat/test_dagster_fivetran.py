@@ -95,7 +95,7 @@ def _landed(stack: LocalStackProcess, schema: str) -> tuple[int, dict[int, int]]
     """Row count and {id: version} of <schema>.items in the default group's DuckDB file (read-only)."""
     import duckdb
 
-    path = stack.data_dir / "default.duckdb"
+    path = stack.default_duckdb
     deadline = time.monotonic() + 20
     while True:
         try:

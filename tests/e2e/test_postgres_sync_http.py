@@ -13,7 +13,7 @@ from tests.support.postgres import SUPERUSER, SUPERUSER_PASSWORD, PostgresServer
 def landed(stack: LocalStackProcess, table: str) -> dict:
     import duckdb
 
-    with duckdb.connect(str(stack.data_dir / "default.duckdb"), read_only=True) as db:
+    with duckdb.connect(str(stack.default_duckdb), read_only=True) as db:
         rows = db.execute(f"SELECT id, name, _fivetran_deleted FROM {table}").fetchall()
     return {r[0]: r for r in rows}
 

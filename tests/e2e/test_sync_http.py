@@ -36,7 +36,7 @@ def wait_for_sync(http: requests.Session, url: str, previous: str | None, timeou
 def landed(stack: LocalStackProcess, table: str) -> dict:
     import duckdb
 
-    with duckdb.connect(str(stack.data_dir / "default.duckdb"), read_only=True) as db:
+    with duckdb.connect(str(stack.default_duckdb), read_only=True) as db:
         rows = db.execute(f"SELECT id, name, _fivetran_deleted FROM {table}").fetchall()
     return {r[0]: r for r in rows}
 
@@ -126,7 +126,7 @@ def test_s3_csv_sync_over_http(stack: LocalStackProcess) -> None:
     import duckdb
 
     def cities() -> dict:
-        with duckdb.connect(str(stack.data_dir / "default.duckdb"), read_only=True) as db:
+        with duckdb.connect(str(stack.default_duckdb), read_only=True) as db:
             return dict(db.execute(f"SELECT id, city FROM files.{table}").fetchall())
 
     assert cities() == {"1": "Oslo", "2": "Lima"}

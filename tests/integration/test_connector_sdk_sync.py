@@ -17,7 +17,7 @@ from tests.support.connector_sdk import (
     use_sdk_python,
     zip_connector,
 )
-from tests.support.syncing import get_connection, make_group_with_duckdb, run_worker, sync_event
+from tests.support.syncing import duckdb_file, get_connection, make_group_with_duckdb, run_worker, sync_event
 
 
 class Crash(BaseException):
@@ -25,14 +25,14 @@ class Crash(BaseException):
 
 
 @pytest.fixture
-def lake(tmp_path: Path) -> Path:
-    return tmp_path / "lake.duckdb"
+def lake(aws) -> Path:
+    return duckdb_file("lake.duckdb")
 
 
 @pytest.fixture
 def group(aws, lake, monkeypatch) -> str:
     use_sdk_python(monkeypatch)
-    return make_group_with_duckdb(lake)
+    return make_group_with_duckdb(lake.name)
 
 
 def commit_every_checkpoint(monkeypatch) -> None:

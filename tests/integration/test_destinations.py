@@ -27,7 +27,12 @@ def test_create_and_get_destination(aws) -> None:
 def test_s3_destination_config(aws) -> None:
     group_id = make_group()
     body = {"group_id": group_id, "service": "s3", "config": {"bucket": "lake-bucket", "prefix": "raw/"}}
-    assert call("create_destination", body=body).data["config"] == {"bucket": "lake-bucket", "prefix": "raw/"}
+    assert call("create_destination", body=body).data["config"] == {
+        "bucket": "lake-bucket",
+        "prefix": "raw/",
+        "role_arn": None,
+        "external_id": "acct_example",  # set by Sluice: the account id a role_arn is assumed with
+    }
 
 
 def test_a_group_has_at_most_one_destination(aws) -> None:

@@ -39,7 +39,7 @@ def config_for(server: PostgresServer, database: str, **extra: Any) -> dict[str,
 
 @pytest.fixture
 def dest(pg_server: PostgresServer, pg_database: str) -> Iterator[PostgresDestination]:
-    destination = open_destination("postgres", config_for(pg_server, pg_database))
+    destination = open_destination("postgres", config_for(pg_server, pg_database), "acct_example")
     assert isinstance(destination, PostgresDestination)
     yield destination
     destination.close()
@@ -261,7 +261,9 @@ def test_a_failed_batch_leaves_nothing_half_written(dest: PostgresDestination) -
 
 
 def test_schema_prefix_names_the_schema(pg_server: PostgresServer, pg_database: str) -> None:
-    with open_destination("postgres", config_for(pg_server, pg_database, schema_prefix="lake")) as dest:
+    with open_destination(
+        "postgres", config_for(pg_server, pg_database, schema_prefix="lake"), "acct_example"
+    ) as dest:
         assert isinstance(dest, PostgresDestination)
         dest.upsert("crm", USERS, [{"id": 1}], T0, "b1")
         assert rows_of(dest, "users", schema="lake_crm")[0]["id"] == 1
@@ -272,12 +274,12 @@ def test_loopback_is_refused_unless_allowed(
 ) -> None:
     set_loopback(monkeypatch, False)
     with pytest.raises(Exception, match="loopback"):
-        open_destination("postgres", config_for(pg_server, pg_database))
+        open_destination("postgres", config_for(pg_server, pg_database), "acct_example")
 
 
 def test_wrong_password_is_a_clear_destination_error(pg_server: PostgresServer, pg_database: str) -> None:
     with pytest.raises(DestinationError, match="password authentication failed"):
-        open_destination("postgres", config_for(pg_server, pg_database, password="wrong"))
+        open_destination("postgres", config_for(pg_server, pg_database, password="wrong"), "acct_example")
 
 
 def test_writes_after_close_are_refused(dest: PostgresDestination) -> None:

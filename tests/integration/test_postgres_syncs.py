@@ -15,6 +15,7 @@ from sluice.storage.sync_store import SyncStore
 from tests.support.api_events import DEFAULT, call, make_group
 from tests.support.postgres import SUPERUSER, SUPERUSER_PASSWORD, PostgresServer
 from tests.support.syncing import (
+    duckdb_file,
     duckdb_rows,
     get_connection,
     make_group_with_duckdb,
@@ -156,8 +157,8 @@ def assert_same_rows(source: dict[Any, dict[str, Any]], landed: dict[Any, dict[s
 
 
 @pytest.fixture
-def lake(tmp_path: Path) -> Path:
-    return tmp_path / "lake.duckdb"
+def lake(aws: Any) -> Path:
+    return duckdb_file("lake.duckdb")
 
 
 def test_postgres_to_duckdb_with_changes_between_syncs_and_a_crash_in_each(
@@ -169,7 +170,7 @@ def test_postgres_to_duckdb_with_changes_between_syncs_and_a_crash_in_each(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     connection = make_postgres_connection(
-        make_group_with_duckdb(lake), postgres_source_config(pg_server, source_db)
+        make_group_with_duckdb(lake.name), postgres_source_config(pg_server, source_db)
     )
     # Historical: the worker dies after the second page's checkpoint; Lambda retries the event.
     crash_on_commit(monkeypatch, 3)
@@ -198,7 +199,7 @@ def test_xmin_connection_to_duckdb_moves_changed_rows(
 ) -> None:
     config = postgres_source_config(pg_server, source_db, update_method="XMIN")
     del config["replication_slot"], config["publication_name"]
-    connection = make_postgres_connection(make_group_with_duckdb(lake), config)
+    connection = make_postgres_connection(make_group_with_duckdb(lake.name), config)
     sync(connection["id"])
     pg_server.execute(
         source_db, "UPDATE items SET qty = -1 WHERE id = 3", "INSERT INTO items VALUES (99, 'n', 9)"

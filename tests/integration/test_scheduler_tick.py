@@ -194,7 +194,7 @@ def test_a_tick_costs_what_is_due_not_what_exists(aws, table) -> None:
 
 def test_a_race_between_the_tick_and_a_manual_sync_gives_one_run(aws, table, bus, tmp_path: Path) -> None:
     with SampleApi(rows=40) as api:
-        group_id = make_group_with_duckdb(tmp_path / "lake.duckdb")
+        group_id = make_group_with_duckdb("lake.duckdb")
         created = make_rest_connection(group_id, sample_api_config(api.url), sync_frequency=15)
         connection = connect(table, created["id"], utc_now() - timedelta(hours=1))
         bus.drain()
@@ -266,7 +266,7 @@ def test_the_tick_pauses_connections_that_asked_for_it_when_the_trial_ends(aws, 
 
 def test_three_failed_syncs_in_a_row_announce_connection_failing(aws, table, bus, tmp_path: Path) -> None:
     with SampleApi(rows=5, token="right") as api:
-        group_id = make_group_with_duckdb(tmp_path / "lake.duckdb")
+        group_id = make_group_with_duckdb("lake.duckdb")
         created = make_rest_connection(group_id, sample_api_config(api.url, token="wrong"))
         from tests.support.syncing import sync_event
 

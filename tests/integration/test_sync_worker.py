@@ -12,6 +12,7 @@ from sluice.storage.sync_store import LeaseLost, SyncStore
 from sluice.timestamps import parse_timestamp, utc_now
 from tests.support.api_events import call
 from tests.support.syncing import (
+    duckdb_file,
     duckdb_rows,
     get_connection,
     make_group_with_duckdb,
@@ -36,13 +37,13 @@ def api():
 
 
 @pytest.fixture
-def lake(tmp_path: Path) -> Path:
-    return tmp_path / "lake.duckdb"
+def lake(aws) -> Path:
+    return duckdb_file("lake.duckdb")
 
 
 @pytest.fixture
 def connection(aws, api, lake) -> dict:
-    group_id = make_group_with_duckdb(lake)
+    group_id = make_group_with_duckdb(lake.name)
     return make_rest_connection(group_id, sample_api_config(api.url, token="s3cr3t-token", page_size=20))
 
 
@@ -197,7 +198,7 @@ def test_an_expired_lease_can_be_taken_over(aws, connection, table) -> None:
 @pytest.mark.parametrize("style", ["next_link", "link_header", "cursor", "page", "offset"])
 def test_ties_across_pages_and_checkpoints_lose_no_row(aws, api, lake, style, monkeypatch) -> None:
     commit_every_checkpoint(monkeypatch)
-    group_id = make_group_with_duckdb(lake)
+    group_id = make_group_with_duckdb(lake.name)
     config = sample_api_config(api.url, token="s3cr3t-token", style=style, page_size=6)
     created = make_rest_connection(group_id, config)
     # Stop after every checkpoint: each page boundary is also a continuation boundary.
@@ -236,7 +237,7 @@ def test_a_short_rate_limit_is_waited_out_within_the_run(aws, api, lake, connect
 
 
 def test_refused_credentials_fail_the_sync_and_break_the_connection(aws, api, lake) -> None:
-    group_id = make_group_with_duckdb(lake)
+    group_id = make_group_with_duckdb(lake.name)
     created = make_rest_connection(group_id, sample_api_config(api.url, token="wrong-token"))
     result = run_worker(sync_event(created["id"]))
     assert result["status"] == "FAILURE_WITH_TASK"

@@ -27,6 +27,8 @@ class LocalStackProcess:
     group_id: str
     aws_endpoint: str
     data_dir: Path
+    # The default group's DuckDB file, as the stack printed it (inside the seeded account's folder).
+    default_duckdb: Path
     process: subprocess.Popen[str]
     output: list[str] = field(default_factory=list)
 
@@ -89,6 +91,7 @@ def start_local_stack(data_dir: Path, timeout: float = 90) -> LocalStackProcess:
     output: list[str] = []
     ready = threading.Event()
     group: list[str] = []
+    duckdb_file: list[str] = []
     endpoint: list[str] = []
     url: list[str] = []
 
@@ -100,6 +103,8 @@ def start_local_stack(data_dir: Path, timeout: float = 90) -> LocalStackProcess:
                 url.append(match.group(1))
             if match := re.search(r"group:\s+(\S+)", line):
                 group.append(match.group(1))
+            if match := re.search(r"\(duckdb destination (.+)\)", line):
+                duckdb_file.append(match.group(1))
             if match := re.search(r"AWS \(moto\):\s+(\S+)", line):
                 endpoint.append(match.group(1))
             if "Ctrl-C stops it" in line:
@@ -118,6 +123,7 @@ def start_local_stack(data_dir: Path, timeout: float = 90) -> LocalStackProcess:
         group_id=group[0],
         aws_endpoint=endpoint[0],
         data_dir=data_dir,
+        default_duckdb=Path(duckdb_file[0]),
         process=process,
         output=output,
     )

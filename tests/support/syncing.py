@@ -11,16 +11,28 @@ from typing import Any
 from local.functions import load_module
 from local.lambda_context import LocalContext
 from local.sample_api import config_for
-from tests.support.api_events import EVENTS, call, make_group
+from tests.support.api_events import DEFAULT, EVENTS, Account, call, make_group
 
 
-def make_group_with_duckdb(path: Path) -> str:
-    group_id = make_group()
+def make_group_with_duckdb(
+    file: str = "lake.duckdb", account: Account = DEFAULT, name: str = "analytics"
+) -> str:
+    """A group whose duckdb destination is `file` (relative: it lands in the account's data folder)."""
+    group_id = make_group(name, account=account)
     reply = call(
-        "create_destination", body={"group_id": group_id, "service": "duckdb", "config": {"path": str(path)}}
+        "create_destination",
+        body={"group_id": group_id, "service": "duckdb", "config": {"path": file}},
+        account=account,
     )
     assert reply.status == 201, reply.body
     return group_id
+
+
+def duckdb_file(file: str = "lake.duckdb", account: Account = DEFAULT) -> Path:
+    """Where the duckdb destination `file` of `account` lives (`<data folder>/<account id>/<file>`)."""
+    from sluice.destinations.duckdb import account_dir
+
+    return account_dir(account.account_id) / file
 
 
 def sample_api_config(
@@ -33,7 +45,9 @@ def sample_api_config(
     return config
 
 
-def make_rest_connection(group_id: str, config: dict[str, Any], **body: Any) -> dict[str, Any]:
+def make_rest_connection(
+    group_id: str, config: dict[str, Any], account: Account = DEFAULT, **body: Any
+) -> dict[str, Any]:
     reply = call(
         "create_connection",
         body={
@@ -43,6 +57,7 @@ def make_rest_connection(group_id: str, config: dict[str, Any], **body: Any) -> 
             "run_setup_tests": False,
             **body,
         },
+        account=account,
     )
     assert reply.status == 201, reply.body
     return dict(reply.data)

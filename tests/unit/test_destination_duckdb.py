@@ -20,6 +20,7 @@ from sluice.settings import get_settings
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 T1 = T0 + timedelta(hours=1)
 USERS = TableSpec("users", ("id",))
+ACCOUNT = "acct_unit"
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 @pytest.fixture
 def dest(data_dir: Path) -> Iterator[DuckDbDestination]:
-    destination = open_destination("duckdb", {"path": "warehouse.duckdb"})
+    destination = open_destination("duckdb", {"path": "warehouse.duckdb"}, ACCOUNT)
     assert isinstance(destination, DuckDbDestination)
     yield destination
     destination.close()
@@ -212,7 +213,7 @@ def test_a_column_seen_only_as_null_stays_untyped_across_runs(dest: DuckDbDestin
     dest.upsert("crm", USERS, [{"id": 2, "deleted_at": None}], T0, "b2")
     dest.close()
 
-    with DuckDbDestination(dest_config("warehouse.duckdb")) as again:
+    with DuckDbDestination(dest_config("warehouse.duckdb"), ACCOUNT) as again:
         again.upsert("crm", USERS, [{"id": 3, "deleted_at": 17}], T1, "b3")
         assert types_of(again, "users")["deleted_at"] == "BIGINT"
         again.upsert("crm", USERS, [{"id": 4, "deleted_at": "soon"}], T1, "b4")  # and now it widens
@@ -340,7 +341,7 @@ def test_a_new_run_continues_the_same_tables(dest: DuckDbDestination, data_dir: 
     dest.flush()
     dest.close()
 
-    with DuckDbDestination(dest_config("warehouse.duckdb")) as again:
+    with DuckDbDestination(dest_config("warehouse.duckdb"), ACCOUNT) as again:
         again.upsert("crm", USERS, [{"id": 1, "score": 2}, {"id": 2, "score": 2.5}], T1, "b2")
         assert [(r["id"], r["score"]) for r in rows_of(again, "users")] == [(1, 2.0), (2, 2.5)]
 
@@ -355,24 +356,24 @@ def test_a_table_changed_by_another_connection_is_read_again(dest: DuckDbDestina
 
 
 def test_relative_path_is_under_the_data_dir(data_dir: Path) -> None:
-    with DuckDbDestination(dest_config("nested/local.duckdb")) as dest:
+    with DuckDbDestination(dest_config("nested/local.duckdb"), ACCOUNT) as dest:
         dest.upsert("crm", USERS, [{"id": 1}], T0, "b1")
 
-    con = duckdb.connect(str(data_dir / "nested" / "local.duckdb"))
+    con = duckdb.connect(str(data_dir / ACCOUNT / "nested" / "local.duckdb"))
     assert con.execute('SELECT count(*) FROM "local"."crm"."users"').fetchone() == (1,)
     con.close()
 
 
 def test_relative_path_may_not_leave_the_data_dir(data_dir: Path) -> None:
-    with pytest.raises(DestinationError, match="leaves the data folder"):
-        open_destination("duckdb", {"path": "../elsewhere.duckdb"})
+    with pytest.raises(DestinationError, match="must be a relative path inside the account's data folder"):
+        open_destination("duckdb", {"path": "../elsewhere.duckdb"}, ACCOUNT)
 
 
 def test_unknown_service_and_bad_config_are_destination_errors() -> None:
     with pytest.raises(DestinationError, match="Unknown destination service"):
-        open_destination("snowflake", {})
+        open_destination("snowflake", {}, ACCOUNT)
     with pytest.raises(DestinationError, match="Invalid 'duckdb' destination config"):
-        open_destination("duckdb", {"path": ""})
+        open_destination("duckdb", {"path": ""}, ACCOUNT)
 
 
 def test_writes_after_close_are_refused(dest: DuckDbDestination) -> None:

@@ -62,7 +62,7 @@ def config(endpoint: str) -> dict[str, Any]:
 
 
 def open_lake(config: dict[str, Any]) -> IcebergDestination:
-    destination = open_destination("iceberg", config)
+    destination = open_destination("iceberg", config, "acct_example")
     assert isinstance(destination, IcebergDestination)
     return destination
 
@@ -387,9 +387,9 @@ def test_bad_rows_and_configs_fail_clearly(dest: IcebergDestination, config: dic
     with pytest.raises(DestinationError, match="must be scalars"):
         dest.upsert("crm", USERS, [{"id": [1]}], T0, "1-a-2")
     with pytest.raises(DestinationError, match="Invalid 'iceberg' destination config"):
-        open_destination("iceberg", {**config, "database": "Not-A-Glue-Name"})
+        open_destination("iceberg", {**config, "database": "Not-A-Glue-Name"}, "acct_example")
     with pytest.raises(DestinationError, match="Invalid 'iceberg' destination config"):
-        open_destination("iceberg", {"bucket": config["bucket"]})
+        open_destination("iceberg", {"bucket": config["bucket"]}, "acct_example")
     dest.close()
     dest.close()  # twice is fine
     with pytest.raises(DestinationError, match="closed"):

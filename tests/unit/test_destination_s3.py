@@ -31,7 +31,7 @@ def s3(aws: LocalResources) -> Any:
 
 @pytest.fixture
 def dest(s3: Any) -> Iterator[S3Destination]:
-    destination = open_destination("s3", {"bucket": BUCKET, "prefix": "lake/"})
+    destination = open_destination("s3", {"bucket": BUCKET, "prefix": "lake/"}, "acct_unit")
     assert isinstance(destination, S3Destination)
     yield destination
     destination.close()
@@ -154,7 +154,7 @@ def test_rows_keep_their_own_shape_across_batches(dest: S3Destination, s3: Any) 
 
 
 def test_many_batches_are_all_written_by_flush(s3: Any) -> None:
-    dest = S3Destination(open_config(prefix=""), max_in_flight=3)
+    dest = S3Destination(open_config(prefix=""), "acct_unit", max_in_flight=3)
     for batch in range(20):
         dest.upsert("crm", USERS, [{"id": batch}], T0, f"b{batch:03d}")
     dest.flush()
@@ -164,7 +164,7 @@ def test_many_batches_are_all_written_by_flush(s3: Any) -> None:
 
 
 def test_a_failed_upload_surfaces_at_flush(s3: Any) -> None:
-    dest = S3Destination(open_config(bucket="no-such-bucket"))
+    dest = S3Destination(open_config(bucket="no-such-bucket"), "acct_unit")
     dest.upsert("crm", USERS, [{"id": 1}], T0, "b1")
 
     with pytest.raises(DestinationError, match=re.escape("s3://no-such-bucket/lake/crm/users/b1.jsonl")):

@@ -13,6 +13,7 @@ import boto3
 import pytest
 
 from local.resources import LocalResources
+from sluice import tenant_roles
 from sluice.contract import Checkpoint, Operation, TableSpec, Upserts
 from sluice.sources import s3 as s3_source
 from sluice.sources.base import SourceAuthError, SourceError
@@ -186,8 +187,8 @@ def test_a_role_is_assumed_before_reading(s3: Any) -> None:
     iam = boto3.client("iam", region_name="us-east-1")
     role = iam.create_role(RoleName="reader", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     put(s3, "exports/a.csv", "id\n1\n")
-    with mock.patch.object(s3_source.aws, "client", wraps=s3_source.aws.client) as clients:
-        assert rows_of(run(config(role_arn=role))) == [{"id": "1"}]
+    with mock.patch.object(tenant_roles, "client", wraps=tenant_roles.client) as clients:
+        assert rows_of(run(config(role_arn=role, external_id="acct_unit"))) == [{"id": "1"}]
     assert [c.args[0] for c in clients.call_args_list] == ["sts"]
 
 

@@ -29,6 +29,10 @@ def _daily_sync_time(value: str) -> str:
     return value
 
 
+# CUSTOM data delay thresholds, in minutes: up to a year (a bound keeps every date computed from it
+# representable, and every stored number within DynamoDB's).
+MAX_DATA_DELAY_THRESHOLD = 525_600
+
 SyncFrequency = Annotated[int, AfterValidator(_sync_frequency)]
 DailySyncTime = Annotated[str, AfterValidator(_daily_sync_time)]
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
@@ -53,7 +57,7 @@ class ConnectionSettings(Body):
     schedule_type: ScheduleType | None = None
     daily_sync_time: DailySyncTime | None = None
     data_delay_sensitivity: DataDelaySensitivity | None = None
-    data_delay_threshold: Annotated[int, Field(ge=0)] | None = None
+    data_delay_threshold: Annotated[int, Field(ge=0, le=MAX_DATA_DELAY_THRESHOLD)] | None = None
     networking_method: NetworkingMethodIn | None = None
     private_link_id: str | None = None
     proxy_agent_id: str | None = None
@@ -84,8 +88,9 @@ class CreateDestinationRequest(Body):
     group_id: Id
     service: Literal["duckdb", "s3", "iceberg"]
     config: dict[str, Any] | None = None
-    region: str | None = None
-    time_zone_offset: str | None = None
+    region: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    # Whole hours from UTC, as Fivetran writes them: "-12" to "+14".
+    time_zone_offset: Annotated[str, Field(pattern=r"^(?:[+-]?(?:[0-9]|1[0-2])|\+?1[34])$")] | None = None
     run_setup_tests: bool | None = None
     trust_certificates: bool | None = None
     trust_fingerprints: bool | None = None

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sluice.api.caller import Caller
 from sluice.api.routes import allowed_methods, canonical_path
-from sluice.api.validation import message_for
+from sluice.api.validation import check_json_depth, message_for
 from sluice.errors import (
     ConnectionNotFound,
     InvalidInput,
@@ -99,6 +99,8 @@ class SluiceResolver(APIGatewayRestResolver):
                 raise PayloadTooLarge(f"Request body is larger than {MAX_BODY_BYTES} bytes")
             if not self.body_was_missing and content_type not in ("", JSON, "*/*"):
                 raise UnsupportedMediaType(f"Content-Type '{content_type}' is not supported; send {JSON}")
+            if not self.body_was_missing and not event.get("isBase64Encoded"):
+                check_json_depth(str(body))  # before the parser, which would recurse that deep
             # Several Fivetran clients send POSTs with no body: read it as {}.
             if self.body_was_missing or not (body or "").strip():
                 event["body"] = "{}"

@@ -7,10 +7,10 @@ from typing import Any
 
 from sluice.api.caller import Caller
 from sluice.api.request_models import ConnectionSettings, CreateConnectionRequest, UpdateConnectionRequest
-from sluice.api.validation import parse
+from sluice.api.validation import check_item_size, parse
 from sluice.config_secrets import merge_config, seal_config, secret_box
 from sluice.connections.model import Connection, response_data
-from sluice.connections.setup_tests import record, run_tests, test_and_record
+from sluice.connections.setup_tests import run_tests, test_and_record, with_results
 from sluice.errors import GroupNotFound, InvalidInput
 from sluice.events import publish
 from sluice.ids import new_id
@@ -18,10 +18,11 @@ from sluice.scheduler.data_delay import connection_update_state
 from sluice.scheduler.grid import connection_next_sync_at
 from sluice.sources import get_service
 from sluice.sources.base import Service, SetupTestOptions
-from sluice.storage.store import Store
+from sluice.storage.store import Store, connection_item
 from sluice.storage.sync_store import SyncStore
 from sluice.sync.events import SyncRequest, request_sync
 from sluice.sync.runs import DELETED, end_stopped_run
+from sluice.tenant_roles import with_tenant_account_id
 from sluice.timestamps import utc_now
 
 # Request fields that are actions, not attributes: they are never stored.
@@ -59,10 +60,11 @@ def _check_rules(connection: Connection) -> None:
         )
 
 
-def _validated_config(service: Service, config: dict[str, Any]) -> dict[str, Any]:
+def _validated_config(service: Service, config: dict[str, Any], account_id: str) -> dict[str, Any]:
     for key in service.naming_keys:
         if config.get(key) in (None, ""):
             raise InvalidInput(f"Field '{key}' is required")
+    config = with_tenant_account_id(service.config_model, config, account_id)
     model = parse(service.config_model, config, prefix="config.")
     return model.model_dump(mode="json", by_alias=True)
 
@@ -71,7 +73,7 @@ def create(caller: Caller, request: CreateConnectionRequest, store: Store) -> Co
     if store.get_group(caller.account_id, request.group_id) is None:
         raise GroupNotFound(request.group_id)
     service = get_service(request.service)
-    config = _validated_config(service, request.config or {})
+    config = _validated_config(service, request.config or {}, caller.account_id)
     not_attributes = _ACTION_FIELDS | {"group_id", "service", "connect_card_config"}
     settings = {k: v for k, v in _given(request).items() if k not in not_attributes}
     connection_id = new_id()
@@ -91,10 +93,13 @@ def create(caller: Caller, request: CreateConnectionRequest, store: Store) -> Co
         **settings,
     )
     _check_rules(connection)
-    store.create_connection(connection)
     if request.run_setup_tests is not False:
+        # Before the one write, so that a create is saved whole (with its results) or not at all.
         # The plain config is in hand: the tests need no decryption here.
-        connection = record(store, connection, run_tests(service.name, config, _test_options(request)))
+        results = run_tests(service.name, config, _test_options(request))
+        connection = with_results(connection, results, utc_now())
+    _check_size(connection)
+    store.create_connection(connection)
     publish("Connection Created", _event_detail(connection))
     return connection
 
@@ -134,7 +139,9 @@ def _apply_update(connection: Connection, request: UpdateConnectionRequest) -> C
         for key in service.naming_keys:
             if key in request.config and request.config[key] != connection.config.get(key):
                 raise InvalidInput(f"Field '{key}' can't be changed")
-        config = _validated_config(service, merge_config(connection.config, request.config))
+        config = _validated_config(
+            service, merge_config(connection.config, request.config), connection.account_id
+        )
         masked, secrets = seal_config(
             connection.id, config, service.secret_paths, connection.secrets, secret_box(), auth=request.auth
         )
@@ -157,7 +164,13 @@ def _apply_update(connection: Connection, request: UpdateConnectionRequest) -> C
     # model_copy skips validation: re-validate so the stored item always satisfies the model.
     updated = Connection.model_validate(updated.model_dump(by_alias=True))
     _check_rules(updated)
+    _check_size(updated)
     return updated
+
+
+def _check_size(connection: Connection) -> None:
+    """The connection's item, as storage writes it, fits in DynamoDB (before anything is written)."""
+    check_item_size(connection_item(connection), "The connection")
 
 
 def update(caller: Caller, connection_id: str, request: UpdateConnectionRequest, store: Store) -> Connection:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
+import re
 from base64 import b64encode
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from sluice.contract import DELETED_COLUMN, ID_COLUMN, SYNCED_COLUMN
 from sluice.errors import SluiceError
+from sluice.tenant_roles import ROLE_ARN_PATTERN, TenantAccountId
 
 if TYPE_CHECKING:
     from sluice.contract import TableSpec
@@ -23,14 +26,37 @@ class DestinationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# A duckdb path is relative, inside its account's folder: letters, digits, `_`, `-`, `.` and `/`
+# between parts; no absolute path, no `~`, no `.` or `..` part, no backslash, no drive letter.
+_PATH_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+
+
+def _account_relative_path(path: str) -> str:
+    parts = path.split("/")
+    if path.startswith("/") or not all(_PATH_PART.fullmatch(part) for part in parts):
+        raise ValueError(
+            "must be a relative path inside the account's data folder (parts of letters, digits, "
+            "'_', '-' and '.', separated by '/'; no absolute path and no '..')"
+        )
+    return path
+
+
+def duckdb_file_id(path: str) -> str:
+    """What makes two `duckdb` paths of one account the same file (case-insensitive file systems too)."""
+    return posixpath.normpath(path).casefold()
+
+
 class DuckDbConfig(DestinationConfig):
-    # A DuckDB database file; relative paths are under the local stack's data folder.
-    path: Annotated[str, Field(min_length=1, max_length=1024)]
+    # A DuckDB database file under `<data folder>/<account id>/` (see sluice.destinations.duckdb).
+    path: Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_account_relative_path)]
 
 
 class S3DestinationConfig(DestinationConfig):
     bucket: Annotated[str, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]+[a-z0-9]$")]
     prefix: str = ""
+    # A role (often in the tenant's AWS account) to write with, assumed with ExternalId = external_id.
+    role_arn: Annotated[str, Field(max_length=2048, pattern=ROLE_ARN_PATTERN)] | None = None
+    external_id: TenantAccountId = None
 
 
 # The same marker as `sluice.sources.base.Secret` (masked, encrypted, a password field in forms),
@@ -121,8 +147,9 @@ class Destination(Protocol):
         ...
 
 
-def open_destination(service: str, config: dict[str, Any]) -> Destination:
-    """The writer for a group's destination (`service` and its stored `config`)."""
+def open_destination(service: str, config: dict[str, Any], account_id: str) -> Destination:
+    """The writer for a group's destination (`service` and its stored `config`), for the account that
+    owns the group: a `duckdb` file lives in that account's folder."""
     model = DESTINATION_CONFIGS.get(service)
     if model is None:
         raise DestinationError(f"Unknown destination service '{service}'")
@@ -134,11 +161,11 @@ def open_destination(service: str, config: dict[str, Any]) -> Destination:
     if isinstance(parsed, DuckDbConfig):
         from sluice.destinations.duckdb import DuckDbDestination
 
-        return DuckDbDestination(parsed)
+        return DuckDbDestination(parsed, account_id)
     if isinstance(parsed, S3DestinationConfig):
         from sluice.destinations.s3 import S3Destination
 
-        return S3Destination(parsed)
+        return S3Destination(parsed, account_id)
     if isinstance(parsed, PostgresDestinationConfig):
         from sluice.destinations.postgres import PostgresDestination
 

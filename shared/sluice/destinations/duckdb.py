@@ -14,8 +14,10 @@ JSON), all in one transaction.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -67,22 +69,31 @@ _FITS: dict[str, frozenset[type] | None] = {
 
 
 def data_dir() -> Path:
-    """The folder that relative DuckDB paths are under (the local stack's `SLUICE_DATA_DIR`)."""
+    """The folder that holds every account's DuckDB files (the local stack's `SLUICE_DATA_DIR`)."""
     return Path(get_settings().data_dir or ".")
 
 
-def resolve_path(path: str) -> str:
-    """The database file of a config `path`: absolute as given, relative under `data_dir()`."""
-    if path == ":memory:":
-        return path
-    given = Path(path).expanduser()
-    if given.is_absolute():
-        resolved = given
-    else:
-        base = data_dir().resolve()
-        resolved = (base / given).resolve()
-        if not resolved.is_relative_to(base):
-            raise DestinationError(f"DuckDB path '{path}' leaves the data folder")
+_ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+
+
+def account_dir(account_id: str) -> Path:
+    """The folder of one account's DuckDB files: `<data folder>/<account id>/`."""
+    if not _ACCOUNT_ID.fullmatch(account_id):
+        raise DestinationError("The account id can't name a data folder")
+    return data_dir().resolve() / account_id
+
+
+def resolve_path(path: str, account_id: str) -> str:
+    """The database file of a config `path`: always inside the account's folder.
+
+    The config model already refuses absolute paths and `..`; this checks again after following
+    symlinks, so that no link (made by anyone with access to the folder, the account's folder
+    itself included) leads a tenant outside it.
+    """
+    base = account_dir(account_id)
+    resolved = (base / path).resolve()
+    if not resolved.is_relative_to(base) or resolved == base:
+        raise DestinationError(f"DuckDB path '{path}' leaves the account's data folder")
     resolved.parent.mkdir(parents=True, exist_ok=True)
     return str(resolved)
 
@@ -170,11 +181,11 @@ class _Table:
 class DuckDbDestination:
     """A DuckDB database file; one connection for the whole sync run. See `Destination`."""
 
-    def __init__(self, config: DuckDbConfig) -> None:
+    def __init__(self, config: DuckDbConfig, account_id: str) -> None:
         import duckdb  # deferred: not in the Lambda layer
 
         self._duckdb = duckdb
-        self.path = resolve_path(config.path)
+        self.path = resolve_path(config.path, account_id)
         try:
             self._con: duckdb.DuckDBPyConnection | None = duckdb.connect(self.path)
             self._con.execute("SET TimeZone = 'UTC'")
@@ -199,10 +210,11 @@ class DuckDbDestination:
         key = table.primary_key or (ID_COLUMN,)
         if not table.primary_key:
             rows = [{**row, ID_COLUMN: fivetran_id(row)} for row in rows]
+        target = self._table(schema, table.name)
+        rows = _names_apart(rows, table.name, key, target)
         rows = _last_per_key(rows, key, table.name)
         names = set().union(*rows) - SYSTEM_COLUMNS
         self._write_batch(rows)
-        target = self._table(schema, table.name)
         if target is not None and target.fits(rows, names):
             try:
                 self._connection().execute(self._merge_sql(target), [_utc(synced_at)])
@@ -488,6 +500,46 @@ def _convert(column: str, kind: str) -> str:
 
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def case_apart_name(key: str) -> str:
+    """The column of a source key that differs only by letter case from another: `<key>__<6 hex digits>`,
+    the digits from the key's MD5, so that each spelling always gets the same column."""
+    return f"{key}__{hashlib.md5(key.encode(), usedforsecurity=False).hexdigest()[:6]}"
+
+
+def _names_apart(
+    rows: list[dict[str, Any]], table: str, key: tuple[str, ...], target: _Table | None
+) -> list[dict[str, Any]]:
+    """The rows with every key a column of its own.
+
+    DuckDB matches column names without regard to letter case, JSON keys with it: `Name` and `name`
+    would share one column and one value would be lost. Of the spellings of one name (in the batch and
+    among the table's columns) one keeps it: the table's existing column, else the primary key's,
+    else the first by code point (`NAME` < `Name` < `name`). Every other becomes `case_apart_name(key)`.
+    An empty key can't name a column: the batch fails.
+    """
+    names: set[str] = set().union(*rows)
+    if "" in names:
+        raise DestinationError(
+            f"A row of table '{table}' has a value under an empty key; every column needs a name"
+        )
+    existing = {column.lower(): column for column in (target.columns if target else ())}
+    existing.update((column.lower(), column) for column in SYSTEM_COLUMNS)
+    spellings: dict[str, set[str]] = {}
+    for name in names:
+        spellings.setdefault(name.lower(), set()).add(name)
+    renamed: dict[str, str] = {}
+    for lowered, found in spellings.items():
+        keeper = existing.get(lowered)
+        if keeper is None and len(found) == 1:
+            continue
+        if keeper is None:
+            keeper = next((column for column in key if column in found), None) or min(found)
+        renamed.update((name, case_apart_name(name)) for name in found if name != keeper)
+    if not renamed:
+        return rows
+    return [{renamed.get(name, name): value for name, value in row.items()} for row in rows]
 
 
 def _last_per_key(rows: list[dict[str, Any]], key: tuple[str, ...], table: str) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sluice.aws import client
 from sluice.contract import DELETED_COLUMN, ID_COLUMN, SYNCED_COLUMN
 from sluice.destinations import DestinationError, S3DestinationConfig, fivetran_id, json_default
+from sluice.tenant_roles import assumed_role_client
 
 if TYPE_CHECKING:
     from sluice.contract import TableSpec
@@ -35,6 +36,23 @@ def object_key(prefix: str, schema: str, table: str, batch_id: str, *, deletes: 
     return "/".join(part for part in (prefix.strip("/"), schema, table, name) if part)
 
 
+def _client(config: S3DestinationConfig, account_id: str) -> Any:
+    """Sluice's own S3 client, or one acting as the config's role, assumed with the group's account id
+    as ExternalId (whatever the stored config says: the account that owns the group is the tenant)."""
+    if not config.role_arn:
+        return client("s3")
+    from botocore.exceptions import ClientError
+
+    try:
+        return assumed_role_client("s3", config.role_arn, account_id, "sluice-s3-destination")
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        raise DestinationError(
+            f"Could not assume the role {config.role_arn} ({code}): its trust policy must allow "
+            f"sts:AssumeRole by Sluice's role with the condition sts:ExternalId = '{account_id}'"
+        ) from None
+
+
 def _rfc3339(moment: datetime) -> str:
     moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -43,10 +61,12 @@ def _rfc3339(moment: datetime) -> str:
 class S3Destination:
     """JSON-lines objects in one bucket under one prefix. See `Destination`."""
 
-    def __init__(self, config: S3DestinationConfig, max_in_flight: int = MAX_IN_FLIGHT) -> None:
+    def __init__(
+        self, config: S3DestinationConfig, account_id: str, max_in_flight: int = MAX_IN_FLIGHT
+    ) -> None:
         self.bucket = config.bucket
         self.prefix = config.prefix
-        self._s3 = client("s3")
+        self._s3 = _client(config, account_id)
         self._max_in_flight = max_in_flight
         self._pool: ThreadPoolExecutor | None = None
         self._pending: deque[tuple[str, Future[Any]]] = deque()

@@ -7,10 +7,11 @@ from typing import Any
 from sluice.api.caller import Caller
 from sluice.api.request_models import CreateDestinationRequest, CreateGroupRequest
 from sluice.api.validation import parse
-from sluice.destinations import DESTINATION_CONFIGS
+from sluice.destinations import DESTINATION_CONFIGS, DuckDbConfig, duckdb_file_id
 from sluice.errors import DestinationNotFound, GroupNotFound
 from sluice.ids import new_id
 from sluice.storage.store import Store
+from sluice.tenant_roles import with_tenant_account_id
 from sluice.timestamps import format_timestamp, utc_now
 
 
@@ -53,7 +54,9 @@ def destination_out(item: dict[str, Any]) -> dict[str, Any]:
 
 def create_destination(caller: Caller, request: CreateDestinationRequest, store: Store) -> dict[str, Any]:
     get_group(caller, request.group_id, store)
-    config = parse(DESTINATION_CONFIGS[request.service], request.config or {}, prefix="config.")
+    model = DESTINATION_CONFIGS[request.service]
+    given = with_tenant_account_id(model, request.config or {}, caller.account_id)
+    config = parse(model, given, prefix="config.")
     fields = {
         "service": request.service,
         "region": request.region or "AWS_US_EAST_1",
@@ -62,7 +65,9 @@ def create_destination(caller: Caller, request: CreateDestinationRequest, store:
         "config": config.model_dump(mode="json"),
         "created_at": format_timestamp(utc_now()),
     }
-    return destination_out(store.create_destination(request.group_id, caller.account_id, fields))
+    # A duckdb file is the account's, claimed by this group alone: another group naming it is refused.
+    file = (duckdb_file_id(config.path), config.path) if isinstance(config, DuckDbConfig) else None
+    return destination_out(store.create_destination(request.group_id, caller.account_id, fields, file))
 
 
 def get_destination(caller: Caller, destination_id: str, store: Store) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urljoin, urlsplit
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from sluice.connections.model import SetupTestResult
 from sluice.contract import Checkpoint, Operation, TableSpec, Upserts
@@ -113,7 +113,7 @@ class PagePagination(ServiceConfig):
     type: Literal["page"]
     page_param: str = "page"
     size_param: str | None = None
-    start_page: int = 1
+    start_page: int = Field(default=1, ge=0, le=1_000_000_000)
 
 
 class OffsetPagination(ServiceConfig):
@@ -151,6 +151,17 @@ class RestApiConfig(ServiceConfig):
     headers: dict[str, str] = Field(default_factory=dict)
     page_size: int = Field(default=100, ge=1, le=10_000)
     tables: list[RestApiTable] = Field(min_length=1)
+
+    @field_validator("base_url")
+    @classmethod
+    def _port_in_range(cls, value: str) -> str:
+        try:
+            port = urlsplit(value).port
+        except ValueError:
+            port = -1
+        if port is not None and not 1 <= port <= 65535:
+            raise ValueError("must have a port from 1 to 65535")
+        return value
 
 
 # ---- requests with retries -------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from sluice.sources.base import (
     secret_paths,
 )
 from sluice.sources.rest_api import Name
+from sluice.tenant_roles import ROLE_ARN_PATTERN, TenantAccountId, assumed_role_client
 
 
 class S3Config(ServiceConfig):
@@ -58,7 +59,9 @@ class S3Config(ServiceConfig):
     file_type: Literal["csv", "jsonl"] = "csv"
     primary_key: list[str] = Field(default_factory=list)
     delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
-    role_arn: str | None = None
+    role_arn: Annotated[str, Field(max_length=2048, pattern=ROLE_ARN_PATTERN)] | None = None
+    # The ExternalId Sluice assumes role_arn with: the connection's account id, set by Sluice.
+    external_id: TenantAccountId = None
 
     @field_validator("pattern")
     @classmethod
@@ -107,27 +110,20 @@ def _failure(exc: ClientError | BotoCoreError, action: str, bucket: str) -> Sour
 def _client(config: S3Config) -> Any:
     if not config.role_arn:
         return aws.client("s3")
+    if not config.external_id:
+        # Saved before Sluice sent an ExternalId: never assume a role without one.
+        raise SourceAuthError(
+            "This connection has no external_id to assume its role_arn with: save its config again "
+            "(PATCH /v1/connections/{id} with the config) and Sluice sets it to your account id"
+        )
     try:
-        credentials = aws.client("sts").assume_role(
-            RoleArn=config.role_arn, RoleSessionName="sluice-s3-source", DurationSeconds=3600
-        )["Credentials"]
+        return assumed_role_client("s3", config.role_arn, config.external_id, "sluice-s3-source")
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         raise SourceAuthError(
             f"Could not assume the role {config.role_arn} ({code}): its trust policy must allow "
-            "sts:AssumeRole by Sluice's role"
+            f"sts:AssumeRole by Sluice's role with the condition sts:ExternalId = '{config.external_id}'"
         ) from None
-    import boto3  # deferred like sluice.aws: only connections with a role need a second session
-
-    from sluice.settings import get_settings
-
-    session = boto3.session.Session(
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-        region_name=get_settings().region,
-    )
-    return session.client("s3")
 
 
 def _files(s3: Any, config: S3Config) -> Iterator[S3File]:

@@ -25,6 +25,11 @@ def schema_guard_key(group_id: str, schema: str) -> dict[str, str]:
     return {"pk": f"GROUP#{group_id}", "sk": f"SCHEMA#{schema}"}
 
 
+def duckdb_file_key(account_id: str, file_id: str) -> dict[str, str]:
+    """Claims one duckdb file of an account for one group (two groups never share a file)."""
+    return {"pk": f"DUCKDB#{account_id}#{file_id}", "sk": "DUCKDB"}
+
+
 def api_key_key(api_key: str) -> dict[str, str]:
     return {"pk": f"APIKEY#{api_key}", "sk": "APIKEY"}
 

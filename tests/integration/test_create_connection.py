@@ -11,6 +11,10 @@ import pytest
 
 from tests.support.api_events import DEFAULT, Account, call, make_connection, make_group, rest_api_config
 
+# The API and its storage on both DynamoDB backends (see tests/conftest.py).
+pytestmark = pytest.mark.backends("moto", "dynamodb_local")
+
+
 WIRE_KEYS = {
     "id",
     "group_id",

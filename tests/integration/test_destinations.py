@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.api_events import Account, call, make_group
+
+# The API and its storage on both DynamoDB backends (see tests/conftest.py).
+pytestmark = pytest.mark.backends("moto", "dynamodb_local")
 
 
 def test_create_and_get_destination(aws) -> None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.api_events import Account, call, connection_path, make_connection, make_group
+
+# The API and its storage on both DynamoDB backends (see tests/conftest.py).
+pytestmark = pytest.mark.backends("moto", "dynamodb_local")
 
 
 def test_get_returns_the_created_object(aws) -> None:

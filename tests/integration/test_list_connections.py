@@ -6,6 +6,9 @@ import pytest
 
 from tests.support.api_events import Account, call, make_connection, make_group, rest_api_config
 
+# The API and its storage on both DynamoDB backends (see tests/conftest.py).
+pytestmark = pytest.mark.backends("moto", "dynamodb_local")
+
 
 def list_all(query: dict, path: str = "/v1/connections") -> list[dict]:
     seen: list[dict] = []

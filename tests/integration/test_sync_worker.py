@@ -22,6 +22,9 @@ from tests.support.syncing import (
     sync_event,
 )
 
+# The API and its storage on both DynamoDB backends (see tests/conftest.py).
+pytestmark = pytest.mark.backends("moto", "dynamodb_local")
+
 
 class Crash(BaseException):
     """Stands for the process dying: nothing in the engine catches it."""
@@ -190,6 +193,8 @@ def test_an_expired_lease_can_be_taken_over(aws, connection, table) -> None:
     )
 
 
+# About the source's paging, with a checkpoint per page: moto only, to keep the DynamoDB Local lane short.
+@pytest.mark.backends("moto")
 @pytest.mark.parametrize("style", ["next_link", "link_header", "cursor", "page", "offset"])
 def test_ties_across_pages_and_checkpoints_lose_no_row(aws, api, lake, style, monkeypatch) -> None:
     commit_every_checkpoint(monkeypatch)

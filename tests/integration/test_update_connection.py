@@ -10,6 +10,9 @@ import pytest
 from sluice.errors import ConcurrentUpdate
 from tests.support.api_events import DEFAULT, Account, call, connection_path, make_connection, make_group
 
+# The API and its storage on both DynamoDB backends (see tests/conftest.py).
+pytestmark = pytest.mark.backends("moto", "dynamodb_local")
+
 
 def patch(connection_id: str, body: dict, alias: bool = False, account: Account = DEFAULT) -> object:
     return call("update_connection", path=connection_path(connection_id, alias), body=body, account=account)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from sluice.api.resolver import MAX_BODY_BYTES
 from sluice.api.validation import MAX_ITEM_BYTES, MAX_JSON_DEPTH, item_size, json_depth
 from sluice.storage.store import to_dynamo
 from tests.support.api_events import call, make_connection, make_group, rest_api_config
@@ -91,24 +92,24 @@ def test_an_update_past_the_item_size_is_a_413_and_changes_nothing(aws) -> None:
     assert call("get_connection", path=path).data == before
 
 
-def test_a_state_past_the_item_size_or_nesting_is_refused_and_the_state_stays(aws) -> None:
+def test_a_state_past_the_body_limit_or_nesting_is_refused_and_the_state_stays(aws) -> None:
     created = make_connection(make_group(), paused=True)
     path = f"/v1/connections/{created['id']}/state"
     assert call("update_connection_state", path=path, body={"state": {"cursor": 1}}).status == 200
 
-    big = call("update_connection_state", path=path, body={"state": {"blob": TOO_BIG}})
+    huge = call("update_connection_state", path=path, body={"state": {"blob": "x" * MAX_BODY_BYTES}})
     deep = call("update_connection_state", path=path, body={"state": {"deep": nested(1000)}})
 
-    assert big.status == 413 and big.body["message"].startswith("The state would take ")
-    assert SIZE_MESSAGE in big.body["message"]
+    assert huge.status == 413 and "Request body is larger than" in huge.body["message"]
     assert deep.status == 400 and deep.body["message"] == DEPTH_MESSAGE
     assert call("get_connection_state", path=path).data == {"state": {"cursor": 1}}
 
 
-def test_a_state_just_under_the_limit_is_kept(aws) -> None:
+def test_a_state_past_one_item_is_kept_whole(aws) -> None:
+    """A state is not bound by DynamoDB's 400 KB item: storage splits it over items of its snapshot."""
     created = make_connection(make_group(), paused=True)
     path = f"/v1/connections/{created['id']}/state"
-    state = {"blob": "x" * (MAX_ITEM_BYTES - 2048), "deep": nested(MAX_JSON_DEPTH - 3)}
+    state = {"blob": TOO_BIG, "deep": nested(MAX_JSON_DEPTH - 3)}
 
     assert call("update_connection_state", path=path, body={"state": state}).status == 200
     assert call("get_connection_state", path=path).data == {"state": state}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sluice.api.caller import Caller
 from sluice.ids import new_id
-from sluice.storage.store import Store, api_key_key
+from sluice.storage.store import Store
 from sluice.timestamps import format_timestamp, utc_now
 
 
@@ -44,18 +44,14 @@ def create_api_key(
         user_id=user_id or new_id(),
     )
     salt = secrets.token_hex(16)
-    item = {
-        **api_key_key(key.api_key),
-        "type": "api_key",
+    fields = {
         "account_id": key.account_id,
         "user_id": key.user_id,
         "salt": salt,
         "secret_hash": _hash(salt, key.api_secret),
         "created_at": format_timestamp(utc_now()),
     }
-    from sluice.errors import Conflict
-
-    store.put_new(item, lambda: Conflict(f"API key '{key.api_key}' already exists"))
+    store.create_api_key(key.api_key, fields)
     return key
 
 
@@ -83,7 +79,7 @@ def authenticate(store: Store, header: str | None) -> Caller | None:
     api_key, api_secret = credentials
     if len(api_key) > 128 or len(api_secret) > 256:
         return None
-    item = store.get(api_key_key(api_key), consistent=False)
+    item = store.get_api_key(api_key)
     # Hash even when the key is unknown, so timing does not tell which keys exist.
     salt = item["salt"] if item else "0" * 32
     expected = item["secret_hash"] if item else "0" * 64

@@ -30,10 +30,10 @@ def main(argv: list[str] | None = None) -> int:
         help="RFC 3339 time the account's trial ends; then connections with pause_after_trial are paused",
     )
     args = parser.parse_args(argv)
-    table = get_store()
-    key = create_api_key(table, account_id=args.account, user_id=args.user)
+    store = get_store()
+    key = create_api_key(store, account_id=args.account, user_id=args.user)
     if args.trial_ends is not None:
-        set_trial_end(table, key.account_id, args.trial_ends)
+        set_trial_end(store, key.account_id, args.trial_ends)
     print(
         json.dumps(
             {

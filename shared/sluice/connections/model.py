@@ -82,6 +82,7 @@ class Connection(BaseModel):
     # Internal bookkeeping, never on the wire.
     active_sync_id: str | None = None  # the sync holding the lease
     lease_expires_at: datetime | None = None
+    heartbeat_at: datetime | None = None  # the lease holder's latest sign of life
     state_seq: int = 0  # sequence number of the latest STATE# snapshot (0: none yet)
     resync_pending: bool = False  # a resync asked for while paused waits for unpause
     next_sync_at: datetime | None = None  # the scheduler's sparse index key (None: not scheduled)
@@ -90,7 +91,8 @@ class Connection(BaseModel):
     delay_announced: bool = False  # a Data Delayed event was sent for the current episode
     retest_at: datetime | None = None  # broken connections: when the scheduler re-runs their setup tests
     last_sync_started_at: datetime | None = None  # a sync request made before this is already served
-    table_columns: dict[str, list[str]] = Field(default_factory=dict)  # columns seen by syncs, per table
+    # Columns seen by syncs as older versions kept them; now in their own items (SyncStore.columns_seen).
+    table_columns: dict[str, list[str]] = Field(default_factory=dict)
 
     model_config = {"populate_by_name": True}
 

@@ -26,15 +26,10 @@ from sluice.scheduler.grid import (
 )
 from sluice.sources import get_service
 from sluice.sources.base import Service, SetupTestOptions
-from sluice.storage.store import (
-    Store,
-    account_connections_partition,
-    connection_from_item,
-    connection_to_item,
-    group_key,
-    to_dynamo,
-)
+from sluice.storage.store import Store, connection_item
+from sluice.storage.sync_store import SyncStore
 from sluice.sync.events import SyncRequest, request_sync
+from sluice.sync.runs import DELETED, end_stopped_run
 from sluice.tenant_roles import with_tenant_account_id
 from sluice.timestamps import utc_now
 
@@ -132,7 +127,7 @@ def _validated_config(service: Service, config: dict[str, Any], account_id: str)
 
 
 def create(caller: Caller, request: CreateConnectionRequest, store: Store) -> Connection:
-    if store.get_owned(group_key(request.group_id), caller.account_id) is None:
+    if store.get_group(caller.account_id, request.group_id) is None:
         raise GroupNotFound(request.group_id)
     service = get_service(request.service)
     config = _validated_config(service, request.config or {}, caller.account_id)
@@ -188,18 +183,10 @@ class ConnectionPage:
 def list_page(
     caller: Caller, group_id: str | None, schema: str | None, cursor: str | None, limit: int, store: Store
 ) -> ConnectionPage:
-    partition = account_connections_partition(caller.account_id)
-    if group_id is not None and store.get_owned(group_key(group_id), caller.account_id) is None:
+    if group_id is not None and store.get_group(caller.account_id, group_id) is None:
         raise GroupNotFound(group_id)
-    if group_id is not None and schema is not None:
-        page = store.query_page(partition, limit, cursor, sk_equals=f"{group_id}#{schema}")
-    elif group_id is not None:
-        page = store.query_page(partition, limit, cursor, sk_prefix=f"{group_id}#")
-    elif schema is not None:
-        page = store.query_page(partition, limit, cursor, keep=lambda item: item.get("schema") == schema)
-    else:
-        page = store.query_page(partition, limit, cursor)
-    return ConnectionPage([connection_from_item(i) for i in page.items], page.next_cursor)
+    items, next_cursor = store.list_connections(caller.account_id, group_id, schema, cursor, limit)
+    return ConnectionPage(items, next_cursor)
 
 
 def _apply_update(connection: Connection, request: UpdateConnectionRequest) -> Connection:
@@ -242,7 +229,7 @@ def _apply_update(connection: Connection, request: UpdateConnectionRequest) -> C
 
 def _check_size(connection: Connection) -> None:
     """The connection's item, as storage writes it, fits in DynamoDB (before anything is written)."""
-    check_item_size(to_dynamo(connection_to_item(connection)), "The connection")
+    check_item_size(connection_item(connection), "The connection")
 
 
 def update(caller: Caller, connection_id: str, request: UpdateConnectionRequest, store: Store) -> Connection:
@@ -273,7 +260,11 @@ def _retest_wanted(request: UpdateConnectionRequest) -> bool:
 
 def delete(caller: Caller, connection_id: str, store: Store) -> None:
     connection = store.get_connection(caller.account_id, connection_id)
-    store.delete_connection(connection)
+    now = utc_now()
+    if connection.active_sync_id is not None:
+        # A running sync cannot end its own run once the connection is gone: end it here, once.
+        end_stopped_run(SyncStore(store), connection, connection.active_sync_id, DELETED, now)
+    store.delete_connection(connection, now)
     publish("Connection Deleted", {**_event_detail(connection), "connection": None})
 
 

@@ -15,14 +15,7 @@ from sluice.api.validation import parse
 from sluice.destinations import DESTINATION_CONFIGS, DuckDbConfig, duckdb_file_id
 from sluice.errors import Conflict, DestinationNotFound, GroupNotFound, InvalidInput
 from sluice.ids import new_id
-from sluice.storage.store import (
-    Store,
-    account_connections_partition,
-    account_groups_partition,
-    destination_key,
-    duckdb_file_key,
-    group_key,
-)
+from sluice.storage.store import Store
 from sluice.tenant_roles import with_tenant_account_id
 from sluice.timestamps import format_timestamp, utc_now
 
@@ -32,31 +25,19 @@ def group_out(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_group(caller: Caller, request: CreateGroupRequest, store: Store) -> dict[str, Any]:
-    group_id = new_id()
-    created_at = format_timestamp(utc_now())
-    item = {
-        **group_key(group_id),
-        "gsi1pk": account_groups_partition(caller.account_id),
-        "gsi1sk": f"{created_at}#{group_id}",
-        "type": "group",
-        "id": group_id,
-        "name": request.name,
-        "account_id": caller.account_id,
-        "created_at": created_at,
-    }
-    store.put_new(item, lambda: Conflict("Group already exists"))
+    item = store.create_group(new_id(), caller.account_id, request.name, format_timestamp(utc_now()) or "")
     return group_out(item)
 
 
 def get_group(caller: Caller, group_id: str, store: Store) -> dict[str, Any]:
-    item = store.get_owned(group_key(group_id), caller.account_id)
+    item = store.get_group(caller.account_id, group_id)
     if item is None:
         raise GroupNotFound(group_id)
     return group_out(item)
 
 
 def list_groups(caller: Caller, cursor: str | None, limit: int, store: Store) -> dict[str, Any]:
-    page = store.query_page(account_groups_partition(caller.account_id), limit, cursor)
+    page = store.list_groups(caller.account_id, cursor, limit)
     return {
         "items": [group_out(i) for i in page.items],
         "next_cursor": page.next_cursor,
@@ -67,34 +48,26 @@ def list_groups(caller: Caller, cursor: str | None, limit: int, store: Store) ->
 def update_group(caller: Caller, group_id: str, request: UpdateGroupRequest, store: Store) -> dict[str, Any]:
     if request.name is None:
         return get_group(caller, group_id, store)
-    item = store.update_owned(group_key(group_id), caller.account_id, {"name": request.name})
+    item = store.update_group(caller.account_id, group_id, {"name": request.name})
     if item is None:
         raise GroupNotFound(group_id)
     return group_out(item)
 
 
-def _holds_connections(caller: Caller, group_id: str, store: Store) -> bool:
-    page = store.query_page(
-        account_connections_partition(caller.account_id), 1, None, sk_prefix=f"{group_id}#"
-    )
-    return bool(page.items)
-
-
-def _duckdb_claim(caller: Caller, destination: dict[str, Any] | None) -> list[dict[str, str]]:
-    """The key of the duckdb file claim a destination holds (none for other services)."""
+def _duckdb_file(caller: Caller, destination: dict[str, Any] | None) -> tuple[str, str] | None:
+    """(account id, file id) of the duckdb file claim a destination holds (none for other services)."""
     if not destination or destination.get("service") != "duckdb":
-        return []
-    return [duckdb_file_key(caller.account_id, duckdb_file_id(str(destination["config"]["path"])))]
+        return None
+    return (caller.account_id, duckdb_file_id(str(destination["config"]["path"])))
 
 
 def delete_group(caller: Caller, group_id: str, store: Store) -> None:
     """A group goes with its destination, and only once it holds no connection (409 before)."""
     get_group(caller, group_id, store)
-    if _holds_connections(caller, group_id, store):
+    if store.group_holds_connections(caller.account_id, group_id):
         raise Conflict(f"Group '{group_id}' still holds connections: delete them first")
-    destination = store.get_owned(destination_key(group_id), caller.account_id)
-    keys = [{"pk": i["pk"], "sk": i["sk"]} for i in store.query_partition(group_key(group_id)["pk"], "")]
-    store.delete_many(keys + _duckdb_claim(caller, destination))
+    destination = store.get_destination(caller.account_id, group_id)
+    store.delete_group(group_id, _duckdb_file(caller, destination))
 
 
 def destination_out(item: dict[str, Any]) -> dict[str, Any]:
@@ -114,11 +87,7 @@ def create_destination(caller: Caller, request: CreateDestinationRequest, store:
     model = DESTINATION_CONFIGS[request.service]
     given = with_tenant_account_id(model, request.config or {}, caller.account_id)
     config = parse(model, given, prefix="config.")
-    item = {
-        **destination_key(request.group_id),
-        "type": "destination",
-        "account_id": caller.account_id,
-        "group_id": request.group_id,
+    fields = {
         "service": request.service,
         "region": request.region or "AWS_US_EAST_1",
         "time_zone_offset": request.time_zone_offset or "0",
@@ -126,29 +95,13 @@ def create_destination(caller: Caller, request: CreateDestinationRequest, store:
         "config": config.model_dump(mode="json"),
         "created_at": format_timestamp(utc_now()),
     }
-    items: list[dict[str, Any]] = [item]
-    file = config.path if isinstance(config, DuckDbConfig) else None
-    if file is not None:
-        # The file is the account's, claimed by this group alone: another group naming it is refused.
-        claim = {
-            **duckdb_file_key(caller.account_id, duckdb_file_id(file)),
-            "type": "duckdb_file",
-            "account_id": caller.account_id,
-            "group_id": request.group_id,
-        }
-        items.append(claim)
-
-    def conflict(index: int) -> Conflict:
-        if index == 0:
-            return Conflict(f"Group '{request.group_id}' already has a destination")
-        return Conflict(f"Another group of this account already writes to the duckdb file '{file}'")
-
-    store.put_all_new(items, conflict)
-    return destination_out(item)
+    # A duckdb file is the account's, claimed by this group alone: another group naming it is refused.
+    file = (duckdb_file_id(config.path), config.path) if isinstance(config, DuckDbConfig) else None
+    return destination_out(store.create_destination(request.group_id, caller.account_id, fields, file))
 
 
 def get_destination(caller: Caller, destination_id: str, store: Store) -> dict[str, Any]:
-    item = store.get_owned(destination_key(destination_id), caller.account_id)
+    item = store.get_destination(caller.account_id, destination_id)
     if item is None:
         raise DestinationNotFound(destination_id)
     return destination_out(item)
@@ -157,7 +110,7 @@ def get_destination(caller: Caller, destination_id: str, store: Store) -> dict[s
 def update_destination(
     caller: Caller, destination_id: str, request: UpdateDestinationRequest, store: Store
 ) -> dict[str, Any]:
-    current = store.get_owned(destination_key(destination_id), caller.account_id)
+    current = store.get_destination(caller.account_id, destination_id)
     if current is None:
         raise DestinationNotFound(destination_id)
     changes: dict[str, Any] = {}
@@ -173,11 +126,7 @@ def update_destination(
         changes["region"] = request.region
     if request.time_zone_offset is not None:
         changes["time_zone_offset"] = request.time_zone_offset
-    item = (
-        store.update_owned(destination_key(destination_id), caller.account_id, changes)
-        if changes
-        else current
-    )
+    item = store.update_destination(caller.account_id, destination_id, changes) if changes else current
     if item is None:
         raise DestinationNotFound(destination_id)
     if request.run_setup_tests:
@@ -187,25 +136,25 @@ def update_destination(
 
 def delete_destination(caller: Caller, destination_id: str, store: Store) -> None:
     """A destination goes only while its group holds no connection: their syncs write to it (409)."""
-    destination = store.get_owned(destination_key(destination_id), caller.account_id)
+    destination = store.get_destination(caller.account_id, destination_id)
     if destination is None:
         raise DestinationNotFound(destination_id)
-    if _holds_connections(caller, destination_id, store):
+    if store.group_holds_connections(caller.account_id, destination_id):
         raise Conflict(
             f"Destination '{destination_id}' is used by connections of its group: delete them first"
         )
-    store.delete_many([destination_key(destination_id), *_duckdb_claim(caller, destination)])
+    store.delete_destination(destination_id, _duckdb_file(caller, destination))
 
 
 def test_destination(caller: Caller, destination_id: str, store: Store) -> dict[str, Any]:
     """Run the destination's setup tests, record `setup_status`, and return it with `setup_tests`."""
-    item = store.get_owned(destination_key(destination_id), caller.account_id)
+    item = store.get_destination(caller.account_id, destination_id)
     if item is None:
         raise DestinationNotFound(destination_id)
     results = _destination_tests(item["service"], item["config"], caller.account_id)
     passed = all(r["status"] in ("PASSED", "SKIPPED", "WARNING") for r in results)
     status = "connected" if passed else ("broken" if item["setup_status"] == "connected" else "incomplete")
-    updated = store.update_owned(destination_key(destination_id), caller.account_id, {"setup_status": status})
+    updated = store.update_destination(caller.account_id, destination_id, {"setup_status": status})
     return {**destination_out(updated or item), "setup_tests": results}
 
 

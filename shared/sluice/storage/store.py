@@ -1,13 +1,15 @@
-"""DynamoDB access: item shapes, keys, conditional writes and cursors. The only module that touches boto3's
-DynamoDB API; ClientErrors become domain errors here."""
+"""The domain store: connections, groups, destinations, API keys and accounts in the one table.
+
+Logic modules call these methods with domain values; only the storage package builds DynamoDB
+requests (keys in `keys`, item shapes in `items`, sending and error translation in `dynamo`).
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
+import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sluice.connections.model import Connection
@@ -16,440 +18,172 @@ from sluice.errors import (
     Conflict,
     ConnectionNotFound,
     GroupNotFound,
-    InvalidInput,
     SchemaTaken,
-    SluiceError,
+)
+from sluice.storage.dynamo import ConditionFailed, DynamoDBClient, send
+from sluice.storage.items import (
+    Page,
+    api_key_item,
+    connection_from_item,
+    connection_to_item,
+    decode_cursor,
+    destination_item,
+    encode_cursor,
+    from_dynamo,
+    group_item,
+    to_dynamo,
+    trial_item,
+)
+from sluice.storage.keys import (
+    PURGE_PARTITION,
+    account_connections_partition,
+    account_groups_partition,
+    account_key,
+    account_packages_partition,
+    api_key_key,
+    connection_key,
+    destination_key,
+    duckdb_file_key,
+    group_key,
+    package_key,
+    purge_key,
+    schema_guard_key,
 )
 from sluice.timestamps import format_timestamp, parse_timestamp
 
-# Item attributes that hold JSON documents as strings (free-form maps with floats and empty values).
-_JSON_ATTRIBUTES = (
-    "config",
-    "secrets",
-    "setup_tests",
-    "table_columns",
-    "destination_configuration",
-    "external_secrets_keys_config",
-    "schedule",
-    "resync_schedule",
-)
-_CONNECTION_DATETIMES = (
-    "created_at",
-    "succeeded_at",
-    "failed_at",
-    "rescheduled_for",
-    "lease_expires_at",
-    "next_sync_at",
-    "connected_since",
-    "retest_at",
-    "last_sync_started_at",
-    "next_resync_at",
-)
-
-
-# ---- keys: the one place that knows them ---------------------------------------------------------------
-
-
-def connection_key(connection_id: str) -> dict[str, str]:
-    return {"pk": f"CONN#{connection_id}", "sk": "CONN"}
-
-
-def group_key(group_id: str) -> dict[str, str]:
-    return {"pk": f"GROUP#{group_id}", "sk": "GROUP"}
-
-
-def destination_key(group_id: str) -> dict[str, str]:
-    return {"pk": f"GROUP#{group_id}", "sk": "DEST"}
-
-
-def schema_guard_key(group_id: str, schema: str) -> dict[str, str]:
-    return {"pk": f"GROUP#{group_id}", "sk": f"SCHEMA#{schema}"}
-
-
-def duckdb_file_key(account_id: str, file_id: str) -> dict[str, str]:
-    """Claims one duckdb file of an account for one group (two groups never share a file)."""
-    return {"pk": f"DUCKDB#{account_id}#{file_id}", "sk": "DUCKDB"}
-
-
-def api_key_key(api_key: str) -> dict[str, str]:
-    return {"pk": f"APIKEY#{api_key}", "sk": "APIKEY"}
-
-
-def state_key(connection_id: str, seq: int) -> dict[str, str]:
-    return {"pk": f"CONN#{connection_id}", "sk": f"STATE#{seq:012d}"}
-
-
-def run_key(connection_id: str, sync_id: str) -> dict[str, str]:
-    return {"pk": f"CONN#{connection_id}", "sk": f"RUN#{sync_id}"}
-
-
-def schedule_partition(shard: int) -> str:
-    return f"SCHED#{shard}"
-
-
-def retest_partition(shard: int) -> str:
-    return f"RETEST#{shard}"
-
-
-def delay_partition(shard: int) -> str:
-    return f"DELAY#{shard}"
-
-
-TRIAL_PARTITION = "TRIAL"
-
-
-def account_key(account_id: str) -> dict[str, str]:
-    return {"pk": f"ACCOUNT#{account_id}", "sk": "ACCOUNT"}
-
-
-def account_connections_partition(account_id: str) -> str:
-    return f"ACCT#{account_id}#CONN"
-
-
-def account_groups_partition(account_id: str) -> str:
-    return f"ACCT#{account_id}#GROUP"
-
-
-def package_key(package_id: str) -> dict[str, str]:
-    return {"pk": f"PACKAGE#{package_id}", "sk": "PACKAGE"}
-
-
-def account_packages_partition(account_id: str) -> str:
-    return f"ACCT#{account_id}#PACKAGE"
-
-
-# ---- serialization -------------------------------------------------------------------------------------
-
-
-def _serializer() -> Any:
-    from boto3.dynamodb.types import TypeSerializer
-
-    return TypeSerializer()
-
-
-def _deserializer() -> Any:
-    from boto3.dynamodb.types import TypeDeserializer
-
-    return TypeDeserializer()
-
-
-def to_dynamo(item: dict[str, Any]) -> dict[str, Any]:
-    ser = _serializer()
-    return {k: ser.serialize(v) for k, v in item.items() if v is not None}
-
-
-def from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
-    des = _deserializer()
-    return {k: _plain(des.deserialize(v)) for k, v in item.items()}
-
-
-def _plain(value: Any) -> Any:
-    """DynamoDB numbers come back as Decimal; the domain wants ints."""
-    from decimal import Decimal
-
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def connection_to_item(connection: Connection) -> dict[str, Any]:
-    item: dict[str, Any] = connection.model_dump(mode="python", by_alias=True)
-    for name in _CONNECTION_DATETIMES:
-        item[name] = format_timestamp(item[name])
-    for name in _JSON_ATTRIBUTES:
-        value = item[name]
-        item[name] = None if value is None else json.dumps(value, separators=(",", ":"))
-    keys = {
-        **connection_key(connection.id),
-        "gsi1pk": account_connections_partition(connection.account_id),
-        "gsi1sk": f"{connection.group_id}#{connection.schema_name}",
-        "type": "connection",
-    }
-    return {**keys, **_timer_keys(connection), **item}
-
-
-def _timer_keys(connection: Connection) -> dict[str, str]:
-    """Keys of the two sparse, sharded indexes the scheduler tick reads, so that a tick costs what is
-    due and never what exists:
-    - `schedule`: the next sync of a schedulable connection, or the next re-test of a broken one;
-    - `timers`: when a connection's data becomes late (until that episode is announced).
-    """
-    from sluice.scheduler.data_delay import connection_delayed_after
-    from sluice.scheduler.grid import shard_for
-    from sluice.settings import get_settings
-
-    shard = shard_for(connection.id, get_settings().scheduler_shards)
-    keys: dict[str, str] = {}
-    if connection.next_sync_at is not None:
-        # A scheduled re-sync due before the next sync brings the connection up first.
-        due = min(connection.next_sync_at, connection.next_resync_at or connection.next_sync_at)
-        keys["sched_pk"] = schedule_partition(shard)
-        keys["sched_sk"] = f"{format_timestamp(due)}#{connection.id}"
-    elif connection.retest_at is not None and connection.setup_state == "broken":
-        keys["sched_pk"] = retest_partition(shard)
-        keys["sched_sk"] = f"{format_timestamp(connection.retest_at)}#{connection.id}"
-    delayed_after = None if connection.delay_announced else connection_delayed_after(connection)
-    if delayed_after is not None:
-        keys["timer_pk"] = delay_partition(shard)
-        keys["timer_sk"] = f"{format_timestamp(delayed_after)}#{connection.id}"
-    return keys
-
-
-def connection_from_item(item: dict[str, Any]) -> Connection:
-    data = dict(item)
-    for name in _JSON_ATTRIBUTES:
-        if isinstance(data.get(name), str):
-            data[name] = json.loads(data[name])
-    for name in _CONNECTION_DATETIMES:
-        data[name] = parse_timestamp(data.get(name))
-    fields = Connection.model_fields
-    return Connection.model_validate({k: v for k, v in data.items() if k in fields or k == "schema"})
-
-
-# ---- cursors -------------------------------------------------------------------------------------------
-
-
-def encode_cursor(last_key: dict[str, Any] | None) -> str | None:
-    if not last_key:
-        return None
-    return base64.urlsafe_b64encode(json.dumps(from_dynamo(last_key)).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None, partition: str) -> dict[str, Any] | None:
-    if not cursor:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        key = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise InvalidInput("Invalid cursor") from None
-    expected = {"pk", "sk", "gsi1pk", "gsi1sk"}
-    if (
-        not isinstance(key, dict)
-        or set(key) != expected
-        or not all(isinstance(v, str) for v in key.values())
-        or key["gsi1pk"] != partition
-    ):
-        raise InvalidInput("Invalid cursor")
-    return to_dynamo(key)
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[dict[str, Any]]
-    next_cursor: str | None
-
-
-# ---- the table -----------------------------------------------------------------------------------------
-
-
-def error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
-
-
-def _cancellation_codes(exc: Exception) -> list[str]:
-    response = getattr(exc, "response", None) or {}
-    return [str(r.get("Code", "None")) for r in response.get("CancellationReasons", [])]
+__all__ = [
+    "Page",
+    "Store",
+    "connection_item",
+    "connection_key",
+    "connection_to_item",
+    "get_store",
+    "to_dynamo",
+]
+
+
+def connection_item(connection: Connection) -> dict[str, Any]:
+    """The connection's item exactly as it is written (DynamoDB's typed form): what its size is
+    measured on."""
+    return to_dynamo(connection_to_item(connection))
+
+
+BATCH_WRITE_LIMIT = 25  # DynamoDB's BatchWriteItem maximum
+# Index items a filtered list page may read (a filter DynamoDB applies after reading): the bound on
+# one page's work whatever the filter matches.
+PAGE_READ_BUDGET = 200
+# Children a DELETE removes itself (40 BatchWriteItem calls); the scheduler tick deletes the rest.
+DELETE_INLINE_ITEMS = 1000
+# Children one tick deletes per deleted connection (a partition takes about 1,000 writes a second).
+TICK_PURGE_ITEMS = 5000
 
 
 class Store:
     """The domain table. Every read is a GetItem or a Query on a key."""
 
-    def __init__(self, client: Any, name: str) -> None:
-        self._client = client
+    def __init__(self, client: DynamoDBClient, name: str) -> None:
+        self.client = client
         self.name = name
 
-    # -- generic ------------------------------------------------------------------------------------
+    # -- building blocks for the storage package ---------------------------------------------------
 
     def get(self, key: dict[str, str], consistent: bool = True) -> dict[str, Any] | None:
-        response = self._client.get_item(TableName=self.name, Key=to_dynamo(key), ConsistentRead=consistent)
+        response = send(
+            self.client.get_item, TableName=self.name, Key=to_dynamo(key), ConsistentRead=consistent
+        )
         item = response.get("Item")
         return from_dynamo(item) if item else None
 
-    def put_new(self, item: dict[str, Any], conflict: Callable[[], SluiceError]) -> None:
-        from botocore.exceptions import ClientError
-
+    def put_new(self, item: dict[str, Any], conflict: Callable[[], Exception]) -> None:
+        """Write an item that must not exist yet; `conflict()` is raised when it does."""
         try:
-            self._client.put_item(
+            send(
+                self.client.put_item,
                 TableName=self.name,
                 Item=to_dynamo(item),
                 ConditionExpression="attribute_not_exists(pk)",
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                raise conflict() from None
-            raise
-
-    def put_all_new(self, items: list[dict[str, Any]], conflict: Callable[[int], SluiceError]) -> None:
-        """Write items that must not exist yet, all or none; `conflict(i)` is the error when item i exists."""
-
-        def cancelled(codes: list[str]) -> SluiceError:
-            taken = [i for i, code in enumerate(codes) if code == "ConditionalCheckFailed"]
-            return conflict(taken[0]) if taken else Conflict("The write could not be made; retry")
-
-        self.transact(
-            [
-                {
-                    "Put": {
-                        "TableName": self.name,
-                        "Item": to_dynamo(item),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                }
-                for item in items
-            ],
-            cancelled,
-        )
-
-    def query_page(
-        self,
-        partition: str,
-        limit: int,
-        cursor: str | None,
-        sk_prefix: str | None = None,
-        sk_equals: str | None = None,
-        keep: Callable[[dict[str, Any]], bool] | None = None,
-    ) -> Page:
-        """One page of the gsi1 partition, in sort-key order, `limit` items at most."""
-        condition = "gsi1pk = :p"
-        values: dict[str, Any] = {":p": partition}
-        if sk_equals is not None:
-            condition += " AND gsi1sk = :s"
-            values[":s"] = sk_equals
-        elif sk_prefix is not None:
-            condition += " AND begins_with(gsi1sk, :s)"
-            values[":s"] = sk_prefix
-        start = decode_cursor(cursor, partition)
-        items: list[dict[str, Any]] = []
-        while True:
-            request: dict[str, Any] = {
-                "TableName": self.name,
-                "IndexName": "gsi1",
-                "KeyConditionExpression": condition,
-                "ExpressionAttributeValues": to_dynamo(values),
-                "Limit": limit - len(items),
-            }
-            if start:
-                request["ExclusiveStartKey"] = start
-            response = self._client.query(**request)
-            batch = [from_dynamo(i) for i in response.get("Items", [])]
-            items.extend(i for i in batch if keep is None or keep(i))
-            start = response.get("LastEvaluatedKey")
-            if not start or len(items) >= limit:
-                break
-        next_cursor = None
-        if start and items:
-            last = items[-1]
-            next_cursor = encode_cursor(to_dynamo({k: last[k] for k in ("pk", "sk", "gsi1pk", "gsi1sk")}))
-        return Page(items=items, next_cursor=next_cursor)
-
-    def transact(self, actions: list[dict[str, Any]], on_cancel: Callable[[list[str]], SluiceError]) -> None:
-        from botocore.exceptions import ClientError
-
-        try:
-            self._client.transact_write_items(TransactItems=actions)
-        except ClientError as exc:
-            if error_code(exc) == "TransactionCanceledException":
-                raise on_cancel(_cancellation_codes(exc)) from None
-            raise
-
-    def put(self, item: dict[str, Any]) -> None:
-        self._client.put_item(TableName=self.name, Item=to_dynamo(item))
-
-    def update(self, key: dict[str, str], update: str, values: dict[str, Any]) -> None:
-        self._client.update_item(
-            TableName=self.name,
-            Key=to_dynamo(key),
-            UpdateExpression=update,
-            ExpressionAttributeValues=to_dynamo(values),
-        )
+        except ConditionFailed:
+            raise conflict() from None
 
     def query_all(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Every item a Query returns, page after page."""
         start = None
         while True:
             page = {**request, "TableName": self.name, **({"ExclusiveStartKey": start} if start else {})}
-            response = self._client.query(**page)
+            response = send(self.client.query, **page)
             yield from (from_dynamo(i) for i in response.get("Items", []))
             start = response.get("LastEvaluatedKey")
             if not start:
                 return
 
-    def update_connection_if(
-        self, connection_id: str, update: str, condition: str, values: dict[str, Any]
-    ) -> Connection | None:
-        """One conditional UpdateItem on a connection: the updated connection, or None when the
-        condition does not hold (another writer came first, which callers treat as harmless)."""
-        from botocore.exceptions import ClientError
-
-        try:
-            response = self._client.update_item(
-                TableName=self.name,
-                Key=to_dynamo(connection_key(connection_id)),
-                UpdateExpression=update,
-                ConditionExpression=condition,
-                ExpressionAttributeValues=to_dynamo(values),
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return None
-            raise
-        return connection_from_item(from_dynamo(response["Attributes"]))
-
-    def query_index_partition(self, partition: str) -> Iterable[dict[str, Any]]:
-        """Every item of one gsi1 partition (e.g. an account's connections), page by page."""
-        return self.query_all(
-            {
-                "IndexName": "gsi1",
-                "KeyConditionExpression": "gsi1pk = :p",
-                "ExpressionAttributeValues": to_dynamo({":p": partition}),
-            }
-        )
-
-    def query_partition(self, pk: str, sk_prefix: str) -> Iterable[dict[str, Any]]:
+    def query_partition(self, pk: str, sk_prefix: str, keys_only: bool = False) -> Iterable[dict[str, Any]]:
         """Every item of one partition under a sort-key prefix (children of an aggregate)."""
         values = {":p": pk, ":s": sk_prefix} if sk_prefix else {":p": pk}
         condition = "pk = :p AND begins_with(sk, :s)" if sk_prefix else "pk = :p"
-        return self.query_all(
-            {
-                "KeyConditionExpression": condition,
-                "ExpressionAttributeValues": to_dynamo(values),
-                "ConsistentRead": True,
-            }
+        request: dict[str, Any] = {
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": to_dynamo(values),
+            "ConsistentRead": True,
+        }
+        if keys_only:
+            request["ProjectionExpression"] = "pk, sk"
+        return self.query_all(request)
+
+    def delete_many(self, keys: Iterable[dict[str, str]]) -> int:
+        """Delete items by key, 25 a request; unprocessed ones are retried with backoff. Returns how many."""
+        from sluice.storage.dynamo import backoff
+
+        deleted = 0
+        batch: list[dict[str, str]] = []
+
+        def flush() -> None:
+            pending: dict[str, Any] = {self.name: [{"DeleteRequest": {"Key": to_dynamo(k)}} for k in batch]}
+            attempt = 0
+            while pending:
+                response = send(self.client.batch_write_item, RequestItems=pending)
+                pending = dict(response.get("UnprocessedItems") or {})
+                if pending:
+                    attempt += 1
+                    import time
+
+                    time.sleep(backoff(attempt))
+
+        for key in keys:
+            batch.append(key)
+            deleted += 1
+            if len(batch) == BATCH_WRITE_LIMIT:
+                flush()
+                batch = []
+        if batch:
+            flush()
+        return deleted
+
+    def update(self, key: dict[str, str], update: str, values: dict[str, Any]) -> None:
+        send(
+            self.client.update_item,
+            TableName=self.name,
+            Key=to_dynamo(key),
+            UpdateExpression=update,
+            ExpressionAttributeValues=to_dynamo(values),
         )
 
-    def delete_many(self, keys: list[dict[str, str]]) -> None:
-        for offset in range(0, len(keys), 25):
-            requests = [{"DeleteRequest": {"Key": to_dynamo(k)}} for k in keys[offset : offset + 25]]
-            pending: dict[str, Any] = {self.name: requests}
-            while pending:
-                response = self._client.batch_write_item(RequestItems=pending)
-                pending = response.get("UnprocessedItems") or {}
-
-    # -- groups & destinations -----------------------------------------------------------------------
-
-    def get_owned(self, key: dict[str, str], account_id: str) -> dict[str, Any] | None:
+    def _get_owned(self, key: dict[str, str], account_id: str | None) -> dict[str, Any] | None:
         item = self.get(key)
-        if item is None or item.get("account_id") != account_id:
+        if item is None or (account_id is not None and item.get("account_id") != account_id):
             return None
         return item
 
     def update_owned(
         self, key: dict[str, str], account_id: str, changes: dict[str, Any]
     ) -> dict[str, Any] | None:
-        """Set attributes of an item the account owns: the updated item, or None when there is none."""
-        from botocore.exceptions import ClientError
-
+        """Set attributes of an item the account owns: the updated item, or None when there is none
+        (or it is another account's)."""
         names = {f"#a{i}": name for i, name in enumerate(changes)}
         values = {f":v{i}": value for i, value in enumerate(changes.values())}
         try:
-            response = self._client.update_item(
+            response = send(
+                self.client.update_item,
                 TableName=self.name,
                 Key=to_dynamo(key),
                 UpdateExpression="SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(changes))),
@@ -458,19 +192,131 @@ class Store:
                 ExpressionAttributeValues=to_dynamo({**values, ":account": account_id}),
                 ReturnValues="ALL_NEW",
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return None
-            raise
+        except ConditionFailed:
+            return None
         return from_dynamo(response["Attributes"])
+
+    # -- groups & destinations -----------------------------------------------------------------------
+
+    def create_group(self, group_id: str, account_id: str, name: str, created_at: str) -> dict[str, Any]:
+        item = group_item(group_id, account_id, name, created_at)
+        self.put_new(item, lambda: Conflict("Group already exists"))
+        return item
+
+    def get_group(self, account_id: str, group_id: str) -> dict[str, Any] | None:
+        """The group if it exists and belongs to `account_id`."""
+        return self._get_owned(group_key(group_id), account_id)
+
+    def list_groups(self, account_id: str, cursor: str | None, limit: int) -> Page:
+        return self.query_page(account_groups_partition(account_id), limit, cursor)
+
+    def create_destination(
+        self,
+        group_id: str,
+        account_id: str,
+        fields: dict[str, Any],
+        duckdb_file: tuple[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The group's destination and, for a duckdb file, the account's claim on that file for this
+        group: both written or neither (another group of the account naming the file is a 409).
+        `duckdb_file` is (the file's id, its path as the user gave it)."""
+        item = destination_item(group_id, account_id, fields)
+        items = [item]
+        if duckdb_file is not None:
+            claim = {
+                **duckdb_file_key(account_id, duckdb_file[0]),
+                "type": "duckdb_file",
+                "account_id": account_id,
+                "group_id": group_id,
+            }
+            items.append(claim)
+        try:
+            send(
+                self.client.transact_write_items,
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.name,
+                            "Item": to_dynamo(i),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    }
+                    for i in items
+                ],
+            )
+        except ConditionFailed as failed:
+            if failed.failed(0):
+                raise Conflict(f"Group '{group_id}' already has a destination") from None
+            path = duckdb_file[1] if duckdb_file else ""
+            raise Conflict(
+                f"Another group of this account already writes to the duckdb file '{path}'"
+            ) from None
+        return item
+
+    def get_destination(self, account_id: str | None, group_id: str) -> dict[str, Any] | None:
+        """A group's destination; `account_id` None means any account (workers acting on events)."""
+        return self._get_owned(destination_key(group_id), account_id)
+
+    def update_group(self, account_id: str, group_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+        """The group with `changes` set, or None when the account has no such group."""
+        return self.update_owned(group_key(group_id), account_id, changes)
+
+    def update_destination(
+        self, account_id: str, group_id: str, changes: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The destination with `changes` set, or None when the account has no such destination."""
+        return self.update_owned(destination_key(group_id), account_id, changes)
+
+    def group_holds_connections(self, account_id: str, group_id: str) -> bool:
+        """Whether any connection of the account is in the group (one index item read at most)."""
+        page = self.query_page(account_connections_partition(account_id), 1, None, sk_prefix=f"{group_id}#")
+        return bool(page.items)
+
+    def delete_group(self, group_id: str, duckdb_file: tuple[str, str] | None) -> None:
+        """The group's items (the group, its destination, its schema guards) and the account's claim
+        on the duckdb file its destination wrote to (`duckdb_file` is (account id, file id))."""
+        items = self.query_partition(group_key(group_id)["pk"], "", keys_only=True)
+        keys = [{"pk": i["pk"], "sk": i["sk"]} for i in items]
+        self.delete_many(keys + ([duckdb_file_key(*duckdb_file)] if duckdb_file else []))
+
+    def delete_destination(self, group_id: str, duckdb_file: tuple[str, str] | None) -> None:
+        """The group's destination and the account's claim on its duckdb file, if it has one."""
+        claim = [duckdb_file_key(*duckdb_file)] if duckdb_file else []
+        self.delete_many([destination_key(group_id), *claim])
+
+    # -- API keys & accounts -------------------------------------------------------------------------
+
+    def create_api_key(self, api_key: str, fields: dict[str, Any]) -> None:
+        self.put_new(api_key_item(api_key, fields), lambda: Conflict(f"API key '{api_key}' already exists"))
+
+    def get_api_key(self, api_key: str) -> dict[str, Any] | None:
+        # Strongly consistent: a key works the moment it is created and stops the moment it is
+        # revoked (up to the authorizer's cache), never a lagging replica's answer. A GetItem on the
+        # table, so the cost is one read unit more per cache miss, not an index.
+        return self.get(api_key_key(api_key), consistent=True)
+
+    def set_trial_end(self, account_id: str, trial_ends_at: datetime) -> None:
+        send(
+            self.client.put_item,
+            TableName=self.name,
+            Item=to_dynamo(trial_item(account_id, format_timestamp(trial_ends_at) or "")),
+        )
+
+    def mark_trial_processed(self, account_id: str, now: datetime) -> None:
+        self.update(
+            account_key(account_id),
+            "SET trial_processed_at = :now REMOVE timer_pk, timer_sk",
+            {":now": format_timestamp(now)},
+        )
 
     # -- connections ---------------------------------------------------------------------------------
 
     def connection_schedules(self, connection_id: str) -> dict[str, Any]:
-        """A connection's `schedule`, `resync_schedule` and `next_resync_at`, read alone (the `schedule`
-        index does not project them); absent ones are missing from the result."""
+        """A connection's `schedule`, `resync_schedule` and `next_resync_at` (a datetime), read alone
+        (the `schedule` index does not project them); absent ones are missing from the result."""
         names = ("schedule", "resync_schedule", "next_resync_at")
-        response = self._client.get_item(
+        response = send(
+            self.client.get_item,
             TableName=self.name,
             Key=to_dynamo(connection_key(connection_id)),
             ProjectionExpression=", ".join(f"#a{i}" for i in range(len(names))),
@@ -483,74 +329,155 @@ class Store:
             if isinstance(item.get(name), str):
                 out[name] = json.loads(item[name])
         if item.get("next_resync_at"):
-            out["next_resync_at"] = parse_timestamp(item["next_resync_at"])
+            out["next_resync_at"] = parse_timestamp(str(item["next_resync_at"]))
         return out
 
     def get_connection(self, account_id: str | None, connection_id: str) -> Connection:
         """A connection by id; `account_id` None means any account (workers acting on events)."""
-        item = self.get(connection_key(connection_id))
-        if item is None or (account_id is not None and item.get("account_id") != account_id):
+        item = self._get_owned(connection_key(connection_id), account_id)
+        if item is None:
             raise ConnectionNotFound(connection_id)
         return connection_from_item(item)
 
+    def list_connections(
+        self, account_id: str, group_id: str | None, schema: str | None, cursor: str | None, limit: int
+    ) -> tuple[list[Connection], str | None]:
+        """One page of an account's connections, optionally of one group and/or schema."""
+        partition = account_connections_partition(account_id)
+        if group_id is not None and schema is not None:
+            page = self.query_page(partition, limit, cursor, sk_prefix=f"{group_id}#{schema}", exact=True)
+        elif group_id is not None:
+            page = self.query_page(partition, limit, cursor, sk_prefix=f"{group_id}#")
+        elif schema is not None:
+            page = self.query_page(partition, limit, cursor, where=("schema", schema))
+        else:
+            page = self.query_page(partition, limit, cursor)
+        return [connection_from_item(i) for i in page.items], page.next_cursor
+
+    def list_connections_of_service(
+        self, account_id: str, service: str, cursor: str | None, limit: int
+    ) -> tuple[list[Connection], str | None]:
+        """One page of an account's connections of one service (e.g. connector_sdk)."""
+        page = self.query_page(
+            account_connections_partition(account_id), limit, cursor, where=("service", service)
+        )
+        return [connection_from_item(i) for i in page.items], page.next_cursor
+
+    def query_page(
+        self,
+        partition: str,
+        limit: int,
+        cursor: str | None,
+        sk_prefix: str | None = None,
+        exact: bool = False,
+        where: tuple[str, Any] | None = None,
+    ) -> Page:
+        """One page of the gsi1 partition, in sort-key order, `limit` items at most.
+
+        `sk_prefix` narrows the key range (`exact`: the sort key equals it); `where` keeps the items
+        whose attribute equals a value. Its work is bounded: a filtered page reads at most
+        PAGE_READ_BUDGET index items and may then return fewer than `limit` (even none) with a
+        cursor. A cursor is given only when something follows: the page reads one item past `limit`.
+        """
+        condition = "gsi1pk = :p"
+        values: dict[str, Any] = {":p": partition}
+        if sk_prefix is not None:
+            condition += " AND gsi1sk = :s" if exact else " AND begins_with(gsi1sk, :s)"
+            values[":s"] = sk_prefix
+        names: dict[str, str] = {}
+        filter_expression = None
+        if where is not None:
+            names["#w"] = where[0]
+            values[":w"] = where[1]
+            filter_expression = "#w = :w"
+        scope = json.dumps([sk_prefix, exact, where], default=str) if (sk_prefix or where) else ""
+        start = decode_cursor(cursor, partition, scope, "" if sk_prefix is None else sk_prefix)
+        wanted = limit + 1
+        items: list[dict[str, Any]] = []
+        read = 0
+        while True:
+            request: dict[str, Any] = {
+                "TableName": self.name,
+                "IndexName": "gsi1",
+                "KeyConditionExpression": condition,
+                "ExpressionAttributeValues": to_dynamo(values),
+                "Limit": wanted - len(items) if filter_expression is None else PAGE_READ_BUDGET - read,
+            }
+            if filter_expression is not None:
+                request["FilterExpression"] = filter_expression
+                request["ExpressionAttributeNames"] = names
+            if start:
+                request["ExclusiveStartKey"] = start
+            response = send(self.client.query, **request)
+            items.extend(from_dynamo(i) for i in response.get("Items", []))
+            read += int(response.get("ScannedCount", 0))
+            start = response.get("LastEvaluatedKey")
+            if (
+                not start
+                or len(items) >= wanted
+                or (filter_expression is not None and read >= PAGE_READ_BUDGET)
+            ):
+                break
+        if len(items) > limit:
+            items = items[:limit]
+            last = to_dynamo({k: items[-1][k] for k in ("pk", "sk", "gsi1pk", "gsi1sk")})
+            return Page(items=items, next_cursor=encode_cursor(last, scope))
+        # Fewer than asked for: the index is exhausted, or the read budget is spent where it stopped.
+        return Page(items=items, next_cursor=encode_cursor(start, scope) if start else None)
+
     def create_connection(self, connection: Connection) -> None:
-        item = connection_to_item(connection)
         guard = {
             **schema_guard_key(connection.group_id, connection.schema_name),
             "connection_id": connection.id,
         }
-
-        def cancelled(codes: list[str]) -> SluiceError:
-            if codes and codes[0] == "ConditionalCheckFailed":
-                return GroupNotFound(connection.group_id)
-            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
-                return SchemaTaken(connection.schema_name)
-            return Conflict("The connection could not be created; retry")
-
-        self.transact(
-            [
-                {
-                    "ConditionCheck": {
-                        "TableName": self.name,
-                        "Key": to_dynamo(group_key(connection.group_id)),
-                        "ConditionExpression": "account_id = :a",
-                        "ExpressionAttributeValues": to_dynamo({":a": connection.account_id}),
-                    }
-                },
-                {
-                    "Put": {
-                        "TableName": self.name,
-                        "Item": to_dynamo(guard),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-                {
-                    "Put": {
-                        "TableName": self.name,
-                        "Item": to_dynamo(item),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-            ],
-            cancelled,
-        )
+        try:
+            send(
+                self.client.transact_write_items,
+                TransactItems=[
+                    {
+                        "ConditionCheck": {
+                            "TableName": self.name,
+                            "Key": to_dynamo(group_key(connection.group_id)),
+                            "ConditionExpression": "account_id = :a",
+                            "ExpressionAttributeValues": to_dynamo({":a": connection.account_id}),
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.name,
+                            "Item": to_dynamo(guard),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.name,
+                            "Item": to_dynamo(connection_to_item(connection)),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                ],
+            )
+        except ConditionFailed as failed:
+            if failed.failed(0):
+                raise GroupNotFound(connection.group_id) from None
+            if failed.failed(1):
+                raise SchemaTaken(connection.schema_name) from None
+            raise Conflict("The connection could not be created; retry") from None
 
     def replace_connection(self, connection: Connection, expected_version: int) -> Connection:
         """Write a changed connection if nobody changed it since `expected_version` was read."""
-        from botocore.exceptions import ClientError
-
         saved = connection.model_copy(update={"version": expected_version + 1})
         try:
-            self._client.put_item(
+            send(
+                self.client.put_item,
                 TableName=self.name,
                 Item=to_dynamo(connection_to_item(saved)),
                 ConditionExpression="version = :v",
                 ExpressionAttributeValues=to_dynamo({":v": expected_version}),
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                raise ConcurrentUpdate() from None
-            raise
+        except ConditionFailed:
+            raise ConcurrentUpdate() from None
         return saved
 
     def modify_connection(
@@ -574,44 +501,91 @@ class Store:
                 continue
         raise ConcurrentUpdate()
 
-    def delete_connection(self, connection: Connection) -> None:
-        def cancelled(codes: list[str]) -> SluiceError:
-            if codes and codes[0] == "ConditionalCheckFailed":
-                return ConnectionNotFound(connection.id)
-            return ConcurrentUpdate()
+    def update_connection_if(
+        self, connection_id: str, update: str, condition: str, values: dict[str, Any]
+    ) -> Connection | None:
+        """One conditional UpdateItem on a connection: the updated connection, or None when the
+        condition does not hold (another writer came first, which callers treat as harmless)."""
+        try:
+            response = send(
+                self.client.update_item,
+                TableName=self.name,
+                Key=to_dynamo(connection_key(connection_id)),
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=to_dynamo(values),
+                ReturnValues="ALL_NEW",
+            )
+        except ConditionFailed:
+            return None
+        return connection_from_item(from_dynamo(response["Attributes"]))
 
-        self.transact(
-            [
-                {
-                    "Delete": {
-                        "TableName": self.name,
-                        "Key": to_dynamo(connection_key(connection.id)),
-                        "ConditionExpression": "account_id = :a",
-                        "ExpressionAttributeValues": to_dynamo({":a": connection.account_id}),
-                    }
-                },
-                {
-                    "Delete": {
-                        "TableName": self.name,
-                        "Key": to_dynamo(schema_guard_key(connection.group_id, connection.schema_name)),
-                    }
-                },
-            ],
-            cancelled,
+    def delete_connection(self, connection: Connection, now: datetime) -> bool:
+        """Delete a connection at once, and its children (snapshots, run records: tens of thousands
+        for a frequent sync kept 90 days) as far as DELETE_INLINE_ITEMS allows. What is left is
+        named by a purge marker, written in the same transaction, that the scheduler tick works
+        through (ScheduleIndex.due_purges), so deletion always finishes and a retried DELETE (a 404:
+        the connection is gone) orphans nothing. Returns whether every child is gone already."""
+        marker = {
+            **purge_key(connection.id),
+            "type": "purge",
+            "id": connection.id,
+            "account_id": connection.account_id,
+            "timer_pk": PURGE_PARTITION,
+            "timer_sk": f"{format_timestamp(now)}#{connection.id}",
+        }
+        try:
+            send(
+                self.client.transact_write_items,
+                TransactItems=[
+                    {
+                        "Delete": {
+                            "TableName": self.name,
+                            "Key": to_dynamo(connection_key(connection.id)),
+                            "ConditionExpression": "account_id = :a",
+                            "ExpressionAttributeValues": to_dynamo({":a": connection.account_id}),
+                        }
+                    },
+                    {
+                        "Delete": {
+                            "TableName": self.name,
+                            "Key": to_dynamo(schema_guard_key(connection.group_id, connection.schema_name)),
+                        }
+                    },
+                    {"Put": {"TableName": self.name, "Item": to_dynamo(marker)}},
+                ],
+            )
+        except ConditionFailed:
+            raise ConnectionNotFound(connection.id) from None
+        return self.purge_children(connection.id, DELETE_INLINE_ITEMS)
+
+    def purge_children(self, connection_id: str, budget: int) -> bool:
+        """Delete up to `budget` children of a deleted connection; when none is left, its purge
+        marker too. Returns whether the purge is complete. Safe to repeat, and to run twice at once."""
+        pk = connection_key(connection_id)["pk"]
+        marker = purge_key(connection_id)
+        children = (
+            {"pk": str(i["pk"]), "sk": str(i["sk"])}
+            for i in self.query_partition(pk, "", keys_only=True)
+            if i["sk"] != marker["sk"]
         )
-        # Children (state snapshots, sync runs) live in the connection's partition.
-        children = [
-            {"pk": i["pk"], "sk": i["sk"]}
-            for i in self.query_partition(connection_key(connection.id)["pk"], "")
-        ]
-        self.delete_many(children)
+        batch = list(itertools.islice(children, budget + 1))
+        self.delete_many(batch[:budget])
+        if len(batch) > budget:
+            return False
+        send(self.client.delete_item, TableName=self.name, Key=to_dynamo(marker))
+        return True
 
     # -- Connector SDK packages ------------------------------------------------------------------------
 
+    def get_package(self, account_id: str, package_id: str) -> dict[str, Any] | None:
+        return self._get_owned(package_key(package_id), account_id)
+
+    def list_packages(self, account_id: str, cursor: str | None, limit: int) -> Page:
+        return self.query_page(account_packages_partition(account_id), limit, cursor)
+
     def put_package(self, item: dict[str, Any], expected_version: int | None) -> None:
         """Create a package item (`expected_version` None) or replace it if nobody changed it since."""
-        from botocore.exceptions import ClientError
-
         package_id = str(item["id"])
         full = {
             **item,
@@ -619,42 +593,40 @@ class Store:
             "gsi1pk": account_packages_partition(str(item["account_id"])),
             "gsi1sk": package_id,
         }
-        if expected_version is None:
-            condition, values = "attribute_not_exists(pk)", None
-        else:
-            condition, values = "version = :v", to_dynamo({":v": expected_version})
+        condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+        if expected_version is not None:
+            condition = {
+                "ConditionExpression": "version = :v",
+                "ExpressionAttributeValues": to_dynamo({":v": expected_version}),
+            }
         try:
-            self._client.put_item(
-                TableName=self.name,
-                Item=to_dynamo(full),
-                ConditionExpression=condition,
-                **({"ExpressionAttributeValues": values} if values else {}),
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                raise ConcurrentUpdate() from None
-            raise
+            send(self.client.put_item, TableName=self.name, Item=to_dynamo(full), **condition)
+        except ConditionFailed:
+            raise ConcurrentUpdate() from None
 
     def delete_package(self, account_id: str, package_id: str, expected_version: int) -> None:
-        from botocore.exceptions import ClientError
-
         try:
-            self._client.delete_item(
+            send(
+                self.client.delete_item,
                 TableName=self.name,
                 Key=to_dynamo(package_key(package_id)),
                 ConditionExpression="account_id = :a AND version = :v",
                 ExpressionAttributeValues=to_dynamo({":a": account_id, ":v": expected_version}),
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                raise ConcurrentUpdate() from None
-            raise
+        except ConditionFailed:
+            raise ConcurrentUpdate() from None
 
     def package_users(self, account_id: str) -> dict[str, list[str]]:
         """The account's connections by the package their config names (one Query on the account's
         connections)."""
         users: dict[str, list[str]] = {}
-        for item in self.query_index_partition(account_connections_partition(account_id)):
+        for item in self.query_all(
+            {
+                "IndexName": "gsi1",
+                "KeyConditionExpression": "gsi1pk = :p",
+                "ExpressionAttributeValues": to_dynamo({":p": account_connections_partition(account_id)}),
+            }
+        ):
             config = item.get("config")
             if isinstance(config, str):
                 config = json.loads(config)
@@ -667,7 +639,9 @@ class Store:
 
 
 def get_store() -> Store:
+    from typing import cast
+
     from sluice.aws import client
     from sluice.settings import get_settings
 
-    return Store(client("dynamodb"), get_settings().table_name)
+    return Store(cast(DynamoDBClient, client("dynamodb")), get_settings().table_name)

@@ -6,23 +6,26 @@ stale or duplicate worker fails harmlessly with LeaseLost.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sluice.connections.model import Connection
-from sluice.errors import Conflict, SluiceError
-from sluice.storage.store import (
-    Store,
-    connection_from_item,
+from sluice.errors import Conflict, InvalidInput, SluiceError
+from sluice.storage.dynamo import ConditionFailed, send
+from sluice.storage.items import connection_from_item, connection_to_item, from_dynamo, to_dynamo
+from sluice.storage.keys import (
+    COLUMNS_PREFIX,
+    columns_key,
     connection_key,
-    connection_to_item,
-    error_code,
     run_key,
     state_key,
-    to_dynamo,
+    state_part_key,
+    state_part_prefix,
 )
+from sluice.storage.store import Store
 from sluice.timestamps import format_timestamp
 
 
@@ -47,12 +50,23 @@ class Snapshot:
 
 
 RUN_RECORDS_KEPT = timedelta(days=90)
+COLUMN_BUCKETS = 16  # items per table holding its column names (each under 400 KB)
+STATE_PART_BYTES = 300_000  # a snapshot's share of one item (DynamoDB's limit is 400 KB per item)
+# A snapshot and the connection update commit in one transaction (at most 4 MB): what a state may be.
+MAX_STATE_BYTES = 3_000_000
+
+
+class StateTooLarge(InvalidInput):
+    def __init__(self, size: int) -> None:
+        super().__init__(
+            f"The connection state is {size} bytes as JSON; the limit is {MAX_STATE_BYTES} bytes"
+        )
 
 
 class SyncStore:
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._client = store._client
+        self.client = store.client
         self._name = store.name
 
     # ---- the lease ---------------------------------------------------------------------------------
@@ -69,8 +83,6 @@ class SyncStore:
 
         With `requested_at`, only if no other sync started since then (it already served the request).
         """
-        from botocore.exceptions import ClientError
-
         free = (
             "attribute_exists(pk) AND (attribute_not_exists(active_sync_id) "
             "OR active_sync_id = :sid OR lease_expires_at < :now)"
@@ -89,31 +101,27 @@ class SyncStore:
             )
             values[":asked"] = format_timestamp(requested_at)
         try:
-            response = self._client.update_item(
+            response = send(
+                self.client.update_item,
                 TableName=self._name,
                 Key=to_dynamo(connection_key(connection_id)),
                 UpdateExpression=(
                     "SET active_sync_id = :sid, lease_expires_at = :until, sync_state = :syncing, "
-                    "last_sync_started_at = :now, version = version + :one"
+                    "last_sync_started_at = :now, heartbeat_at = :now, version = version + :one"
                 ),
                 ConditionExpression=free,
                 ExpressionAttributeValues=to_dynamo(values),
                 ReturnValues="ALL_NEW",
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                raise LeaseBusy() from None
-            raise
-        from sluice.storage.store import from_dynamo
-
+        except ConditionFailed:
+            raise LeaseBusy() from None
         return connection_from_item(from_dynamo(response["Attributes"]))
 
     def release_for_force(self, connection_id: str) -> str | None:
         """Take the lease away from a running sync (forced sync). Returns the sync it belonged to."""
-        from botocore.exceptions import ClientError
-
         try:
-            response = self._client.update_item(
+            response = send(
+                self.client.update_item,
                 TableName=self._name,
                 Key=to_dynamo(connection_key(connection_id)),
                 UpdateExpression="REMOVE active_sync_id, lease_expires_at SET version = version + :one",
@@ -121,17 +129,16 @@ class SyncStore:
                 ExpressionAttributeValues=to_dynamo({":one": 1}),
                 ReturnValues="UPDATED_OLD",
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return None
-            raise
+        except ConditionFailed:
+            return None
         old = response.get("Attributes", {}).get("active_sync_id", {})
         return str(old.get("S")) if old else None
 
     # ---- checkpoints -------------------------------------------------------------------------------
 
     def latest_snapshot(self, connection_id: str) -> Snapshot | None:
-        response = self._client.query(
+        response = send(
+            self.client.query,
             TableName=self._name,
             KeyConditionExpression="pk = :p AND begins_with(sk, :s)",
             ExpressionAttributeValues=to_dynamo({":p": connection_key(connection_id)["pk"], ":s": "STATE#"}),
@@ -142,12 +149,16 @@ class SyncStore:
         items = response.get("Items", [])
         if not items:
             return None
-        from sluice.storage.store import from_dynamo
-
         item = from_dynamo(items[0])
+        text = str(item["state"])
+        if int(item.get("parts") or 1) > 1:
+            parts = self.store.query_partition(
+                connection_key(connection_id)["pk"], state_part_prefix(int(item["seq"]))
+            )
+            text += "".join(str(p["state"]) for p in parts)
         return Snapshot(
             seq=int(item["seq"]),
-            state=json.loads(item["state"]),
+            state=json.loads(text),
             sync_id=str(item.get("sync_id", "")),
             created_at=str(item["created_at"]),
         )
@@ -163,39 +174,72 @@ class SyncStore:
     ) -> None:
         """Store `state` as snapshot `seq` and move the connection to it, in one transaction.
         Call only after everything the state covers is durable in the destination."""
-        snapshot = {
+        puts = self._snapshot_puts(connection_id, seq, state, sync_id, now)
+        try:
+            send(
+                self.client.transact_write_items,
+                TransactItems=[
+                    *puts,
+                    {
+                        "Update": {
+                            "TableName": self._name,
+                            "Key": to_dynamo(connection_key(connection_id)),
+                            "UpdateExpression": (
+                                "SET state_seq = :seq, lease_expires_at = :until, heartbeat_at = :now, "
+                                "version = version + :one"
+                            ),
+                            "ConditionExpression": "active_sync_id = :sid",
+                            "ExpressionAttributeValues": to_dynamo(
+                                {
+                                    ":seq": seq,
+                                    ":until": format_timestamp(now + lease),
+                                    ":now": format_timestamp(now),
+                                    ":one": 1,
+                                    ":sid": sync_id,
+                                }
+                            ),
+                        }
+                    },
+                ],
+            )
+        except ConditionFailed:
+            # Only a failed condition means another sync holds the connection (the lease moved) or
+            # a duplicate of this one committed this checkpoint first; conflicts were retried.
+            raise LeaseLost(sync_id) from None
+
+    def _snapshot_puts(
+        self, connection_id: str, seq: int, state: dict[str, Any], sync_id: str, now: datetime
+    ) -> list[dict[str, Any]]:
+        """The Puts that store snapshot `seq`: its first STATE_PART_BYTES in the STATE# item, the rest in
+        STATEPART# items, so that a state is bounded by MAX_STATE_BYTES and not by DynamoDB's 400 KB."""
+        # ASCII JSON (ensure_ascii), so a character is a byte and parts cut anywhere.
+        text = json.dumps(state, separators=(",", ":"), default=str)
+        if len(text) > MAX_STATE_BYTES:
+            raise StateTooLarge(len(text))
+        chunks = [text[i : i + STATE_PART_BYTES] for i in range(0, len(text), STATE_PART_BYTES)] or [""]
+        head = {
             **state_key(connection_id, seq),
             "type": "state",
             "seq": seq,
-            "state": json.dumps(state, separators=(",", ":"), default=str),
+            "state": chunks[0],
+            "parts": len(chunks),
             "sync_id": sync_id,
             "created_at": format_timestamp(now),
         }
-        self._transact_or_lease_lost(
-            sync_id,
-            [
-                {
-                    "Put": {
-                        "TableName": self._name,
-                        "Item": to_dynamo(snapshot),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-                {
-                    "Update": {
-                        "TableName": self._name,
-                        "Key": to_dynamo(connection_key(connection_id)),
-                        "UpdateExpression": (
-                            "SET state_seq = :seq, lease_expires_at = :until, version = version + :one"
-                        ),
-                        "ConditionExpression": "active_sync_id = :sid",
-                        "ExpressionAttributeValues": to_dynamo(
-                            {":seq": seq, ":until": format_timestamp(now + lease), ":one": 1, ":sid": sync_id}
-                        ),
-                    }
-                },
-            ],
-        )
+        items = [head] + [
+            {**state_part_key(connection_id, seq, n), "type": "state_part", "state": chunk}
+            for n, chunk in enumerate(chunks[1:], start=1)
+        ]
+        return [
+            {
+                "Put": {
+                    "TableName": self._name,
+                    "Item": to_dynamo(i),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+            for i in items
+        ]
 
     def _next_seq(self, connection_id: str) -> int:
         latest = self.latest_snapshot(connection_id)
@@ -204,27 +248,12 @@ class SyncStore:
     def replace_state(self, connection: Connection, state: dict[str, Any], now: datetime) -> None:
         """PATCH /state: a new snapshot, only while the connection is unchanged and no sync holds it."""
         seq = self._next_seq(connection.id)
-        snapshot = {
-            **state_key(connection.id, seq),
-            "type": "state",
-            "seq": seq,
-            "state": json.dumps(state, separators=(",", ":")),
-            "sync_id": "api",
-            "created_at": format_timestamp(now),
-        }
-
-        from botocore.exceptions import ClientError
-
+        puts = self._snapshot_puts(connection.id, seq, state, "api", now)
         try:
-            self._client.transact_write_items(
+            send(
+                self.client.transact_write_items,
                 TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self._name,
-                            "Item": to_dynamo(snapshot),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
+                    *puts,
                     {
                         "Update": {
                             "TableName": self._name,
@@ -248,41 +277,66 @@ class SyncStore:
                             ),
                         }
                     },
-                ]
+                ],
             )
-        except ClientError as exc:
-            if error_code(exc) == "TransactionCanceledException":
-                raise Conflict("The connection changed or a sync started; retry") from None
-            raise
+        except ConditionFailed:
+            raise Conflict("The connection changed or a sync started; retry") from None
 
     # ---- finishing ---------------------------------------------------------------------------------
 
     def finish(self, finished: Connection, sync_id: str) -> Connection:
         """Write the connection's end-of-sync fields and drop the lease, if this sync still holds it."""
-        from botocore.exceptions import ClientError
-
         saved = finished.model_copy(
             update={"active_sync_id": None, "lease_expires_at": None, "version": finished.version + 1}
         )
         try:
-            self._client.put_item(
+            send(
+                self.client.put_item,
                 TableName=self._name,
                 Item=to_dynamo(connection_to_item(saved)),
                 ConditionExpression="active_sync_id = :sid AND version = :v",
                 ExpressionAttributeValues=to_dynamo({":sid": sync_id, ":v": finished.version}),
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                current = self.store.get_connection(None, finished.id)
-                if current.active_sync_id != sync_id:
-                    raise LeaseLost(sync_id) from None
-                raise Conflict("The connection changed while finishing; retry") from None
-            raise
+        except ConditionFailed:
+            current = self.store.get_connection(None, finished.id)
+            if current.active_sync_id != sync_id:
+                raise LeaseLost(sync_id) from None
+            raise Conflict("The connection changed while finishing; retry") from None
         return saved
+
+    # ---- columns seen ------------------------------------------------------------------------------
+
+    def add_columns(self, connection_id: str, seen: dict[str, set[str]]) -> None:
+        """Remember the columns a sync saw, per table. They grow with every column ever seen, so they
+        live outside the connection item, spread over COLUMN_BUCKETS string-set items per table (each
+        ADD is an atomic union: concurrent syncs lose nothing)."""
+        import zlib
+
+        for table, names in seen.items():
+            buckets: dict[int, set[str]] = {}
+            for name in names:
+                buckets.setdefault(zlib.crc32(name.encode()) % COLUMN_BUCKETS, set()).add(name)
+            for bucket, part in sorted(buckets.items()):
+                send(
+                    self.client.update_item,
+                    TableName=self._name,
+                    Key=to_dynamo(columns_key(connection_id, table, bucket)),
+                    UpdateExpression="SET #t = :t, #type = :type ADD #names :names",
+                    ExpressionAttributeNames={"#t": "table", "#type": "type", "#names": "names"},
+                    ExpressionAttributeValues=to_dynamo({":t": table, ":type": "columns", ":names": part}),
+                )
+
+    def columns_seen(self, connection: Connection) -> dict[str, list[str]]:
+        """Columns seen per table, sorted (with what older versions kept on the connection item)."""
+        seen: dict[str, set[str]] = {t: set(names) for t, names in connection.table_columns.items()}
+        for item in self.store.query_partition(connection_key(connection.id)["pk"], COLUMNS_PREFIX):
+            seen.setdefault(str(item["table"]), set()).update(str(n) for n in item.get("names") or ())
+        return {t: sorted(names) for t, names in seen.items()}
 
     # ---- runs --------------------------------------------------------------------------------------
 
-    def start_run(self, connection_id: str, sync_id: str, started_at: datetime, reason: str) -> None:
+    def start_run(self, connection_id: str, sync_id: str, started_at: datetime, reason: str) -> bool:
+        """Open the run record of a sync; False when it exists already (a replay of this sync id)."""
         item = {
             **run_key(connection_id, sync_id),
             "type": "sync_run",
@@ -290,27 +344,97 @@ class SyncStore:
             "started_at": format_timestamp(started_at),
             "reason": reason,
             "status": "running",
+            "rows_upserted": 0,
+            "rows_deleted": 0,
             # The table's TTL removes run records after this (epoch seconds).
             "expires_at": int((started_at + RUN_RECORDS_KEPT).timestamp()),
         }
-        self._client.put_item(TableName=self._name, Item=to_dynamo(item))
+        try:
+            send(
+                self.client.put_item,
+                TableName=self._name,
+                Item=to_dynamo(item),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ConditionFailed:
+            return False
+        return True
 
-    def finish_run(self, connection_id: str, sync_id: str, fields: dict[str, Any]) -> None:
-        """Record how a run ended, on its own record (continuations and retries share it)."""
-        names = {f"#{k}": k for k in fields}
-        self._client.update_item(
-            TableName=self._name,
-            Key=to_dynamo(run_key(connection_id, sync_id)),
-            UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in fields),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=to_dynamo({f":{k}": v for k, v in fields.items()}),
-        )
+    def add_run_totals(self, connection_id: str, sync_id: str, upserted: int, deleted: int) -> None:
+        """Add one invocation's rows to its run's totals (a sync may take several invocations)."""
+        # A run ended meanwhile (forced out, deleted) keeps its totals: they are final.
+        with contextlib.suppress(ConditionFailed):
+            send(
+                self.client.update_item,
+                TableName=self._name,
+                Key=to_dynamo(run_key(connection_id, sync_id)),
+                UpdateExpression="ADD rows_upserted :u, rows_deleted :d",
+                ConditionExpression="#status = :running",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=to_dynamo({":u": upserted, ":d": deleted, ":running": "running"}),
+            )
+
+    def end_run(
+        self,
+        connection_id: str,
+        sync_id: str,
+        status: str,
+        message: str,
+        upserted: int,
+        deleted: int,
+        now: datetime,
+    ) -> dict[str, Any] | None:
+        """End a run that is still running, adding the last invocation's rows: the ended record (with
+        totals over all its invocations), or None when it had ended already or does not exist.
+        Conditional, so each run ends exactly once whoever ends it (its worker, a forced sync, a DELETE)."""
+        try:
+            response = send(
+                self.client.update_item,
+                TableName=self._name,
+                Key=to_dynamo(run_key(connection_id, sync_id)),
+                UpdateExpression=(
+                    "SET #status = :status, finished_at = :now, message = :message "
+                    "ADD rows_upserted :u, rows_deleted :d"
+                ),
+                ConditionExpression="#status = :running",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=to_dynamo(
+                    {
+                        ":status": status,
+                        ":now": format_timestamp(now),
+                        ":message": message,
+                        ":u": upserted,
+                        ":d": deleted,
+                        ":running": "running",
+                    }
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except ConditionFailed:
+            return None
+        return from_dynamo(response["Attributes"])
+
+    def heartbeat(self, connection_id: str, sync_id: str, now: datetime) -> bool:
+        """Record that the lease holder is alive; False when it no longer holds the lease."""
+        try:
+            send(
+                self.client.update_item,
+                TableName=self._name,
+                Key=to_dynamo(connection_key(connection_id)),
+                UpdateExpression="SET heartbeat_at = :now",
+                ConditionExpression="active_sync_id = :sid",
+                ExpressionAttributeValues=to_dynamo({":now": format_timestamp(now), ":sid": sync_id}),
+            )
+        except ConditionFailed:
+            return False
+        return True
 
     def run(self, connection_id: str, sync_id: str) -> dict[str, Any] | None:
         return self.store.get(run_key(connection_id, sync_id))
 
     def holds_lease(self, connection_id: str, sync_id: str) -> bool:
-        response = self._client.get_item(
+        response = send(
+            self.client.get_item,
             TableName=self._name,
             Key=to_dynamo(connection_key(connection_id)),
             ConsistentRead=True,
@@ -318,30 +442,24 @@ class SyncStore:
         )
         return bool(response.get("Item", {}).get("active_sync_id", {}).get("S") == sync_id)
 
-    def prune_snapshots(self, connection_id: str, keep_from_seq: int) -> None:
-        """Drop the snapshots before `keep_from_seq` (after a sync succeeded from a later one)."""
-        response = self._client.query(
-            TableName=self._name,
-            KeyConditionExpression="pk = :p AND sk BETWEEN :first AND :last",
-            ExpressionAttributeValues=to_dynamo(
-                {
-                    ":p": connection_key(connection_id)["pk"],
-                    ":first": state_key(connection_id, 0)["sk"],
-                    ":last": state_key(connection_id, keep_from_seq - 1)["sk"],
-                }
-            ),
-            ProjectionExpression="pk, sk",
-            ConsistentRead=True,
-        )
-        keys = [{"pk": i["pk"]["S"], "sk": i["sk"]["S"]} for i in response.get("Items", [])]
-        self.store.delete_many(keys)
-
-    def _transact_or_lease_lost(self, sync_id: str, actions: list[dict[str, Any]]) -> None:
-        from botocore.exceptions import ClientError
-
-        try:
-            self._client.transact_write_items(TransactItems=actions)
-        except ClientError as exc:
-            if error_code(exc) == "TransactionCanceledException":
-                raise LeaseLost(sync_id) from None
-            raise
+    def prune_snapshots(self, connection_id: str, keep_from_seq: int) -> int:
+        """Drop the snapshots (and their parts) before `keep_from_seq`, after a sync succeeded from a
+        later one, every page of them. Returns how many items were deleted."""
+        pk = connection_key(connection_id)["pk"]
+        doomed: list[dict[str, str]] = []
+        for first, last in (
+            (state_key(connection_id, 0)["sk"], state_key(connection_id, keep_from_seq - 1)["sk"]),
+            (state_part_prefix(0), state_part_prefix(keep_from_seq - 1) + "\uffff"),
+        ):
+            doomed += [
+                {"pk": str(i["pk"]), "sk": str(i["sk"])}
+                for i in self.store.query_all(
+                    {
+                        "KeyConditionExpression": "pk = :p AND sk BETWEEN :first AND :last",
+                        "ExpressionAttributeValues": to_dynamo({":p": pk, ":first": first, ":last": last}),
+                        "ProjectionExpression": "pk, sk",
+                        "ConsistentRead": True,
+                    }
+                )
+            ]
+        return self.store.delete_many(doomed)

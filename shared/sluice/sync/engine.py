@@ -28,10 +28,11 @@ from sluice.observability import logger
 from sluice.scheduler.grid import connection_next_sync_at
 from sluice.sources import get_service
 from sluice.sources.base import SourceAuthError, SourceRateLimited
-from sluice.storage.store import Store, destination_key
+from sluice.storage.store import Store
 from sluice.storage.sync_store import LeaseBusy, LeaseLost, SyncStore
 from sluice.sync.events import SyncRequest, announce_end, announce_start, request_sync
-from sluice.timestamps import format_timestamp, parse_timestamp, utc_now
+from sluice.sync.runs import DELETED, FORCED_OUT, HEARTBEAT_EVERY, end_stopped_run
+from sluice.timestamps import parse_timestamp, utc_now
 
 LEASE = timedelta(minutes=16)  # longer than the worker's 15-minute Lambda timeout
 STOP_BEFORE_DEADLINE_SECONDS = 60.0  # stop at a checkpoint when less than this is left
@@ -48,6 +49,12 @@ class SyncResult:
     message: str = ""
     # Columns seen per table (the schemas and columns endpoints report them).
     columns: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    # Of these rows, how many are already added to the run record's totals (at each checkpoint).
+    counted_upserted: int = field(default=0, repr=False)
+    counted_deleted: int = field(default=0, repr=False)
+
+    def uncounted(self) -> tuple[int, int]:
+        return self.rows_upserted - self.counted_upserted, self.rows_deleted - self.counted_deleted
 
 
 def strictly_after(now: datetime, *previous: datetime | None) -> datetime:
@@ -88,6 +95,11 @@ class SyncEngine:
                 self._mark_resync_pending(current)
             logger.info("connection is paused; sync skipped", extra={"connection_id": current.id})
             return SyncResult("SKIPPED", message="paused")
+        existing = self.sync_store.run(current.id, sync_id)
+        if existing is not None and existing.get("status") != "running":
+            # A replay of a sync that has ended (a redelivered event, a late continuation): it ended once.
+            logger.info("this sync has ended already", extra={"sync_id": sync_id})
+            return SyncResult("SKIPPED", message="ended")
         served_after = None if request.reason == "continuation" else parse_timestamp(request.requested_at)
         try:
             connection = self.sync_store.acquire(current.id, sync_id, utc_now(), LEASE, served_after)
@@ -96,11 +108,29 @@ class SyncEngine:
                 "a sync is running or already served this request", extra={"connection_id": current.id}
             )
             return SyncResult("SKIPPED", message="busy")
+        result = SyncResult("SUCCESSFUL")
         try:
-            return self._run_locked(connection, request, sync_id, remaining_seconds)
+            return self._run_locked(connection, request, sync_id, remaining_seconds, result)
         except LeaseLost:
             logger.info("lease lost; this sync stops without writing", extra={"sync_id": sync_id})
+            self._end_stopped(connection, sync_id, FORCED_OUT, result)
             return SyncResult("SKIPPED", message="lease lost")
+        except ConnectionNotFound:
+            logger.info("the connection was deleted; this sync stops", extra={"sync_id": sync_id})
+            self._end_stopped(connection, sync_id, DELETED, result)
+            return SyncResult("SKIPPED", message="deleted")
+
+    def _end_stopped(self, connection: Connection, sync_id: str, message: str, result: SyncResult) -> None:
+        """End this sync's run if nobody did (the forcing API call or the DELETE usually has)."""
+        end_stopped_run(self.sync_store, connection, sync_id, message, utc_now(), *result.uncounted())
+
+    def _count(self, connection_id: str, sync_id: str, result: SyncResult) -> None:
+        """After a checkpoint: add the rows it covers to the run's totals, which thus span every
+        invocation and are there for whoever ends the run."""
+        upserted, deleted = result.uncounted()
+        if upserted or deleted:
+            self.sync_store.add_run_totals(connection_id, sync_id, upserted, deleted)
+        result.counted_upserted, result.counted_deleted = result.rows_upserted, result.rows_deleted
 
     # ---- the work ----------------------------------------------------------------------------------
 
@@ -110,12 +140,14 @@ class SyncEngine:
         request: SyncRequest,
         sync_id: str,
         remaining_seconds: Callable[[], float],
+        result: SyncResult,
     ) -> SyncResult:
-        result = SyncResult("SUCCESSFUL")
         destination: Destination | None = None
         try:
-            if request.reason != "continuation":
-                self.sync_store.start_run(connection.id, sync_id, utc_now(), request.reason)
+            # A replay of this sync id (after a crash) finds its run record: no second Sync Started.
+            if request.reason != "continuation" and self.sync_store.start_run(
+                connection.id, sync_id, utc_now(), request.reason
+            ):
                 announce_start(connection, sync_id)
             service = get_service(connection.service)
             secrets = {k: v for k, v in connection.secrets.items() if k != AUTH_POINTER}
@@ -127,7 +159,7 @@ class SyncEngine:
             deadline = time.monotonic() + max(0.0, remaining_seconds() - self.stop_before_deadline)
             seq = connection.state_seq
             batch = 0
-            last_commit = last_lease_check = time.monotonic()
+            last_commit = last_lease_check = last_heartbeat = time.monotonic()
             pending: dict[str, Any] | None = None
             operations = service.extract(config, state, deadline)
             for operation in operations:
@@ -142,8 +174,10 @@ class SyncEngine:
                         self.sync_store.commit_checkpoint(
                             connection.id, sync_id, seq, pending, utc_now(), LEASE
                         )
+                        self._count(connection.id, sync_id, result)
                         pending, batch, last_commit = None, 0, time.monotonic()
                         if out_of_time:
+                            self.sync_store.add_columns(connection.id, result.columns)
                             request_sync(
                                 replace(request, reason="continuation", sync_id=sync_id, force=False)
                             )
@@ -152,7 +186,12 @@ class SyncEngine:
                     continue
                 if time.monotonic() - last_lease_check >= LEASE_CHECK_SECONDS:
                     # A forced sync may have taken the connection: stop writing soon, not at the next commit.
-                    if not self.sync_store.holds_lease(connection.id, sync_id):
+                    if time.monotonic() - last_heartbeat >= HEARTBEAT_EVERY.total_seconds():
+                        alive = self.sync_store.heartbeat(connection.id, sync_id, utc_now())
+                        last_heartbeat = time.monotonic()
+                    else:
+                        alive = self.sync_store.holds_lease(connection.id, sync_id)
+                    if not alive:
                         raise LeaseLost(sync_id)
                     last_lease_check = time.monotonic()
                 # Deterministic for a replay of this sync (same id), distinct from any other sync's.
@@ -174,6 +213,7 @@ class SyncEngine:
             if pending is not None:
                 seq += 1
                 self.sync_store.commit_checkpoint(connection.id, sync_id, seq, pending, utc_now(), LEASE)
+                self._count(connection.id, sync_id, result)
         except LeaseLost:
             raise
         except SourceRateLimited as exc:
@@ -196,7 +236,7 @@ class SyncEngine:
         return result
 
     def _open_destination(self, connection: Connection) -> Destination:
-        item = self.store.get(destination_key(connection.group_id))
+        item = self.store.get_destination(None, connection.group_id)
         if item is None:
             from sluice.destinations import DestinationError
 
@@ -225,6 +265,7 @@ class SyncEngine:
         rescheduled_for: datetime | None = None,
         broken: bool = False,
     ) -> None:
+        self.sync_store.add_columns(connection_id, result.columns)
         for _ in range(_FINISH_RETRIES):
             current = self.store.get_connection(None, connection_id)
             if current.active_sync_id != sync_id:
@@ -239,23 +280,21 @@ class SyncEngine:
             raise Conflict("Could not record the end of the sync")
         if result.status == "SUCCESSFUL" and saved.state_seq > 1:
             self.sync_store.prune_snapshots(connection_id, keep_from_seq=saved.state_seq)
-        self.sync_store.finish_run(
+        ended = self.sync_store.end_run(
             connection_id,
             sync_id,
-            {
-                "status": result.status,
-                "finished_at": format_timestamp(utc_now()),
-                "rows_upserted": result.rows_upserted,
-                "rows_deleted": result.rows_deleted,
-                "message": result.message,
-            },
-        )
-        announce_end(
-            saved,
-            sync_id,
             result.status,
-            {"rows_upserted": result.rows_upserted, "rows_deleted": result.rows_deleted},
+            result.message,
+            *result.uncounted(),
+            utc_now(),
         )
+        if ended is not None:  # ended exactly once, with the totals of every invocation
+            announce_end(
+                saved,
+                sync_id,
+                result.status,
+                {"rows_upserted": int(ended["rows_upserted"]), "rows_deleted": int(ended["rows_deleted"])},
+            )
         if result.status == "FAILURE_WITH_TASK" and saved.consecutive_failures == FAILING_AFTER:
             from sluice.events import publish
 
@@ -274,14 +313,8 @@ class SyncEngine:
         self, current: Connection, result: SyncResult, rescheduled_for: datetime | None, broken: bool
     ) -> Connection:
         now = utc_now()
-        columns = {
-            t: sorted(set(current.table_columns.get(t, [])) | seen) for t, seen in result.columns.items()
-        }
-        changes: dict[str, Any] = {
-            "rescheduled_for": None,
-            "sync_state": "scheduled",
-            "table_columns": {**current.table_columns, **columns},
-        }
+        # Columns seen are not here: they grow with use and live in their own items (add_columns).
+        changes: dict[str, Any] = {"rescheduled_for": None, "sync_state": "scheduled"}
         if result.status == "SUCCESSFUL":
             changes.update(
                 succeeded_at=strictly_after(now, current.succeeded_at, current.failed_at),

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sluice.api.caller import Caller
-from sluice.api.validation import check_item_size
 from sluice.connections.model import Connection, sync_in_progress
 from sluice.errors import Conflict, InvalidInput, NotFound
 from sluice.sources import get_service
-from sluice.storage.store import Store, to_dynamo
+from sluice.storage.store import Store
 from sluice.storage.sync_store import SyncStore
 from sluice.sync.events import SyncRequest, request_sync
+from sluice.sync.runs import FORCED_OUT, WORKER_SILENT, end_stopped_run, worker_silent
 from sluice.timestamps import utc_now
 
 
@@ -32,11 +31,17 @@ def trigger_sync(caller: Caller, connection_id: str, force: bool, store: Store) 
     connection = store.get_connection(caller.account_id, connection_id)
     if connection.paused:
         raise Conflict(f"Connection with id '{connection_id}' is paused; unpause it to sync")
+    now = utc_now()
     if sync_running(connection):
-        if not force:
+        silent = worker_silent(connection, now)
+        if not force and not silent:
             return f"Sync is already running for connection with id '{connection_id}'"
-        # Take the lease away: the running worker's next conditional write fails and it stops.
-        SyncStore(store).release_for_force(connection_id)
+        # Take the lease away: the running worker's next conditional write fails and it stops. Its
+        # run ends here, once, so that it has a Sync Completed even if that worker is gone.
+        sync_store = SyncStore(store)
+        stopped = sync_store.release_for_force(connection_id)
+        if stopped is not None:
+            end_stopped_run(sync_store, connection, stopped, FORCED_OUT if force else WORKER_SILENT, now)
     request_sync(SyncRequest(caller.account_id, connection_id, reason="api", force=force))
     return f"Sync has been successfully triggered for connection with id '{connection_id}'"
 
@@ -82,21 +87,19 @@ def get_state(caller: Caller, connection_id: str, store: Store) -> dict[str, Any
     return snapshot.state
 
 
-# A state snapshot item holds the state as compact JSON text beside its keys and a few small
-# attributes (sluice.storage.sync_store); those get this many bytes, more than they take.
-_SNAPSHOT_ATTRIBUTES_BYTES = 1024
-
-
 def replace_state(caller: Caller, connection_id: str, state: dict[str, Any], store: Store) -> dict[str, Any]:
     connection = store.get_connection(caller.account_id, connection_id)
-    text = json.dumps(state, separators=(",", ":"))
-    check_item_size(to_dynamo({"state": text}), "The state", reserve=_SNAPSHOT_ATTRIBUTES_BYTES)
     if sync_running(connection):
         raise Conflict("The state can't be changed while a sync is running")
     if not connection.paused:
         raise Conflict("Pause the connection before changing its state")
     SyncStore(store).replace_state(connection, state, utc_now())
     return state
+
+
+def _with_columns(store: Store, connection: Connection) -> Connection:
+    """The connection with the columns syncs have seen (stored apart from it, see SyncStore)."""
+    return connection.model_copy(update={"table_columns": SyncStore(store).columns_seen(connection)})
 
 
 def schemas(connection: Connection) -> dict[str, Any]:
@@ -138,7 +141,7 @@ def table_columns(
     caller: Caller, connection_id: str, schema: str, table: str, store: Store
 ) -> dict[str, Any]:
     """Columns of one table, found by its source or destination name (they are the same here)."""
-    connection = store.get_connection(caller.account_id, connection_id)
+    connection = _with_columns(store, store.get_connection(caller.account_id, connection_id))
     for schema_name, schema_config in schemas(connection).items():
         if schema == schema_name and table in schema_config["tables"]:
             return {"columns": schema_config["tables"][table]["columns"]}
@@ -146,7 +149,7 @@ def table_columns(
 
 
 def schema_config(caller: Caller, connection_id: str, store: Store) -> dict[str, Any]:
-    connection = store.get_connection(caller.account_id, connection_id)
+    connection = _with_columns(store, store.get_connection(caller.account_id, connection_id))
     return {
         "enable_new_by_default": True,
         "schema_change_handling": "ALLOW_ALL",

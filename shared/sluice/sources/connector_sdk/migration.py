@@ -7,20 +7,16 @@ from __future__ import annotations
 from typing import Any
 
 from sluice.api.caller import Caller
-from sluice.storage.store import Store, account_connections_partition, connection_from_item, group_key
+from sluice.storage.store import Store
 
 
 def list_migration_connections(
     caller: Caller, cursor: str | None, limit: int, store: Store
 ) -> dict[str, Any]:
-    page = store.query_page(
-        account_connections_partition(caller.account_id),
-        limit,
-        cursor,
-        keep=lambda item: item.get("service") == "connector_sdk",
+    connections, next_cursor = store.list_connections_of_service(
+        caller.account_id, "connector_sdk", cursor, limit
     )
     group_names: dict[str, str | None] = {}
-    connections = [connection_from_item(item) for item in page.items]
     package_users: dict[str, int] = {}
     for connection in connections:
         package_id = str(connection.config.get("package_id"))
@@ -28,7 +24,7 @@ def list_migration_connections(
     items = []
     for connection in connections:
         if connection.group_id not in group_names:
-            group = store.get_owned(group_key(connection.group_id), caller.account_id)
+            group = store.get_group(caller.account_id, connection.group_id)
             group_names[connection.group_id] = group["name"] if group else None
         config = connection.config
         items.append(
@@ -47,4 +43,4 @@ def list_migration_connections(
                 "package_shared": package_users[str(config.get("package_id"))] > 1,
             }
         )
-    return {"items": items, "next_cursor": page.next_cursor}
+    return {"items": items, "next_cursor": next_cursor}

@@ -31,7 +31,7 @@ from typing import Any
 from sluice.api.caller import Caller
 from sluice.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from sluice.ids import new_id
-from sluice.storage.store import Store, package_key
+from sluice.storage.store import Store
 from sluice.timestamps import format_timestamp, utc_now
 
 MAX_PACKAGE_BYTES = 6 * 1024 * 1024  # Lambda's request payload limit; API Gateway's is 10 MB
@@ -233,7 +233,7 @@ def package_out(item: dict[str, Any], connection_ids: list[str]) -> dict[str, An
 
 
 def _owned(caller: Caller, package_id: str, store: Store) -> dict[str, Any]:
-    item = store.get_owned(package_key(package_id), caller.account_id)
+    item = store.get_package(caller.account_id, package_id)
     if item is None:
         raise PackageNotFound(package_id)
     return item
@@ -270,9 +270,7 @@ def get_package(caller: Caller, package_id: str, store: Store) -> dict[str, Any]
 
 
 def list_packages(caller: Caller, cursor: str | None, limit: int, store: Store) -> dict[str, Any]:
-    from sluice.storage.store import account_packages_partition
-
-    page = store.query_page(account_packages_partition(caller.account_id), limit, cursor)
+    page = store.list_packages(caller.account_id, cursor, limit)
     using = store.package_users(caller.account_id) if page.items else {}
     return {
         "items": [package_out(i, using.get(i["id"], [])) for i in page.items],

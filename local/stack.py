@@ -29,7 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 from local.functions import handler_for
 from local.lambda_context import LocalContext
 from local.resources import LocalResources, create_resources
-from local.template import ApiRoute, api_routes, authorizer_function
+from local.template import ApiRoute, api_routes, authorizer_cache_seconds, authorizer_function
 
 log = logging.getLogger("sluice.local")
 
@@ -85,7 +85,9 @@ class LocalStack:
         self._worker_locks: dict[str, threading.Lock] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        # API Gateway caches each header's decision (a revoked key works until its entry expires).
         self._auth_cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        self.auth_cache_seconds = authorizer_cache_seconds()
 
     # ---- HTTP → API Gateway ---------------------------------------------------------------------
 
@@ -122,7 +124,7 @@ class LocalStack:
             return None
         statement = result["policyDocument"]["Statement"][0]
         context = result.get("context", {}) if statement["Effect"] == "Allow" else None
-        self._auth_cache[header] = (time.monotonic() + 300, context)
+        self._auth_cache[header] = (time.monotonic() + self.auth_cache_seconds, context)
         return context
 
     def handle_http(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:

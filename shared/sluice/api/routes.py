@@ -44,6 +44,8 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("PATCH", "/v1/connector-sdk/packages/{package_id}", "update_package"),
     ("DELETE", "/v1/connector-sdk/packages/{package_id}", "delete_package"),
     ("GET", "/v1/connector-sdk/migration/connections", "list_sdk_migration_connections"),
+    # Ours (Fivetran's API has no key management): revoke one of the caller's account's keys.
+    ("DELETE", "/v1/api-keys/{api_key}", "revoke_api_key"),
 )
 
 

@@ -55,6 +55,29 @@ class LocalStackProcess:
                 return found
             time.sleep(0.2)
 
+    def new_api_key(self, account_id: str | None = None) -> tuple[str, str, str]:
+        """(key, secret, account id) of a new key made with the README's command against this stack."""
+        import json
+
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+            "AWS_ENDPOINT_URL": self.aws_endpoint,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "TABLE_NAME": "sluice-Table",
+            "PYTHONPATH": f"{ROOT / 'shared'}:{ROOT}",
+        }
+        args = [
+            sys.executable,
+            "-m",
+            "sluice.accounts.cli",
+            *(["--account", account_id] if account_id else []),
+        ]
+        made = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True)
+        printed = json.loads(made.stdout)
+        return printed["api_key"], printed["api_secret"], printed["account_id"]
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -64,8 +87,17 @@ class LocalStackProcess:
             self.process.wait()
 
 
-def start_local_stack(data_dir: Path, timeout: float = 90) -> LocalStackProcess:
-    api_key, api_secret = "e2e-" + secrets.token_hex(4), secrets.token_urlsafe(24)
+def start_local_stack(
+    data_dir: Path,
+    timeout: float = 90,
+    *,
+    api_key: str | None = None,
+    api_secret: str | None = None,
+    env_extra: dict[str, str] | None = None,
+) -> LocalStackProcess:
+    """A stack on a free port; `api_key`/`api_secret` to keep a key across restarts of one data dir."""
+    api_key = api_key or "e2e-" + secrets.token_hex(4)
+    api_secret = api_secret or secrets.token_urlsafe(24)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
         "PORT": "0",  # the stack binds a free port and prints it: no race for a port picked here
@@ -79,6 +111,7 @@ def start_local_stack(data_dir: Path, timeout: float = 90) -> LocalStackProcess:
         "SLUICE_DATA_DIR": str(data_dir),
         "PYTHONPATH": f"{ROOT / 'shared'}:{ROOT}",
         "PYTHONUNBUFFERED": "1",
+        **(env_extra or {}),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "local.stack"],

@@ -73,3 +73,7 @@ _COMPILED = [(method, _pattern(path), function) for method, path, function in RO
 def allowed_methods(path: str) -> list[str]:
     canonical, _ = canonical_path(path)
     return sorted({method for method, pattern, _ in _COMPILED if pattern.match(canonical)})
+
+
+# Every method some route serves; any other method (TRACE, CONNECT, ...) is a 405 on every path.
+SERVED_METHODS = frozenset(method for method, _, _ in ROUTES)

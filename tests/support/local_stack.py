@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,18 +43,36 @@ class LocalStackProcess:
         return session
 
     def events(self) -> list[dict[str, Any]]:
+        """The events the stack has written so far (a line still being written is not one yet)."""
         import json
 
         path = self.data_dir / "events.jsonl"
-        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        text = path.read_text() if path.exists() else ""
+        complete = text[: text.rfind("\n") + 1]
+        return [json.loads(line) for line in complete.splitlines()]
 
-    def wait_for_events(self, detail_type: str, count: int = 1, timeout: float = 15) -> list[dict[str, Any]]:
+    def wait_for_events(
+        self,
+        detail_type: str,
+        count: int = 1,
+        timeout: float = 60,
+        where: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The events of `detail_type` (that `where` accepts), once there are `count` of them: the bus
+        recorder writes them after the API has answered, so wait for the events themselves."""
         deadline = time.monotonic() + timeout
         while True:
-            found = [e for e in self.events() if e["detail-type"] == detail_type]
+            found = [
+                e for e in self.events() if e["detail-type"] == detail_type and (where is None or where(e))
+            ]
             if len(found) >= count or time.monotonic() > deadline:
                 return found
             time.sleep(0.2)
+
+    def events_of(self, connection_id: str, detail_type: str, count: int = 1) -> list[dict[str, Any]]:
+        return self.wait_for_events(
+            detail_type, count, where=lambda e: e["detail"].get("connection_id") == connection_id
+        )
 
     def new_api_key(self, account_id: str | None = None) -> tuple[str, str, str]:
         """(key, secret, account id) of a new key made with the README's command against this stack."""
@@ -94,6 +113,7 @@ def start_local_stack(
     api_key: str | None = None,
     api_secret: str | None = None,
     env_extra: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
 ) -> LocalStackProcess:
     """A stack on a free port; `api_key`/`api_secret` to keep a key across restarts of one data dir."""
     api_key = api_key or "e2e-" + secrets.token_hex(4)
@@ -114,7 +134,7 @@ def start_local_stack(
         **(env_extra or {}),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "local.stack"],
+        [sys.executable, "-m", "local.stack", *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -7,17 +7,31 @@ python -m local.query --db .sluice/default.duckdb "SELECT * FROM shop.items LIMI
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-DEFAULT_DB = Path(".sluice") / "default.duckdb"
+DATA_DIR = Path(os.environ.get("SLUICE_DATA_DIR") or ".sluice")  # as the stack picks it
+
+
+def default_db() -> Path:
+    """The local stack's default group's file, as the stack recorded it (`make run` from here)."""
+    import json
+
+    kept = DATA_DIR / "control-plane.json"
+    if kept.exists():
+        recorded = json.loads(kept.read_text()).get("meta", {}).get("duckdb_file")
+        if recorded:
+            return Path(recorded)
+    return DATA_DIR / "default.duckdb"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.query", description=__doc__.splitlines()[0])
     parser.add_argument("sql", help="the query")
-    parser.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"the file (default: {DEFAULT_DB})")
+    parser.add_argument("--db", type=Path, help="the file (default: the local stack's default group's)")
     args = parser.parse_args(argv)
+    args.db = args.db or default_db()
     if not args.db.exists():
         print(f"{args.db} does not exist yet: it appears with the first sync into it", file=sys.stderr)
         return 1

@@ -677,6 +677,12 @@ def main(argv: list[str] | None = None) -> None:
         if from_env or not seeded["api_secret"]
         else (base64.b64encode(f"{seeded['api_key']}:{seeded['api_secret']}".encode()).decode())
     )
+    if from_env:
+        paste_key = "$SLUICE_API_KEY:$SLUICE_API_SECRET"
+    elif seeded["api_secret"]:
+        paste_key = f"{seeded['api_key']}:{seeded['api_secret']}"
+    else:
+        paste_key = f"{seeded['api_key']}:<its secret, printed when it was made>"
     kept = running.data_dir / SNAPSHOT_FILE
     lines = [
         f"Sluice local stack ready on {running.url}",
@@ -689,6 +695,8 @@ def main(argv: list[str] | None = None) -> None:
         " --fresh or make clean starts from nothing)",
         f"  tick now:   curl -X POST {running.url}{LOCAL_TICK_PATH}",
         f"  try: curl -s -H 'Authorization: Basic {auth}' {running.url}/v1/groups",
+        "  paste in another terminal (the README's walkthrough uses these):",
+        f'    export SLUICE={running.url} AUTH="-u {paste_key}" GROUP={seeded["group_id"]}',
     ]
     if running.resumed:
         lines.append(f"  resumed:    syncs of {', '.join(running.resumed)} from their last checkpoint")

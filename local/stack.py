@@ -608,6 +608,16 @@ def start_fresh(data_dir: Path) -> None:
     shutil.rmtree(data_dir)
 
 
+def protect_own_endpoints(aws_endpoint: str, api_port: int) -> None:
+    """Loopback sources are allowed locally, but never the stack's own endpoints: moto holds the
+    Connect Card signing key and every tenant's items, the API is the stack itself."""
+    from sluice.settings import get_settings
+
+    aws = urlsplit(aws_endpoint)
+    os.environ["SLUICE_OWN_ENDPOINTS"] = f"{aws.hostname}:{aws.port},127.0.0.1:{api_port}"
+    get_settings.cache_clear()
+
+
 class RunningStack:
     """A started local stack (used by `main` and by the e2e and compat tests)."""
 
@@ -628,6 +638,7 @@ class RunningStack:
         self.http = LocalHTTPServer(("127.0.0.1", port), make_http_handler(self.stack))
         self.port = self.http.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        protect_own_endpoints(self.aws_endpoint, self.port)
         self.stack.start_workers()
         self.resumed = resume_interrupted_syncs(self.control_plane) if self.restored else []
         self._saver = threading.Thread(target=self._save_periodically, name="control-plane", daemon=True)

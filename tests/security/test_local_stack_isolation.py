@@ -253,3 +253,17 @@ def test_the_console_shows_each_request_without_its_query(stack: LocalStackProce
         time.sleep(0.2)
     assert any(f"GET /v1/groups/g{marker} 404 " in line for line in lines), lines
     assert not any(f"secret{marker}" in line for line in stack.output)
+
+
+def test_a_key_revoked_over_http_is_refused_and_others_keys_are_not_anyones(stack: LocalStackProcess) -> None:
+    key, secret, account = stack.new_api_key()
+    spare, spare_secret, _ = stack.new_api_key(account_id=account)
+    stranger = tenant(stack)
+    # Another account cannot revoke it, nor tell it from a key that does not exist.
+    refused = stranger.delete(f"{stack.url}/v1/api-keys/{spare}", timeout=60)
+    assert refused.status_code == 404, refused.text
+    revoked = requests.delete(f"{stack.url}/v1/api-keys/{spare}", auth=(key, secret), timeout=60)
+    assert revoked.status_code == 200, revoked.text
+    # Never used before, so no cached decision: refused at once.
+    assert requests.get(f"{stack.url}/v1/groups", auth=(spare, spare_secret), timeout=60).status_code == 401
+    assert requests.get(f"{stack.url}/v1/groups", auth=(key, secret), timeout=60).status_code == 200

@@ -6,6 +6,7 @@ no route has is a JSON 405, never a 501."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
@@ -267,3 +268,46 @@ def test_a_key_revoked_over_http_is_refused_and_others_keys_are_not_anyones(stac
     # Never used before, so no cached decision: refused at once.
     assert requests.get(f"{stack.url}/v1/groups", auth=(spare, spare_secret), timeout=60).status_code == 401
     assert requests.get(f"{stack.url}/v1/groups", auth=(key, secret), timeout=60).status_code == 200
+
+
+def _console_line(stack: LocalStackProcess, *parts: str) -> str | None:
+    deadline = time.monotonic() + 60
+    while True:  # the console is read by a pump thread: wait for the line itself (bounded)
+        found = [line for line in list(stack.output) if all(part in line for part in parts)]
+        if found or time.monotonic() > deadline:
+            return found[-1] if found else None
+        time.sleep(0.2)
+
+
+def test_a_sync_into_a_duckdb_file_held_elsewhere_fails_saying_why(stack: LocalStackProcess) -> None:
+    import duckdb
+
+    http = tenant(stack)
+    group_id = group_with_duckdb(stack, http)
+    with SampleApi(rows=5) as api:
+        created = http.post(
+            f"{stack.url}/v1/connections",
+            json={
+                "group_id": group_id,
+                "service": "rest_api",
+                "config": config_for(api.url, schema="held"),
+                "run_setup_tests": False,
+            },
+            timeout=60,
+        )
+        assert created.status_code == 201, created.text
+        connection_id = created.json()["data"]["id"]
+        url = f"{stack.url}/v1/connections/{connection_id}"
+        assert http.post(f"{url}/sync", json={}, timeout=60).ok
+        first = wait_for_sync(http, url, None, timeout=120)
+        assert first["failed_at"] is None, first
+        ended = _console_line(stack, "sync ended:", connection_id, "SUCCESSFUL")
+        assert ended and "5 rows upserted" in ended and " s" in ended, ended
+
+        (path,) = list(stack.data_dir.rglob(f"{group_id}.duckdb"))
+        with duckdb.connect(str(path)):  # this test's process holds the file's lock now
+            assert http.post(f"{url}/sync", json={}, timeout=60).ok
+            failed = wait_for_sync(http, url, first["succeeded_at"], timeout=120)
+        assert failed["failed_at"], failed
+        line = _console_line(stack, "sync ended:", connection_id, "FAILURE_WITH_TASK")
+        assert line and f"is open in another process (PID {os.getpid()})" in line, line

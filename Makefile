@@ -23,7 +23,7 @@ $(VENV)/.runtime: pyproject.toml
 	@if [ $(VENV)/.installed -nt pyproject.toml ]; then touch $@; exit 0; fi; \
 	echo "make run: creating $(VENV) with $(PYTHON) (first run only)" && \
 	$(PYTHON) -m venv $(VENV) && \
-	echo "make run: installing what the local stack needs (boto3, Powertools, moto, DuckDB; about 30 s)" && \
+	echo "make run: installing what the local stack needs (boto3, Powertools, moto, DuckDB; under a minute)" && \
 	$(PY) -m pip install -q --no-compile --disable-pip-version-check -e '.[local]' && \
 	touch $@
 

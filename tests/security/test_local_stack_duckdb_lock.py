@@ -13,6 +13,7 @@ import pytest
 from sluice.destinations import DestinationError, DuckDbConfig
 from sluice.destinations.duckdb import DuckDbDestination
 
+ACCOUNT = "acct_held"
 HOLD = """
 import sys, duckdb
 db = duckdb.connect(sys.argv[1])
@@ -27,7 +28,8 @@ def held_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[subpr
 
     monkeypatch.setenv("SLUICE_DATA_DIR", str(tmp_path))
     get_settings.cache_clear()
-    path = tmp_path / "held.duckdb"
+    (tmp_path / ACCOUNT).mkdir()
+    path = tmp_path / ACCOUNT / "held.duckdb"  # where the account's file lives
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
@@ -41,7 +43,7 @@ def held_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[subpr
 
 def test_a_file_open_in_another_process_is_a_clear_failure_reason(held_file, tmp_path: Path) -> None:
     with pytest.raises(DestinationError) as failed:
-        DuckDbDestination(DuckDbConfig(path="held.duckdb"))
+        DuckDbDestination(DuckDbConfig(path="held.duckdb"), ACCOUNT)
     reason = str(failed.value)
     assert reason.startswith(
         f"DuckDB database 'held.duckdb' is open in another process (PID {held_file.pid})"

@@ -176,6 +176,16 @@ def test_type_conflict_widens_to_text(dest: PostgresDestination) -> None:
     assert [r["flag"] for r in rows_of(dest, "users")] == ["true", "maybe"]
 
 
+def test_mixed_values_in_one_batch_of_a_text_column_are_written_as_text(dest: PostgresDestination) -> None:
+    # Text columns skip the conversion only for batches whose values are all str.
+    dest.upsert("crm", USERS, [{"id": 1, "note": "plain"}], T0, "b1")
+    dest.upsert(
+        "crm", USERS, [{"id": 2, "note": True}, {"id": 3, "note": "x"}, {"id": 4, "note": {"a": 1}}], T1, "b2"
+    )
+    assert types_of(dest, "users")["note"] == "text"
+    assert [r["note"] for r in rows_of(dest, "users")] == ["plain", "true", "x", '{"a":1}']
+
+
 def test_object_into_scalar_column_widens_to_jsonb(dest: PostgresDestination) -> None:
     dest.upsert("crm", USERS, [{"id": 1, "x": 5}], T0, "b1")
     dest.upsert("crm", USERS, [{"id": 2, "x": {"a": [1]}}], T1, "b2")

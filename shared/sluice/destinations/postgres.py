@@ -239,11 +239,12 @@ class PostgresDestination:
             rows = _last_per_key(rows, key, table.name)
         except DestinationError as exc:
             raise self._failure(str(exc)) from None
-        incoming = _batch_types(rows)
+        plain_text: set[str] = set()
+        incoming = _batch_types(rows, plain_text)
         try:
             with self._connection().transaction():
                 target = self._prepare(schema, table.name, key, incoming)
-                self._copy_into_staging(target, target.columns, rows)
+                self._copy_into_staging(target, target.columns, rows, plain_text)
                 self._connection().execute(self._merge_sql(target), [_utc(synced_at)])
         except self._psycopg.Error as exc:
             self._tables.pop((schema, table.name), None)  # re-read the catalog next time
@@ -411,8 +412,17 @@ class PostgresDestination:
         else:
             target.untyped.discard(column)
 
-    def _copy_into_staging(self, target: _Table, columns: dict[str, str], rows: list[dict[str, Any]]) -> None:
-        """A temporary table with the target's `columns` (dropped at commit), holding `rows` (by COPY)."""
+    def _copy_into_staging(
+        self,
+        target: _Table,
+        columns: dict[str, str],
+        rows: list[dict[str, Any]],
+        plain_text: set[str] | None = None,
+    ) -> None:
+        """A temporary table with the target's `columns` (dropped at commit), holding `rows` (by COPY).
+
+        `plain_text`: columns whose values in `rows` are all `str` or null (a text column needs no
+        conversion for them)."""
         con = self._connection()
         names = list(columns)
         quoted = ", ".join(_ident(name) for name in names)
@@ -423,8 +433,11 @@ class PostgresDestination:
                 f"SELECT {quoted} FROM {target.qualified} WITH NO DATA"
             )
         )
+        skip = plain_text or set()
         converters = [
-            (index, convert) for index, name in enumerate(names) if (convert := _converter(columns[name]))
+            (index, convert)
+            for index, name in enumerate(names)
+            if (convert := _converter(columns[name])) and not (convert is _as_text and name in skip)
         ]
         copy_sql = f"COPY sluice_stage ({quoted}) FROM STDIN"
         whole = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
@@ -479,8 +492,9 @@ def _convert(column: str, existing: str, wanted: str) -> str:
     return f"{_ident(column)}::{wanted}"
 
 
-def _batch_types(rows: list[dict[str, Any]]) -> dict[str, str | None]:
-    """Each column of the batch with the one type all its values fit (None: only nulls)."""
+def _batch_types(rows: list[dict[str, Any]], plain_text: set[str] | None = None) -> dict[str, str | None]:
+    """Each column of the batch with the one type all its values fit (None: only nulls); the columns
+    whose values are all `str` (or null) are added to `plain_text` when given."""
     names = dict.fromkeys(rows[0])
     everything = set().union(*rows)
     if len(everything) != len(names):
@@ -489,12 +503,17 @@ def _batch_types(rows: list[dict[str, Any]]) -> dict[str, str | None]:
     for name in names:
         if name in SYSTEM_COLUMNS:
             continue
-        values = [row.get(name) for row in rows]
+        try:
+            values = list(map(itemgetter(name), rows))
+        except KeyError:  # some rows lack the column: null there
+            values = [row.get(name) for row in rows]
         seen = set(map(type, values))
         seen.discard(type(None))
         if not seen:
             result[name] = None
             continue
+        if plain_text is not None and seen == {str}:
+            plain_text.add(name)
         types: set[str] = set()
         for python_type in seen:
             if python_type is int:
@@ -528,10 +547,15 @@ def _last_per_key(rows: list[dict[str, Any]], key: tuple[str, ...], table: str) 
     try:
         if len(key) == 1:
             (column,) = key
-            values: list[Any] = [row.get(column) for row in rows]
+            try:
+                values: list[Any] = list(map(itemgetter(column), rows))
+            except KeyError:
+                values = [row.get(column) for row in rows]
+            lacking = None in values
         else:
             values = [tuple(row.get(column) for column in key) for row in rows]
-        if any(v is None or (len(key) > 1 and None in v) for v in values):
+            lacking = any(None in v for v in values)
+        if lacking:
             raise DestinationError(f"A row of table '{table}' lacks a value of its primary key {list(key)}")
         by_key = dict(zip(values, rows, strict=True))
     except TypeError as exc:  # an unhashable key value: a list or an object

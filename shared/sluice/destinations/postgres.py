@@ -1,7 +1,8 @@
 """The `postgres` destination: a schema per connection, a table per source table, merged by key.
 
-Each batch is one transaction: the batch's rows are loaded with `COPY` into a temporary staging
-table with the target's column types (dropped on commit), then one `INSERT ... SELECT ... ON
+Each batch is one transaction: the batch's rows are loaded with `COPY` (binary when every column's
+values fit its binary dumper, else text) into a temporary staging table with the target's column
+types (dropped on commit), then one `INSERT ... SELECT ... ON
 CONFLICT (key) DO UPDATE` merges them. The last row of a key within a batch wins (the batch is
 reduced to one row per key before the copy). The merge rewrites a row only when something in it
 differs (or it was soft-deleted), so a replayed batch changes nothing, not even

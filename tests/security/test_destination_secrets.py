@@ -16,9 +16,9 @@ PASSWORD = "dest-pw-9f3c1e77"
 
 
 def stored_item(group_id: str) -> dict[str, Any]:
-    from sluice.storage.store import destination_key, get_store
+    from sluice.storage.store import get_store
 
-    item = get_store().get(destination_key(group_id))
+    item = get_store().get_destination(None, group_id)  # the item as stored, not the API's view
     assert item is not None
     return dict(item)
 

@@ -20,6 +20,9 @@ Secret = Annotated[str, Field(json_schema_extra={"secret": True, "format": "pass
 SecretPath = tuple[str, ...]  # "[]" stands for every item of an array
 EACH = "[]"
 
+# A name in the destination (schema, table): a plain identifier.
+Name = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
 
 class ServiceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)

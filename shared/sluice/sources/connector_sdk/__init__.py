@@ -33,8 +33,15 @@ from pydantic import Field, ValidationError
 from sluice.connections.model import SetupTestResult
 from sluice.contract import Checkpoint, Deletes, Operation, TableSpec, Upserts
 from sluice.observability import logger
-from sluice.sources.base import Secret, Service, ServiceConfig, SetupTestOptions, SourceError, secret_paths
-from sluice.sources.rest_api import Name
+from sluice.sources.base import (
+    Name,
+    Secret,
+    Service,
+    ServiceConfig,
+    SetupTestOptions,
+    SourceError,
+    secret_paths,
+)
 
 BATCH_ROWS = 5_000
 _LOG_LEVELS = {"WARNING": "warning", "SEVERE": "error", "ERROR": "error", "CRITICAL": "error"}

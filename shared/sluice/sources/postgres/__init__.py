@@ -20,8 +20,15 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from sluice.contract import Operation, TableSpec
-from sluice.sources.base import Secret, Service, ServiceConfig, SetupTestOptions, SourceError, secret_paths
-from sluice.sources.rest_api import Name
+from sluice.sources.base import (
+    Name,
+    Secret,
+    Service,
+    ServiceConfig,
+    SetupTestOptions,
+    SourceError,
+    secret_paths,
+)
 
 # PostgreSQL's rule for slot names; publications are ordinary identifiers.
 SlotName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9_]+$")]

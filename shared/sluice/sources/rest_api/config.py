@@ -1,8 +1,14 @@
-"""The `rest_api` config: where the API is, how to authenticate, the tables and how each pages."""
+"""The `rest_api` config: where the API is, how to authenticate, the tables and how each pages.
+
+Every header the config puts on a request (the `headers` map, `auth.header`, and the credential
+values that become header values) is checked here, at create and update, so that no bad header
+reaches the HTTP client and fails every setup test and sync later.
+"""
 
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -11,6 +17,48 @@ from pydantic import Field, field_validator
 
 from sluice.sources.base import Name, Secret, ServiceConfig
 from sluice.sources.rest_api.pagination import NoPagination, Pagination
+
+# RFC 9110 section 5.6.2: a field name is a token.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Set by the HTTP client from the request itself; a config may not override how a message is framed.
+_RESERVED_HEADERS = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "te", "trailer", "upgrade", "keep-alive"}
+)
+
+
+def header_name_problem(name: str) -> str | None:
+    """Why a string cannot be an HTTP header name (None when it can)."""
+    shown = repr(name[:60])
+    if not name:
+        return "a header name is empty"
+    if not _TOKEN.fullmatch(name):
+        return (
+            f"the header name {shown} is not valid: HTTP header names are letters, digits and "
+            "!#$%&'*+-.^_`|~ only (no spaces, colons or line breaks)"
+        )
+    if name.lower() in _RESERVED_HEADERS:
+        return f"the header {shown} is set by the HTTP client and can't be configured"
+    return None
+
+
+def header_value_problem(value: str) -> str | None:
+    """Why a string cannot be an HTTP header value (None when it can). Never names the value."""
+    if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):
+        return "contains a line break or another control character"
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return "contains characters outside ISO-8859-1 (Latin-1), which HTTP header values can't carry"
+    if value != value.strip(" \t"):
+        return "starts or ends with whitespace"
+    return None
+
+
+def _checked_value(value: str, what: str) -> str:
+    problem = header_value_problem(value)
+    if problem:
+        raise ValueError(f"{what} {problem}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -41,12 +89,24 @@ class BasicAuth(ServiceConfig):
     username: str
     password: Secret
 
+    @field_validator("username")
+    @classmethod
+    def _username_fits_basic_auth(cls, value: str) -> str:
+        if ":" in value:
+            raise ValueError("a Basic auth username can't contain ':'")
+        return _checked_value(value, "the username")
+
+    @field_validator("password")
+    @classmethod
+    def _password_fits_basic_auth(cls, value: str) -> str:
+        return _checked_value(value, "the password")
+
     def credentials(self) -> Credentials:
         return Credentials(basic=(self.username, self.password))
 
     def secret_values(self) -> list[str]:
         # An echoed Authorization header shows the encoded form.
-        encoded = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        encoded = base64.b64encode(f"{self.username}:{self.password}".encode("latin-1")).decode()
         return [encoded, self.password]
 
     def hint(self) -> str:
@@ -56,6 +116,11 @@ class BasicAuth(ServiceConfig):
 class BearerAuth(ServiceConfig):
     type: Literal["bearer"]
     token: Secret
+
+    @field_validator("token")
+    @classmethod
+    def _token_fits_a_header(cls, value: str) -> str:
+        return _checked_value(value, "the token")
 
     def credentials(self) -> Credentials:
         return Credentials(headers={"Authorization": f"Bearer {self.token}"})
@@ -71,6 +136,19 @@ class ApiKeyAuth(ServiceConfig):
     type: Literal["api_key"]
     header: str = "X-API-Key"
     api_key: Secret
+
+    @field_validator("header")
+    @classmethod
+    def _header_is_a_header_name(cls, value: str) -> str:
+        problem = header_name_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_fits_a_header(cls, value: str) -> str:
+        return _checked_value(value, "the API key")
 
     def credentials(self) -> Credentials:
         return Credentials(headers={self.header: self.api_key}, sensitive_headers=(self.header,))
@@ -114,6 +192,18 @@ class RestApiConfig(ServiceConfig):
         if port is not None and not 1 <= port <= 65535:
             raise ValueError("must have a port from 1 to 65535")
         return value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers_are_valid_http(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            problem = header_name_problem(name)
+            if problem:
+                raise ValueError(problem)
+            problem = header_value_problem(value)
+            if problem:
+                raise ValueError(f"the value of header {name!r} {problem}")
+        return headers
 
 
 def secret_values(config: RestApiConfig) -> list[str]:

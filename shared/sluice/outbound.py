@@ -8,7 +8,8 @@ What it guarantees, whatever the caller does:
 - the connection goes to the address that was checked (DNS rebinding cannot swap it), while the
   Host header, TLS SNI and certificate hostname check still use the hostname;
 - redirects are followed by hand (at most 5) and each target is checked the same way; credentials
-  are dropped when a redirect leaves the origin;
+  are dropped when a redirect leaves the origin, and (with `credential_origin`) are never sent to
+  any origin but that one;
 - every request has connect and read timeouts and a total time bound, and bodies are capped
   (50 MiB by default) after decompression;
 - proxies and netrc from the environment are ignored.
@@ -182,7 +183,16 @@ def _default_port(scheme: str) -> int:
 def _origin(url: str) -> tuple[str, str, int]:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or "").lower(), parts.port or _default_port(scheme)
+    try:
+        port = parts.port
+    except ValueError:  # a port out of range: no origin to match
+        port = -1
+    return scheme, (parts.hostname or "").lower(), port or _default_port(scheme)
+
+
+def same_origin(url: str, other: str) -> bool:
+    """Whether two URLs share scheme, host and port (the default port counts as given)."""
+    return _origin(url) == _origin(other)
 
 
 class _PinnedAdapter(HTTPAdapter):
@@ -272,6 +282,7 @@ class GuardedSession:
         trust_certificates: bool = False,
         trusted_fingerprint: str | None = None,
         ca_bundle: str | None = None,
+        credential_origin: str | None = None,
     ) -> None:
         self._pins: dict[tuple[str, int], str] = {}
         self._session = requests.Session()
@@ -286,6 +297,8 @@ class GuardedSession:
         if headers:
             self._session.headers.update(headers)
         self._auth = auth
+        # Credentials go to this URL's origin only (None: to the origin of each request's URL).
+        self._credential_origin = credential_origin
         self._sensitive = {h.lower() for h in (*_CREDENTIAL_HEADERS, *sensitive_headers)}
         self.timeout = timeout
         self.total_timeout = total_timeout
@@ -333,9 +346,9 @@ class GuardedSession:
         timeout = timeout or self.timeout
         started = time.monotonic()
         bound = started + self.total_timeout
-        origin = _origin(url)
+        origin = _origin(self._credential_origin or url)
         extra = dict(headers or {})
-        left_origin = False
+        left_origin = _origin(url) != origin
         history: list[str] = []
         prepared = self._prepare(method, url, params, extra, data, left_origin)
         while True:

@@ -3,7 +3,7 @@
 - `config`: the config model (auth, headers, tables);
 - `pagination`: one class per pagination style, each knowing its first request and its next;
 - `client`: requests through `sluice.outbound.GuardedSession` (public addresses only, bounded time
-  and size) with retries and error mapping;
+  and size, credentials only to base_url's origin) with retries and error mapping;
 - `extract`: tables page by page, incremental state and resuming;
 - `setup_tests`: the tests run before a connection is saved as connected.
 """

@@ -1,4 +1,9 @@
-"""Requests of the `rest_api` source: the guarded session, the retry policy and the error mapping."""
+"""Requests of the `rest_api` source: the guarded session, the retry policy and the error mapping.
+
+Credentials go only to the origin (scheme, host, port) of `base_url`. A URL the server hands us
+(a next link, a `Link` header) that points at another origin fails the sync with a clear reason
+instead of being fetched; the session itself also never attaches credentials to another origin.
+"""
 
 from __future__ import annotations
 
@@ -59,8 +64,14 @@ def path_of(url: str) -> str:
     return urlsplit(url).path or "/"
 
 
+def origin_of(url: str) -> str:
+    """`scheme://host[:port]` of a URL, for messages (no user info, path or query)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
 def session_for(config: RestApiConfig, **options: Any) -> GuardedSession:
-    """A guarded session that sends the config's headers and credentials."""
+    """A guarded session that sends the config's headers, and its credentials to base_url's origin only."""
     from sluice.outbound import GuardedSession
 
     credentials = config.auth.credentials()
@@ -68,6 +79,7 @@ def session_for(config: RestApiConfig, **options: Any) -> GuardedSession:
         headers={**config.headers, **credentials.headers},
         auth=credentials.basic,
         sensitive_headers=credentials.sensitive_headers,
+        credential_origin=config.base_url,
         **options,
     )
 
@@ -86,9 +98,21 @@ class Client:
             text = text.replace(secret, "******")
         return text
 
+    def check_origin(self, url: str) -> None:
+        """Refuse a URL outside base_url's origin: the credentials must not go there."""
+        from sluice.outbound import same_origin
+
+        if not same_origin(url, self.config.base_url):
+            raise SourceError(
+                f"The API sent a next-page link to {origin_of(url)}, another origin than base_url "
+                f"({origin_of(self.config.base_url)}). Sluice sends credentials only to the origin of "
+                "base_url, so the sync stops here: set base_url to the origin the API pages on"
+            )
+
     def get(self, url: str, params: dict[str, str | int] | None, deadline: float) -> Reply:
         import requests
 
+        self.check_origin(url)
         failures = 0
         waits = 0
         while True:

@@ -1,4 +1,8 @@
-"""Secret config fields: masked on the way out, encrypted with KMS at rest, kept when "******" returns."""
+"""Secret config fields: masked on the way out, encrypted with KMS at rest, kept when "******" returns.
+
+A stored secret is kept only while it goes where it went: when a field marked `SecretDestination`
+(rest_api's `base_url`) changes, every secret must be given again (see `seal_config`).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from functools import cache
 from typing import Any
 
 from sluice.errors import InvalidInput
-from sluice.sources.base import EACH, SecretPath
+from sluice.sources.base import EACH, SecretDestination, SecretPath
 
 MASK = "******"
 AUTH_POINTER = "$auth"  # the write-only top-level `auth` object
@@ -64,6 +68,31 @@ def masked_pointers(config: dict[str, Any], paths: frozenset[SecretPath]) -> set
         for pointer, parent, key in _walk(config, path, ())
         if parent[key] == MASK
     }
+
+
+def _places(
+    config: dict[str, Any], destinations: tuple[tuple[SecretPath, SecretDestination], ...]
+) -> dict[str, Any]:
+    """Where a config sends its secrets: each marked field's place, by pointer."""
+    return {
+        "/".join((*pointer, key)): marker.place(parent[key])
+        for path, marker in destinations
+        for pointer, parent, key in _walk(config, path, ())
+    }
+
+
+def moved_destination(
+    previous: dict[str, Any],
+    config: dict[str, Any],
+    destinations: tuple[tuple[SecretPath, SecretDestination], ...],
+) -> str | None:
+    """The first field (a pointer) that sends the secrets somewhere else than before, if any."""
+    before, after = _places(previous, destinations), _places(config, destinations)
+    return next((p for p in sorted(before.keys() | after.keys()) if before.get(p) != after.get(p)), None)
+
+
+def _field(pointer: str) -> str:
+    return "config." + pointer.replace("/", ".")
 
 
 def reveal(config: dict[str, Any], plain: dict[str, str]) -> dict[str, Any]:
@@ -137,17 +166,29 @@ def seal_config(
     box: SecretBox,
     auth: dict[str, Any] | None = None,
     scope: str = "connection_id",
+    *,
+    previous: dict[str, Any] | None = None,
+    destinations: tuple[tuple[SecretPath, SecretDestination], ...] = (),
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Mask a validated config and produce the ciphertexts to store with it.
 
     Secrets sent as "******" keep their stored ciphertext; secrets no longer present are dropped.
+    With `previous` (the stored config of an update), keeping a secret while a field in
+    `destinations` changes its place is refused: the secrets must come again with the move.
     """
     masked, new_values = split_secrets(config, paths)
     kept: dict[str, str] = {}
-    for pointer in masked_pointers(masked, paths) - new_values.keys():
+    for pointer in sorted(masked_pointers(masked, paths) - new_values.keys()):
         if pointer not in stored:
-            raise InvalidInput(f"Field 'config.{pointer.replace('/', '.')}' is required")
+            raise InvalidInput(f"Field '{_field(pointer)}' is required")
         kept[pointer] = stored[pointer]
+    moved = moved_destination(previous, config, destinations) if previous is not None and kept else None
+    if moved is not None:
+        again = ", ".join(f"'{_field(p)}'" for p in kept)
+        raise InvalidInput(
+            f"Field '{_field(moved)}' changes where the secrets are sent: give {again} again with it "
+            '(a stored secret is never sent to a new place, so "******" can\'t keep it)'
+        )
     if auth is not None:
         new_values[AUTH_POINTER] = json.dumps(auth)
     elif AUTH_POINTER in stored:

@@ -143,7 +143,14 @@ def _apply_update(connection: Connection, request: UpdateConnectionRequest) -> C
             service, merge_config(connection.config, request.config), connection.account_id
         )
         masked, secrets = seal_config(
-            connection.id, config, service.secret_paths, connection.secrets, secret_box(), auth=request.auth
+            connection.id,
+            config,
+            service.secret_paths,
+            connection.secrets,
+            secret_box(),
+            auth=request.auth,
+            previous=connection.config,
+            destinations=service.secret_destinations,
         )
         changes.update(config=masked, secrets=secrets)
     elif request.auth is not None:

@@ -7,7 +7,8 @@ import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,6 +23,28 @@ EACH = "[]"
 
 # A name in the destination (schema, table): a plain identifier.
 Name = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+@dataclass(frozen=True)
+class SecretDestination:
+    """Marks a config field that decides where the secrets are sent (`base_url`). A change of it must
+    bring the secrets again: a stored secret never follows a config to a new place.
+
+    `compare` says what counts as a change: the whole value, or only a URL's origin (scheme, host,
+    port), since credentials go to the origin whatever the path."""
+
+    compare: Literal["value", "origin"] = "value"
+
+    def place(self, value: Any) -> Any:
+        if self.compare == "origin" and isinstance(value, str):
+            parts = urlsplit(value)
+            scheme = parts.scheme.lower()
+            try:
+                port = parts.port
+            except ValueError:
+                port = None
+            return scheme, (parts.hostname or "").lower(), port or (443 if scheme == "https" else 80)
+        return value
 
 
 class ServiceConfig(BaseModel):
@@ -55,6 +78,19 @@ def secret_paths(model: type[BaseModel], prefix: SecretPath = ()) -> set[SecretP
         for in_list, sub in _models_in(info.annotation):
             paths |= secret_paths(sub, (*prefix, name, EACH) if in_list else (*prefix, name))
     return paths
+
+
+def secret_destinations(
+    model: type[BaseModel], prefix: SecretPath = ()
+) -> tuple[tuple[SecretPath, SecretDestination], ...]:
+    """The fields of a config model marked `SecretDestination`, with their paths."""
+    found: list[tuple[SecretPath, SecretDestination]] = []
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        found.extend(((*prefix, key), m) for m in info.metadata if isinstance(m, SecretDestination))
+        for in_list, sub in _models_in(info.annotation):
+            found.extend(secret_destinations(sub, (*prefix, key, EACH) if in_list else (*prefix, key)))
+    return tuple(found)
 
 
 class SourceError(Exception):
@@ -104,6 +140,8 @@ class Service:
     # Config keys that name the destination schema (and table); they are not returned in `config`.
     naming_keys: tuple[str, ...] = ("schema",)
     secret_paths: frozenset[SecretPath] = field(default_factory=frozenset)
+    # Fields that decide where the secrets go (see SecretDestination).
+    secret_destinations: tuple[tuple[SecretPath, SecretDestination], ...] = ()
     tables: Tables = _not_built
     extract: Extract = _not_built
     setup_tests: SetupTests = _not_built

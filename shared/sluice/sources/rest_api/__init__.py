@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from sluice.sources.base import Service, secret_paths
+from sluice.sources.base import Service, secret_destinations, secret_paths
 from sluice.sources.rest_api.config import RestApiConfig, secret_values
 from sluice.sources.rest_api.extract import extract, tables
 from sluice.sources.rest_api.setup_tests import setup_tests
@@ -24,6 +24,7 @@ SERVICE = Service(
     config_model=RestApiConfig,
     naming_keys=("schema",),
     secret_paths=frozenset(secret_paths(RestApiConfig)),
+    secret_destinations=secret_destinations(RestApiConfig),
     tables=tables,
     extract=extract,
     setup_tests=setup_tests,

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from sluice.sources.base import Name, Secret, ServiceConfig
+from sluice.sources.base import Name, Secret, SecretDestination, ServiceConfig
 from sluice.sources.rest_api.pagination import NoPagination, Pagination
 
 # RFC 9110 section 5.6.2: a field name is a token.
@@ -176,7 +176,12 @@ class RestApiTable(ServiceConfig):
 
 class RestApiConfig(ServiceConfig):
     schema_: Name = Field(alias="schema")
-    base_url: Annotated[str, Field(pattern=r"^https?://[^\s/?#]+(/[^\s]*)?$", max_length=2048)]
+    # Credentials are sent to this URL's origin only: moving it to another origin needs them again.
+    base_url: Annotated[
+        str,
+        Field(pattern=r"^https?://[^\s/?#]+(/[^\s]*)?$", max_length=2048),
+        SecretDestination(compare="origin"),
+    ]
     auth: Auth = NoAuth(type="none")
     headers: dict[str, str] = Field(default_factory=dict)
     page_size: int = Field(default=100, ge=1, le=10_000)

@@ -5,6 +5,8 @@ What it guarantees, whatever the caller does:
   loopback (unless `allow_loopback`), private (RFC 1918, CGNAT, ULA), link-local (169.254.0.0/16,
   the cloud metadata address), multicast, unspecified, reserved and documentation ranges are
   refused, as are IPv6 forms that embed such an IPv4 address (mapped, 6to4, Teredo, NAT64);
+- the deployment's own endpoints (`SLUICE_OWN_ENDPOINTS`: the local stack's moto server and API)
+  are refused even where loopback is allowed;
 - the connection goes to the address that was checked (DNS rebinding cannot swap it), while the
   Host header, TLS SNI and certificate hostname check still use the hostname;
 - redirects are followed by hand (at most 5) and each target is checked the same way; credentials
@@ -162,7 +164,8 @@ def resolve(host: str, port: int) -> str:
     addresses.sort(key=lambda a: ":" in a)
     if not addresses:
         raise HostNotFound(f"The host '{host}' has no address")
-    allow_loopback = get_settings().allow_loopback
+    settings = get_settings()
+    allow_loopback = settings.allow_loopback
     # Every address must pass: a name that resolves to a public and a private address is refused,
     # so that no resolver ordering can send us inside.
     for address in addresses:
@@ -173,7 +176,43 @@ def resolve(host: str, port: int) -> str:
                 f"Refused to connect to '{shown}': it is {why}. Sluice only connects to public "
                 "internet addresses; expose the API on a public address"
             )
+        if is_own_endpoint(address, port, settings.own_endpoints):
+            raise RefusedAddress(
+                f"Refused to connect to '{host}:{port}': it is one of this Sluice deployment's own "
+                "endpoints, which connections may never reach"
+            )
     return addresses[0]
+
+
+_ANY_ADDRESS = frozenset({"0.0.0.0", "::", "localhost"})
+
+
+def _addresses_of(host: str, port: int) -> set[IPAddress]:
+    try:
+        return {ipaddress.ip_address(host)}
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        return set()
+    return {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
+
+
+def is_own_endpoint(address: str, port: int, own: Iterable[tuple[str, int]]) -> bool:
+    """Whether (address, port) reaches one of `own`. An own endpoint on a loopback (or unspecified)
+    host is every loopback address at that port: 127.0.0.2 and ::1 reach a server on 0.0.0.0 too."""
+    ip = ipaddress.ip_address(address)
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    loopback = ip.is_loopback or (mapped is not None and mapped.is_loopback)
+    for own_host, own_port in own:
+        if own_port != port:
+            continue
+        targets = _addresses_of(own_host, own_port)
+        on_this_machine = own_host in _ANY_ADDRESS or any(t.is_loopback or t.is_unspecified for t in targets)
+        if (loopback and on_this_machine) or ip in targets:
+            return True
+    return False
 
 
 def _default_port(scheme: str) -> int:

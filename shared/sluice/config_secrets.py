@@ -1,5 +1,8 @@
 """Secret config fields: masked on the way out, encrypted with KMS at rest, kept when "******" returns.
 
+`Scrubber` is the one place that takes a connection's secrets out of what leaves Sluice: setup-test
+results, sync messages and run records, discovered column names, log lines.
+
 A stored secret is kept only while it goes where it went: when a field marked `SecretDestination`
 (rest_api's `base_url`) changes, every secret must be given again (see `seal_config`).
 """
@@ -9,7 +12,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cache
 from typing import Any
 
@@ -119,6 +122,58 @@ def merge_config(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+# Secrets shorter than this are not scrubbed: replacing every "id" in the output would mangle it
+# (and name columns wrongly) more than it would protect a two-letter password.
+MIN_SCRUBBED_LENGTH = 4
+
+
+class Scrubber:
+    """Replaces every known form of a connection's secrets with the mask, wherever text leaves."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        # Longest first, so that a secret containing another is replaced whole.
+        self._secrets = sorted({s for s in secrets if len(s) >= MIN_SCRUBBED_LENGTH}, key=len, reverse=True)
+
+    def __bool__(self) -> bool:
+        return bool(self._secrets)
+
+    def touches(self, text: str) -> bool:
+        return any(secret in text for secret in self._secrets)
+
+    def text(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+    def value(self, value: Any) -> Any:
+        """A JSON-like value with every string scrubbed, dict keys included."""
+        if not self._secrets:
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {self.value(k): self.value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.value(v) for v in value]
+        return value
+
+    def row_keys(self, rows: list[dict[str, Any]], keys: set[str]) -> list[dict[str, Any]]:
+        """Rows whose keys (column names; `keys` is their union) hold no secret; values stay as they are."""
+        renamed = {k: self.text(k) for k in keys if self.touches(k)}
+        if not renamed:
+            return rows
+        return [{renamed.get(k, k): v for k, v in row.items()} for row in rows]
+
+
+def scrubber_for(
+    plain_config: dict[str, Any], paths: frozenset[SecretPath], forms: Iterable[str] = ()
+) -> Scrubber:
+    """The scrubber of a config with its secrets revealed: each secret value, plus the other `forms`
+    they take on the wire (a service knows those: an encoded Basic credential)."""
+    _, values = split_secrets(plain_config, paths)
+    return Scrubber([*(v for v in values.values() if isinstance(v, str)), *forms])
 
 
 class SecretBox:

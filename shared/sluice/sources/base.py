@@ -7,12 +7,15 @@ import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from sluice.contract import Operation, TableSpec
+
+if TYPE_CHECKING:
+    from sluice.config_secrets import Scrubber
 
 # A secret config field. Marked once here; masking, encryption and the Connect Card form
 # all find secret fields through this marker.
@@ -125,6 +128,10 @@ Tables = Callable[[dict[str, Any]], list[TableSpec]]
 SetupTests = Callable[[dict[str, Any], SetupTestOptions], list[Any]]
 
 
+def _no_other_forms(_config: dict[str, Any]) -> list[str]:
+    return []
+
+
 def _not_built(*_: Any) -> Any:
     raise NotImplementedError("this service has no such step yet")
 
@@ -142,9 +149,21 @@ class Service:
     secret_paths: frozenset[SecretPath] = field(default_factory=frozenset)
     # Fields that decide where the secrets go (see SecretDestination).
     secret_destinations: tuple[tuple[SecretPath, SecretDestination], ...] = ()
+    # Other forms the secrets of a (revealed) config take on the wire, for scrubbing (see Scrubber).
+    secret_forms: Callable[[dict[str, Any]], list[str]] = _no_other_forms
     tables: Tables = _not_built
     extract: Extract = _not_built
     setup_tests: SetupTests = _not_built
 
     def schema_name(self, config: dict[str, Any]) -> str:
         return ".".join(str(config[key]) for key in self.naming_keys)
+
+    def scrubber(self, plain_config: dict[str, Any]) -> Scrubber:
+        """The `sluice.config_secrets.Scrubber` for a config with its secrets revealed."""
+        from sluice.config_secrets import scrubber_for
+
+        try:
+            forms = self.secret_forms(plain_config)
+        except Exception:  # an invalid config still has its plain secret values scrubbed
+            forms = []
+        return scrubber_for(plain_config, self.secret_paths, forms)

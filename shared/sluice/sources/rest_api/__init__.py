@@ -10,12 +10,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sluice.sources.base import Service, secret_destinations, secret_paths
 from sluice.sources.rest_api.config import RestApiConfig, secret_values
 from sluice.sources.rest_api.extract import extract, tables
 from sluice.sources.rest_api.setup_tests import setup_tests
 
 __all__ = ["SERVICE", "RestApiConfig", "extract", "secret_values", "setup_tests", "tables"]
+
+
+def _secret_forms(plain_config: dict[str, Any]) -> list[str]:
+    return secret_values(RestApiConfig.model_validate(plain_config))
+
 
 SERVICE = Service(
     name="rest_api",
@@ -25,6 +32,7 @@ SERVICE = Service(
     naming_keys=("schema",),
     secret_paths=frozenset(secret_paths(RestApiConfig)),
     secret_destinations=secret_destinations(RestApiConfig),
+    secret_forms=_secret_forms,
     tables=tables,
     extract=extract,
     setup_tests=setup_tests,

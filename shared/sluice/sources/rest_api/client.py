@@ -91,12 +91,12 @@ class Client:
         self.config = config
         self.session = session
         self.host = urlsplit(config.base_url).hostname or config.base_url
-        self._secrets = secret_values(config)
+        from sluice.config_secrets import Scrubber  # config_secrets imports the source registry
+
+        self._scrubber = Scrubber(secret_values(config))
 
     def scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "******")
-        return text
+        return self._scrubber.text(text)
 
     def check_origin(self, url: str) -> None:
         """Refuse a URL outside base_url's origin: the credentials must not go there."""

@@ -143,3 +143,29 @@ def test_the_rule_lives_in_seal_config_and_reads_the_service_declaration() -> No
     fresh = rest_api_config(base_url="http://127.0.0.1:9", auth={"type": "bearer", "token": "new"})
     _, sealed = seal_config("c", fresh, service.secret_paths, {}, _PlainBox())
     assert sealed == {"auth/token": "sealed:new"}
+
+
+POSTGRES = {
+    "schema": "pg",
+    "host": "db.example.com",
+    "port": 5432,
+    "database": "shop",
+    "user": "sluice",
+    "password": "pg-stored-secret",
+    "update_method": "XMIN",
+}
+
+
+@pytest.mark.parametrize("moved", [{"host": "attacker.example.com"}, {"port": 6543}], ids=["host", "port"])
+def test_a_postgres_password_does_not_follow_a_new_host_or_port(aws, moved: dict[str, Any]) -> None:
+    body = {"group_id": make_group(), "service": "postgres", "config": POSTGRES, "run_setup_tests": False}
+    created = call("create_connection", body=body)
+    assert created.status == 201, created.body
+    refused = _patch(created.data["id"], moved, run_setup_tests=False)
+    assert refused.status == 400, refused.body
+    field = next(iter(moved))
+    assert refused.body["message"].startswith(f"Field 'config.{field}' changes where the secrets are sent")
+    assert "'config.password'" in refused.body["message"]
+    accepted = _patch(created.data["id"], {**moved, "password": "pg-new-secret"}, run_setup_tests=False)
+    assert accepted.status == 200, accepted.body
+    assert accepted.data["config"][field] == moved[field]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -119,7 +118,7 @@ def test_without_a_credential_origin_each_request_keeps_its_own_headers() -> Non
         assert api.requests[0].headers["Authorization"] == "Bearer x"
 
 
-def test_the_worker_records_why_the_sync_stopped(aws, tmp_path: Path) -> None:
+def test_the_worker_records_why_the_sync_stopped(aws) -> None:
     from tests.support.syncing import (
         get_connection,
         make_group_with_duckdb,
@@ -129,7 +128,7 @@ def test_the_worker_records_why_the_sync_stopped(aws, tmp_path: Path) -> None:
     )
 
     with EchoServer() as other, EchoServer(_paging_to(other, "next_link")) as api:
-        group_id = make_group_with_duckdb(tmp_path / "lake.duckdb")
+        group_id = make_group_with_duckdb("lake.duckdb")
         connection = make_rest_connection(group_id, _config(api.url, "next_link"))
         run_worker(sync_event(connection["id"], event_id="sync-to-other-origin"))
         assert other.requests == []

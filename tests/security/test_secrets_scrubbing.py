@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -21,7 +20,13 @@ from sluice.storage.store import get_store
 from sluice.storage.sync_store import SyncStore
 from tests.security.echo_server import EchoServer, Seen
 from tests.support.api_events import call, connection_path
-from tests.support.syncing import make_group_with_duckdb, make_rest_connection, run_worker, sync_event
+from tests.support.syncing import (
+    duckdb_file,
+    make_group_with_duckdb,
+    make_rest_connection,
+    run_worker,
+    sync_event,
+)
 
 TOKEN = "tok-echoed-7f3a9c"
 PASSWORD = "pw-echoed-51e2"
@@ -57,7 +62,7 @@ def stored_item(aws, connection_id: str) -> str:
 
 
 def test_setup_test_details_and_messages_are_scrubbed(aws, capsys: pytest.CaptureFixture[str]) -> None:
-    group_id = make_group_with_duckdb(Path("unused.duckdb"))
+    group_id = make_group_with_duckdb("unused.duckdb")
     with EchoServer(echoing) as api:
         for path in ("/items", "/broken"):
             body = {"group_id": group_id, "service": "rest_api", "config": config(api.url, path)}
@@ -76,12 +81,12 @@ def test_setup_test_details_and_messages_are_scrubbed(aws, capsys: pytest.Captur
 
 
 def test_a_sync_scrubs_column_names_schemas_run_records_and_logs(
-    aws, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    aws, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import duckdb
 
-    lake = tmp_path / "lake.duckdb"
-    group_id = make_group_with_duckdb(lake)
+    group_id = make_group_with_duckdb("lake.duckdb")
+    lake = duckdb_file("lake.duckdb")
     with EchoServer(echoing) as api:
         good = make_rest_connection(group_id, config(api.url))
         run_worker(sync_event(good["id"], event_id="sync-good"))
@@ -108,7 +113,7 @@ def test_a_sync_scrubs_column_names_schemas_run_records_and_logs(
 
 def test_a_basic_credential_is_scrubbed_in_its_encoded_form(aws) -> None:
     encoded = base64.b64encode(f"ann:{PASSWORD}".encode()).decode()
-    group_id = make_group_with_duckdb(Path("unused.duckdb"))
+    group_id = make_group_with_duckdb("unused.duckdb")
     with EchoServer(echoing) as api:
         basic = {"type": "basic", "username": "ann", "password": PASSWORD}
         body = {"group_id": group_id, "service": "rest_api", "config": config(api.url, auth=basic)}

@@ -117,7 +117,9 @@ class _PlainBox(SecretBox):
     def __init__(self) -> None:
         super().__init__(None, "")
 
-    def encrypt(self, connection_id: str, values: dict[str, str]) -> dict[str, str]:
+    def encrypt(
+        self, connection_id: str, values: dict[str, str], scope: str = "connection_id"
+    ) -> dict[str, str]:
         return {pointer: f"sealed:{value}" for pointer, value in values.items()}
 
 

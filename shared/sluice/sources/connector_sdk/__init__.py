@@ -87,6 +87,16 @@ def _run(parsed: ConnectorSdkConfig, command: str, state: dict[str, Any] | None 
     return unpacked, process
 
 
+def check_references(store: Any, account_id: str, config: dict[str, Any]) -> None:
+    """The package a connection names must be its own account's: another account's is not found."""
+    from sluice.sources.connector_sdk.packages import PackageNotFound
+    from sluice.storage.store import package_key
+
+    package_id = config.get("package_id")
+    if not isinstance(package_id, str) or store.get_owned(package_key(package_id), account_id) is None:
+        raise PackageNotFound(str(package_id))
+
+
 def _log(message: dict[str, Any]) -> None:
     level = _LOG_LEVELS.get(str(message.get("level")), "info")
     getattr(logger, level)(str(message.get("message")), extra={"source": "connector_sdk"})
@@ -230,4 +240,5 @@ SERVICE = Service(
     tables=tables,
     extract=extract,
     setup_tests=setup_tests,
+    check_references=check_references,
 )

@@ -91,6 +91,21 @@ def test_the_connectors_log_lines_go_to_the_sync_workers_log(group, lake, caplog
     assert ("WARNING", "finished with a warning") in logged
 
 
+def test_a_partial_op_update_replaces_the_row_and_the_sync_says_so(group, lake, caplog) -> None:
+    """Sluice has no partial update: the columns an op.update leaves out become null, and the sync
+    logs a warning naming the table (once per sync)."""
+    connection = every_operation(group, total=3, page=3)
+    assert run_worker(sync_event(connection["id"]))["status"] == "SUCCESSFUL"
+    third = {r["id"]: r for r in rows(lake, "items")}[3]
+    assert third["price"] == 9.0 and third["name"] is None and third["active"] is None
+    warned = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelname == "WARNING" and getattr(r, "table", None) == "items" and "op.update" in r.getMessage()
+    ]
+    assert len(warned) == 1 and "become null" in warned[0]
+
+
 def test_the_next_sync_starts_from_the_committed_state(group, lake) -> None:
     connection = every_operation(group)
     run_worker(sync_event(connection["id"]))

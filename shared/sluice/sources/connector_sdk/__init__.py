@@ -6,9 +6,12 @@ The connection's config is what the SDK's deploy sends: `schema`, `package_id`, 
 own and runs `connector.py` in a separate process (`runner.py`) through the SDK's own runner hook.
 What the connector emits becomes Sluice's operations:
 
-- `op.upsert` and `op.update` -> `Upserts` (consecutive rows of one table in one batch). An update
-  lands as an upsert of the columns it names: the destinations replace a row by its key, so
-  columns an update leaves out become null (Fivetran would keep them).
+- `op.upsert` and `op.update` -> `Upserts` (consecutive rows of one table in one batch). The SDK's
+  `op.update` changes only the columns it names; Sluice's contract has no partial update (an
+  upsert replaces the row by its key), so an update lands as the whole row: every column it does
+  not name becomes null in the destination (Fivetran would keep its value). The sync logs a
+  warning naming the table the first time each sync applies an update to it, so the connector's
+  author sees it; send every column in `op.update` (or use `op.upsert`) to keep them.
 - `op.delete` -> `Deletes` by primary key.
 - `op.checkpoint(state)` -> `Checkpoint(state)`, after every operation before it; the connector's
   call returns once the engine has taken it (committed, or kept as the pending checkpoint).
@@ -187,12 +190,20 @@ def extract(config: dict[str, Any], state: dict[str, Any], deadline: float) -> I
     unpacked, process = _run(parsed, "update", state)
     batch: Upserts | Deletes | None = None
     typed: dict[str, dict[str, tuple[str, Callable[[Any], Any]]]] = {}  # from the "tables" message
+    updated: set[str] = set()  # tables an op.update has been applied to (warned once each)
     severe: list[str] = []  # the connector's log.severe lines: the failure reason names the last one
     try:
         for message in process:
             kind = message["t"]
             if kind in ("upsert", "update", "delete"):
                 table, row = message["table"], message["row"]
+                if kind == "update" and table not in updated:
+                    updated.add(table)
+                    logger.warning(
+                        f"op.update on table '{table}' replaces the whole row: the columns it does not "
+                        "name become null (Sluice has no partial update; send every column to keep them)",
+                        extra={"source": "connector_sdk", "table": table},
+                    )
                 if table in typed:
                     row = _typed(table, row, typed[table])
                 wanted = Deletes if kind == "delete" else Upserts

@@ -1,6 +1,6 @@
 """`make bench`: measures the budgets of DESIGN.md and prints each figure, its budget and PASS/OVER.
 
-    python -m bench.run [--only cold,warm,sync,iceberg] [--rows 100000] [--runs 3]
+    python -m bench.run [--only cold,warm,sync,iceberg,sdk] [--rows 100000] [--runs 3]
 
 Exit status 1 when any figure is over its budget. Everything listens on 127.0.0.1 and stops itself.
 """
@@ -16,12 +16,12 @@ from pathlib import Path
 
 from bench.common import ROOT, Figure
 
-PARTS = ("cold", "warm", "sync", "iceberg")
+PARTS = ("cold", "warm", "sync", "iceberg", "sdk")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default=",".join(PARTS), help="comma-separated: cold, warm, sync, iceberg")
+    parser.add_argument("--only", default=",".join(PARTS), help="comma-separated: cold, warm, sync, iceberg, sdk")
     parser.add_argument("--imports", type=int, default=5, help="fresh processes per cold import")
     parser.add_argument("--calls", type=int, default=200, help="timed calls per side, warm API")
     parser.add_argument("--rows", type=int, default=100_000, help="rows synced per throughput run")
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         figures += cold_start.run(args.imports, out=out)
 
-    if "warm" in parts or "sync" in parts:
+    if "warm" in parts or "sync" in parts or "sdk" in parts:
         from bench import moto_env
 
         with tempfile.TemporaryDirectory(prefix="sluice-bench-") as folder:
@@ -75,6 +75,14 @@ def main(argv: list[str] | None = None) -> int:
                         "\n== 3. sync throughput: SyncEngine rest_api -> duckdb / bare requests + DuckDB loop"
                     )
                     figures += throughput.run(env, rows=args.rows, runs=args.runs, out=out)
+                if "sdk" in parts:
+                    from bench import connector_sdk
+
+                    out(
+                        "\n== 5. connector_sdk sync throughput: SyncEngine -> duckdb / "
+                        "fivetran debug (same connector)"
+                    )
+                    figures += connector_sdk.run(env, rows=args.rows, runs=args.runs, out=out)
             finally:
                 env.stop()
 

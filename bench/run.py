@@ -21,7 +21,9 @@ PARTS = ("cold", "warm", "sync", "iceberg", "sdk")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default=",".join(PARTS), help="comma-separated: cold, warm, sync, iceberg, sdk")
+    parser.add_argument(
+        "--only", default=",".join(PARTS), help="comma-separated: cold, warm, sync, iceberg, sdk"
+    )
     parser.add_argument("--imports", type=int, default=5, help="fresh processes per cold import")
     parser.add_argument("--calls", type=int, default=200, help="timed calls per side, warm API")
     parser.add_argument("--rows", type=int, default=100_000, help="rows synced per throughput run")
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         figures += cold_start.run(args.imports, out=out)
 
-    if "warm" in parts or "sync" in parts or "sdk" in parts:
+    if "warm" in parts or "sync" in parts:
         from bench import moto_env
 
         with tempfile.TemporaryDirectory(prefix="sluice-bench-") as folder:
@@ -75,14 +77,6 @@ def main(argv: list[str] | None = None) -> int:
                         "\n== 3. sync throughput: SyncEngine rest_api -> duckdb / bare requests + DuckDB loop"
                     )
                     figures += throughput.run(env, rows=args.rows, runs=args.runs, out=out)
-                if "sdk" in parts:
-                    from bench import connector_sdk
-
-                    out(
-                        "\n== 5. connector_sdk sync throughput: SyncEngine -> duckdb / "
-                        "fivetran debug (same connector)"
-                    )
-                    figures += connector_sdk.run(env, rows=args.rows, runs=args.runs, out=out)
             finally:
                 env.stop()
 
@@ -94,6 +88,17 @@ def main(argv: list[str] | None = None) -> int:
             "/ bare pyiceberg doing the same commits"
         )
         figures += iceberg.run(args.lake_rows, args.lake_merge, args.lake_runs, out=out)
+
+    if "sdk" in parts:
+        from bench import connector_sdk, moto_env
+
+        with tempfile.TemporaryDirectory(prefix="sluice-bench-") as folder:
+            env = moto_env.start(Path(folder))
+            try:
+                out("\n== 5. connector_sdk sync throughput: SyncEngine -> duckdb / fivetran debug")
+                figures += connector_sdk.run(env, rows=args.rows, runs=args.runs, out=out)
+            finally:
+                env.stop()
 
     over = [f for f in figures if not f.passed]
     out(

@@ -69,15 +69,16 @@ def _count(path: Path, table: str) -> int:
     return int(row[0]) if row else 0
 
 
-def sluice_sync(package_id: str, rows: int, work: Path) -> float:
+def sluice_sync(package_id: str, rows: int) -> float:
     """Seconds for one full connector_sdk sync through SyncEngine into a fresh DuckDB file."""
     from sluice.config_secrets import secret_box
     from sluice.storage.store import get_store
     from sluice.sync.engine import SyncEngine
     from sluice.sync.events import SyncRequest
 
-    path = work / f"sluice-{uuid.uuid4().hex[:8]}.duckdb"
-    group_id = moto_env.duckdb_group(path, "bench_" + uuid.uuid4().hex[:8])
+    file = f"sluice-{uuid.uuid4().hex[:8]}.duckdb"
+    path = moto_env.duckdb_path(file)
+    group_id = moto_env.duckdb_group(file, "bench_" + uuid.uuid4().hex[:8])
     body = {
         "group_id": group_id,
         "service": "connector_sdk",
@@ -150,7 +151,7 @@ def run(env: moto_env.MotoEnv, rows: int = 100_000, runs: int = 3, out=print) ->
         sluice_times: list[float] = []
         sdk_times: list[float] = []
         for _ in range(runs):  # interleaved, so that drift hits both alike
-            sluice_times.append(sluice_sync(package_id, rows, work))
+            sluice_times.append(sluice_sync(package_id, rows))
             sdk_times.append(sdk_debug(rows, work))
     sluice_best, sdk_best = rows / min(sluice_times), rows / min(sdk_times)
     out(

@@ -116,7 +116,7 @@ def test_the_next_sync_starts_from_the_committed_state(group, lake) -> None:
     assert call("update_connection", path=path, body={"paused": False}).status == 200
     result = run_worker(sync_event(connection["id"]))
     assert result["status"] == "SUCCESSFUL", result
-    assert result["rows_upserted"] == 3 + 1 + 1  # items 21..23, one events row, the update
+    assert result["rows_upserted"] == 3 + 1 + 2  # items 21..23, one events row, the two updates
 
 
 def test_a_resync_runs_the_connector_from_empty_state(group, lake) -> None:

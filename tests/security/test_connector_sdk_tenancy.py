@@ -13,21 +13,21 @@ import pytest
 from sluice.storage.store import connection_key, get_store
 from tests.support.api_events import Account, call
 from tests.support.connector_sdk import make_sdk_connection, upload, use_sdk_python, zip_connector
-from tests.support.syncing import make_group_with_duckdb, run_worker, sync_event
+from tests.support.syncing import duckdb_file, make_group_with_duckdb, run_worker, sync_event
 
 OWNER = Account(account_id="acct_owner", user_id="user_owner")
 
 
 @pytest.fixture
-def lake(tmp_path: Path) -> Path:
-    return tmp_path / "lake.duckdb"
+def lake(aws) -> Path:
+    return duckdb_file("lake.duckdb")
 
 
 @pytest.fixture
 def group(aws, lake, monkeypatch) -> str:
     """A group of the default account (the one that tries to use OWNER's package) with DuckDB."""
     use_sdk_python(monkeypatch)
-    return make_group_with_duckdb(lake)
+    return make_group_with_duckdb(lake.name)
 
 
 @pytest.fixture

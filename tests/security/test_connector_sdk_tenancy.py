@@ -58,11 +58,20 @@ def _tables_in(lake: Path) -> list[str]:
 
 def _name_package(connection_id: str, package_id: str) -> None:
     """Make a stored connection name `package_id`, as one stored before the check existed would."""
-    store = get_store()
-    item = store.get(connection_key(connection_id))
+    from sluice.aws import client
+    from sluice.settings import get_settings
+
+    key = connection_key(connection_id)
+    item = get_store().get(key)
     assert item is not None
-    item["config"] = json.dumps({**json.loads(item["config"]), "package_id": package_id})
-    store.put(item)
+    config = json.dumps({**json.loads(item["config"]), "package_id": package_id})
+    client("dynamodb").update_item(
+        TableName=get_settings().table_name,
+        Key={name: {"S": value} for name, value in key.items()},
+        UpdateExpression="SET #config = :config",
+        ExpressionAttributeNames={"#config": "config"},
+        ExpressionAttributeValues={":config": {"S": config}},
+    )
 
 
 @pytest.mark.parametrize("run_setup_tests", [True, False])

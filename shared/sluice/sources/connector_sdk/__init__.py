@@ -100,10 +100,9 @@ def _run(parsed: ConnectorSdkConfig, command: str, state: dict[str, Any] | None 
 def check_references(store: Any, account_id: str, config: dict[str, Any]) -> None:
     """The package a connection names must be its own account's: another account's is not found."""
     from sluice.sources.connector_sdk.packages import PackageNotFound
-    from sluice.storage.store import package_key
 
     package_id = config.get("package_id")
-    if not isinstance(package_id, str) or store.get_owned(package_key(package_id), account_id) is None:
+    if not isinstance(package_id, str) or store.get_package(account_id, package_id) is None:
         raise PackageNotFound(str(package_id))
 
 

@@ -93,29 +93,37 @@ def merge_config(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any
 
 
 class SecretBox:
-    """Encrypts and decrypts secret values with KMS, each bound to its connection and field."""
+    """Encrypts and decrypts secret values with KMS, each bound to its owner and field.
+
+    The owner is a connection (`scope="connection_id"`, the default) or a group's destination
+    (`scope="destination_id"`, the group id): a ciphertext copied to another owner, another kind of
+    owner or another field does not decrypt."""
 
     def __init__(self, kms: Any, key_id: str) -> None:
         self._kms = kms
         self._key_id = key_id
 
-    def encrypt(self, connection_id: str, values: dict[str, str]) -> dict[str, str]:
+    def encrypt(
+        self, connection_id: str, values: dict[str, str], scope: str = "connection_id"
+    ) -> dict[str, str]:
         return {
             pointer: base64.b64encode(
                 self._kms.encrypt(
                     KeyId=self._key_id,
                     Plaintext=value.encode(),
-                    EncryptionContext={"connection_id": connection_id, "field": pointer},
+                    EncryptionContext={scope: connection_id, "field": pointer},
                 )["CiphertextBlob"]
             ).decode()
             for pointer, value in values.items()
         }
 
-    def decrypt(self, connection_id: str, ciphertexts: dict[str, str]) -> dict[str, str]:
+    def decrypt(
+        self, connection_id: str, ciphertexts: dict[str, str], scope: str = "connection_id"
+    ) -> dict[str, str]:
         return {
             pointer: self._kms.decrypt(
                 CiphertextBlob=base64.b64decode(blob),
-                EncryptionContext={"connection_id": connection_id, "field": pointer},
+                EncryptionContext={scope: connection_id, "field": pointer},
             )["Plaintext"].decode()
             for pointer, blob in ciphertexts.items()
         }
@@ -128,6 +136,7 @@ def seal_config(
     stored: dict[str, str],
     box: SecretBox,
     auth: dict[str, Any] | None = None,
+    scope: str = "connection_id",
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Mask a validated config and produce the ciphertexts to store with it.
 
@@ -143,7 +152,7 @@ def seal_config(
         new_values[AUTH_POINTER] = json.dumps(auth)
     elif AUTH_POINTER in stored:
         kept[AUTH_POINTER] = stored[AUTH_POINTER]
-    return masked, {**kept, **box.encrypt(connection_id, new_values)}
+    return masked, {**kept, **box.encrypt(connection_id, new_values, scope)}
 
 
 @cache

@@ -8,6 +8,7 @@ from sluice.api.caller import Caller
 from sluice.api.request_models import CreateDestinationRequest, CreateGroupRequest
 from sluice.api.validation import parse
 from sluice.destinations import DESTINATION_CONFIGS, DuckDbConfig, duckdb_file_id
+from sluice.destinations import stored as stored_destinations
 from sluice.errors import DestinationNotFound, GroupNotFound
 from sluice.ids import new_id
 from sluice.storage.store import Store
@@ -48,7 +49,8 @@ def destination_out(item: dict[str, Any]) -> dict[str, Any]:
         "region": item["region"],
         "time_zone_offset": item["time_zone_offset"],
         "setup_status": item["setup_status"],
-        "config": item["config"],
+        **({"setup_tests": item["setup_tests"]} if "setup_tests" in item else {}),
+        "config": item["config"],  # secrets masked (stored_destinations.seal)
     }
 
 
@@ -57,12 +59,16 @@ def create_destination(caller: Caller, request: CreateDestinationRequest, store:
     model = DESTINATION_CONFIGS[request.service]
     given = with_tenant_account_id(model, request.config or {}, caller.account_id)
     config = parse(model, given, prefix="config.")
+    masked, secrets = stored_destinations.seal(request.group_id, request.service, config)
+    results = stored_destinations.run_setup_tests(config) if request.run_setup_tests is not False else []
     fields = {
         "service": request.service,
         "region": request.region or "AWS_US_EAST_1",
         "time_zone_offset": request.time_zone_offset or "0",
-        "setup_status": "connected",
-        "config": config.model_dump(mode="json"),
+        "setup_status": stored_destinations.setup_status(results),
+        **({"setup_tests": [r.model_dump(mode="json") for r in results]} if results else {}),
+        "config": masked,
+        **({"secrets": secrets} if secrets else {}),
         "created_at": format_timestamp(utc_now()),
     }
     # A duckdb file is the account's, claimed by this group alone: another group naming it is refused.

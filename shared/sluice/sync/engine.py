@@ -242,7 +242,11 @@ class SyncEngine:
             from sluice.destinations import DestinationError
 
             raise DestinationError(f"Group '{connection.group_id}' has no destination")
-        return open_destination(str(item["service"]), dict(item["config"]), str(item["account_id"]))
+        from sluice.destinations.stored import revealed_config
+
+        return open_destination(
+            str(item["service"]), revealed_config(item, self.decrypt), str(item["account_id"])
+        )
 
     def _starting_state(
         self, connection: Connection, request: SyncRequest, sync_id: str, tables: dict[str, TableSpec]

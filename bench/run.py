@@ -1,6 +1,6 @@
 """`make bench`: measures the budgets of DESIGN.md and prints each figure, its budget and PASS/OVER.
 
-    python -m bench.run [--only cold,warm,sync,iceberg,postgres] [--rows 100000] [--runs 3]
+    python -m bench.run [--only cold,warm,sync,iceberg,postgres,sdk] [--rows 100000] [--runs 3]
 
 Exit status 1 when any figure is over its budget. Everything listens on 127.0.0.1 and stops itself.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.common import ROOT, Figure
 
-PARTS = ("cold", "warm", "sync", "iceberg", "postgres")
+PARTS = ("cold", "warm", "sync", "iceberg", "postgres", "sdk")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,6 +98,17 @@ def main(argv: list[str] | None = None) -> int:
             f"merge; {args.pg_changed:,} changed rows through the WAL"
         )
         figures += postgres.run(args.pg_rows, args.pg_changed, args.pg_runs, out=out)
+
+    if "sdk" in parts:
+        from bench import connector_sdk, moto_env
+
+        with tempfile.TemporaryDirectory(prefix="sluice-bench-") as folder:
+            env = moto_env.start(Path(folder))
+            try:
+                out("\n== 6. connector_sdk sync throughput: SyncEngine -> duckdb / fivetran debug")
+                figures += connector_sdk.run(env, rows=args.rows, runs=args.runs, out=out)
+            finally:
+                env.stop()
 
     over = [f for f in figures if not f.passed]
     out(

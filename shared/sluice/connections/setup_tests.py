@@ -103,6 +103,7 @@ def test_and_record(
     store the results. Re-reads and retries when the connection changes meanwhile."""
     connection = store.get_connection(account_id, connection_id)
     plain = config if config is not None else revealed_config(connection, decrypt)
+    get_service(connection.service).check_references(store, connection.account_id, plain)
     return record(store, connection, run_tests(connection.service, plain, options))
 
 

@@ -126,6 +126,9 @@ Extract = Callable[[dict[str, Any], dict[str, Any], float], Iterator[Operation]]
 Tables = Callable[[dict[str, Any]], list[TableSpec]]
 # setup_tests(config with secrets revealed, options) -> results (sluice.connections.model.SetupTestResult)
 SetupTests = Callable[[dict[str, Any], SetupTestOptions], list[Any]]
+# check_references(store, account id, config): raise a NotFound (sluice.errors) when the config
+# names something (a Connector SDK package, ...) that is not the account's own
+CheckReferences = Callable[[Any, str, dict[str, Any]], None]
 
 
 def _no_other_forms(_config: dict[str, Any]) -> list[str]:
@@ -134,6 +137,10 @@ def _no_other_forms(_config: dict[str, Any]) -> list[str]:
 
 def _not_built(*_: Any) -> Any:
     raise NotImplementedError("this service has no such step yet")
+
+
+def _references_nothing(*_: Any) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -154,6 +161,9 @@ class Service:
     tables: Tables = _not_built
     extract: Extract = _not_built
     setup_tests: SetupTests = _not_built
+    # Called with the connection's account before its config is stored, tested, synced or read
+    # for tables: a config may only name the account's own resources.
+    check_references: CheckReferences = _references_nothing
 
     def schema_name(self, config: dict[str, Any]) -> str:
         return ".".join(str(config[key]) for key in self.naming_keys)

@@ -156,6 +156,7 @@ class SyncEngine:
             secrets = {k: v for k, v in connection.secrets.items() if k != AUTH_POINTER}
             config = reveal(connection.config, self.decrypt(connection.id, secrets))
             scrubber = service.scrubber(config)
+            service.check_references(self.store, connection.account_id, config)
             tables = {t.name: t for t in service.tables(config)}
             destination = self._open_destination(connection)
             state = self._starting_state(connection, request, sync_id, tables)

@@ -16,6 +16,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	touch $(VENV)/.runtime $@
+
+# What `make run` needs and no more (no test or lint tools): the first run answers sooner.
+$(VENV)/.runtime: pyproject.toml
+	@if [ $(VENV)/.installed -nt pyproject.toml ]; then touch $@; exit 0; fi; \
+	echo "make run: creating $(VENV) with $(PYTHON) (first run only)" && \
+	$(PYTHON) -m venv $(VENV) && \
+	echo "make run: installing what the local stack needs (boto3, Powertools, moto, DuckDB; under a minute)" && \
+	$(PY) -m pip install -q --no-compile --disable-pip-version-check -e '.[local]' && \
 	touch $@
 
 $(SAM_VENV)/.installed:
@@ -45,8 +54,9 @@ install: $(VENV)/.installed
 
 clients: $(CLIENTS)/fivetran-cli/.installed $(CLIENTS)/dagster/.installed $(CLIENTS)/connector-sdk/.installed
 
-run: install
-	$(PY) -m local.stack
+# ARGS=--fresh forgets what the last run kept under .sluice/ and starts from nothing.
+run: $(VENV)/.runtime
+	$(PY) -m local.stack $(ARGS)
 
 test: lint clients browser postgres dynamodb-local
 	SLUICE_REQUIRE_DYNAMODB_LOCAL=1 $(PY) -m pytest -q
@@ -65,9 +75,9 @@ openapi: install
 bench: install
 	$(PY) -m bench.run
 
-# Create an API key. Against the local stack: AWS_ENDPOINT_URL=<printed moto URL>; against AWS: your
-# credentials and TABLE_NAME=<the stack's TableName output>.
-api-key: install
+# Create (or, with ARGS="revoke <key>", revoke) an API key. Against the local stack:
+# AWS_ENDPOINT_URL=<printed moto URL>; against AWS: your credentials and TABLE_NAME=<the stack's TableName output>.
+api-key: $(VENV)/.runtime
 	$(PY) -m sluice.accounts.cli $(ARGS)
 
 # DynamoDB Local (AWS's emulator) for the tests marked `backends(..., "dynamodb_local")`: the npm package

@@ -1,6 +1,6 @@
 """`make bench`: measures the budgets of DESIGN.md and prints each figure, its budget and PASS/OVER.
 
-    python -m bench.run [--only cold,warm,sync,iceberg] [--rows 100000] [--runs 3]
+    python -m bench.run [--only cold,warm,sync,iceberg,postgres,sdk] [--rows 100000] [--runs 3]
 
 Exit status 1 when any figure is over its budget. Everything listens on 127.0.0.1 and stops itself.
 """
@@ -16,12 +16,12 @@ from pathlib import Path
 
 from bench.common import ROOT, Figure
 
-PARTS = ("cold", "warm", "sync", "iceberg")
+PARTS = ("cold", "warm", "sync", "iceberg", "postgres", "sdk")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default=",".join(PARTS), help="comma-separated: cold, warm, sync, iceberg")
+    parser.add_argument("--only", default=",".join(PARTS), help="comma-separated: " + ", ".join(PARTS))
     parser.add_argument("--imports", type=int, default=5, help="fresh processes per cold import")
     parser.add_argument("--calls", type=int, default=200, help="timed calls per side, warm API")
     parser.add_argument("--rows", type=int, default=100_000, help="rows synced per throughput run")
@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lake-rows", type=int, default=1_000_000, help="iceberg historical rows")
     parser.add_argument("--lake-merge", type=int, default=10_000, help="iceberg merge rows")
     parser.add_argument("--lake-runs", type=int, default=1, help="iceberg runs per side")
+    parser.add_argument("--pg-rows", type=int, default=1_000_000, help="postgres historical rows")
+    parser.add_argument("--pg-changed", type=int, default=10_000, help="postgres WAL incremental rows")
+    parser.add_argument("--pg-runs", type=int, default=1, help="postgres historical runs per side")
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
     unknown = set(parts) - set(PARTS)
@@ -86,6 +89,26 @@ def main(argv: list[str] | None = None) -> int:
             "/ bare pyiceberg doing the same commits"
         )
         figures += iceberg.run(args.lake_rows, args.lake_merge, args.lake_runs, out=out)
+
+    if "postgres" in parts:
+        from bench import postgres
+
+        out(
+            f"\n== 5. postgres -> postgres: {args.pg_rows:,}-row historical sync / bare psycopg COPY, COPY, "
+            f"merge; {args.pg_changed:,} changed rows through the WAL"
+        )
+        figures += postgres.run(args.pg_rows, args.pg_changed, args.pg_runs, out=out)
+
+    if "sdk" in parts:
+        from bench import connector_sdk, moto_env
+
+        with tempfile.TemporaryDirectory(prefix="sluice-bench-") as folder:
+            env = moto_env.start(Path(folder))
+            try:
+                out("\n== 6. connector_sdk sync throughput: SyncEngine -> duckdb / fivetran debug")
+                figures += connector_sdk.run(env, rows=args.rows, runs=args.runs, out=out)
+            finally:
+                env.stop()
 
     over = [f for f in figures if not f.passed]
     out(

@@ -263,6 +263,7 @@ OPERATIONS: dict[tuple[str, str], Responses] = {
     ("PATCH", "/v1/connector-sdk/packages/{package_id}"): Responses("Package", (400, 401, 404)),
     ("DELETE", "/v1/connector-sdk/packages/{package_id}"): Responses(None, (401, 404, 409)),
     ("GET", "/v1/connector-sdk/migration/connections"): Responses("MigrationConnectionPage", (400, 401)),
+    ("DELETE", "/v1/api-keys/{api_key}"): Responses(None, (401, 404)),
 }
 
 ERROR_DESCRIPTIONS = {

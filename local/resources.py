@@ -21,6 +21,8 @@ class LocalResources:
     rule_queues: dict[str, tuple[str, str]] = field(default_factory=dict)
     schedules: dict[str, tuple[str, str]] = field(default_factory=dict)  # rule id -> (expression, function)
     bus_log_queue: str = ""  # a queue that receives every Sluice event (local stack only)
+    tables: dict[str, str] = field(default_factory=dict)  # logical id -> table name
+    secrets: dict[str, str] = field(default_factory=dict)  # logical id -> secret name
 
 
 def _physical(logical_id: str, stack: str) -> str:
@@ -38,6 +40,7 @@ def create_resources(session: Any, stack: str = "sluice", bus_log: bool = False)
         ttl = resource["Properties"].get("TimeToLiveSpecification")
         if ttl:  # the template's expiry (run records), as on AWS
             ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+        created.tables[logical_id] = name
         if logical_id == "Table":
             env["TABLE_NAME"] = name
 
@@ -66,6 +69,7 @@ def create_resources(session: Any, stack: str = "sluice", bus_log: bool = False)
     for logical_id in resources("AWS::SecretsManager::Secret"):
         name = _physical(logical_id, stack)
         secrets.create_secret(Name=name, SecretString=json.dumps({"signing_key": _random_key()}))
+        created.secrets[logical_id] = name
         if logical_id == "ConnectCardSecret":
             env["CONNECT_CARD_SECRET_ID"] = name
 

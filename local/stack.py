@@ -5,15 +5,21 @@
 HTTP on 127.0.0.1:$PORT (3000) turns each request into an API Gateway REST proxy event, runs the
 authorizer, and invokes the function the template routes it to. EventBridge rules deliver to SQS
 queues that the stack polls to invoke their target functions; schedules fire on their rate.
+
+Like Lambda, every function runs in its own execution environments (local.isolation), several at once:
+a slow source in one tenant's call or sync holds only that invocation. The control plane is kept
+under the data folder across restarts (local.persistence); `--fresh` starts from nothing.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import logging
 import os
 import re
+import shutil
 import signal
 import sys
 import threading
@@ -26,20 +32,29 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from local.functions import handler_for
+from local.isolation import Functions
 from local.lambda_context import LocalContext
+from local.persistence import SAVE_EVERY_SECONDS, SNAPSHOT_FILE, ControlPlaneFile
 from local.resources import LocalResources, create_resources
-from local.template import ApiRoute, api_routes, authorizer_function
+from local.template import ApiRoute, api_routes, authorizer_cache_seconds, authorizer_function
 
-log = logging.getLogger("sluice.local")
+# Not under "sluice": that is the functions' Powertools logger, quiet (WARNING) unless asked.
+log = logging.getLogger("local.stack")
 
 ACCOUNT = "123456789012"
 # Local only, never in template.yaml: `curl -X POST http://127.0.0.1:3000/_local/tick` runs the tick now.
 LOCAL_TICK_PATH = "/_local/tick"
 REGION = "us-east-1"
-# API functions share Powertools' router state (class attributes), so they run one at a time, as each
-# Lambda instance would; event workers each run one at a time too.
-_api_lock = threading.Lock()
+# Execution environments per function at once (Lambda's concurrency, bounded here): API functions,
+# and functions that EventBridge rules invoke (sync and setup-test workers). More invocations wait.
+API_CONCURRENCY = 16
+WORKER_CONCURRENCY = 4
+# Accepted connections waiting for a thread (the listen backlog): bursts of clients are not reset.
+HTTP_BACKLOG = 256
+# A rule's message stays invisible while its function runs (Lambda's 15 minutes and a margin); a failed
+# invocation's message comes back after RETRY_AFTER_SECONDS, as Lambda retries an event.
+WORKER_VISIBILITY_SECONDS = 960
+RETRY_AFTER_SECONDS = 60
 
 
 def _json_error(
@@ -81,11 +96,13 @@ class LocalStack:
         self.resources = resources
         self.data_dir = data_dir
         self.routes: list[ApiRoute] = api_routes()
-        self.authorizer = handler_for(authorizer_function())
-        self._worker_locks: dict[str, threading.Lock] = {}
+        self.authorizer = authorizer_function()
+        self.functions = Functions()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        # API Gateway caches each header's decision (a revoked key works until its entry expires).
         self._auth_cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        self.auth_cache_seconds = authorizer_cache_seconds()
 
     # ---- HTTP → API Gateway ---------------------------------------------------------------------
 
@@ -114,25 +131,42 @@ class LocalStack:
             "requestContext": event["requestContext"],
         }
         try:
-            with _api_lock:
-                result = self.authorizer(request, LocalContext(function_name="AuthorizerFunction"))
+            result = self.functions.invoke(
+                self.authorizer, API_CONCURRENCY, request, LocalContext(function_name=self.authorizer)
+            )
         except Exception as exc:
             if str(exc) != "Unauthorized":
                 log.exception("authorizer failed")
             return None
         statement = result["policyDocument"]["Statement"][0]
         context = result.get("context", {}) if statement["Effect"] == "Allow" else None
-        self._auth_cache[header] = (time.monotonic() + 300, context)
+        self._auth_cache[header] = (time.monotonic() + self.auth_cache_seconds, context)
         return context
 
     def handle_http(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+        """The response to one request, with API Gateway's request id header (the functions log it as
+        their correlation id)."""
+        request_id = str(uuid.uuid4())
+        response = self._respond(method, raw_path, headers, body, request_id)
+        response["headers"] = {**(response.get("headers") or {}), "x-amzn-RequestId": request_id}
+        return response
+
+    def _respond(
+        self, method: str, raw_path: str, headers: dict[str, str], body: bytes, request_id: str
+    ) -> dict[str, Any]:
         url = urlsplit(raw_path)
         path = url.path or "/"
+        if not path.startswith("/"):  # CONNECT's host:port, or a bare word: still a path to answer
+            path = "/" + path
         query = parse_qs(url.query, keep_blank_values=True)
         if path == LOCAL_TICK_PATH and method == "POST":
             return self._tick_now()
         found = self.route(method, path)
-        if found is None:
+        if found is None:  # only "/" (the catch-all serves every other path)
+            from sluice.api.routes import SERVED_METHODS
+
+            if method not in SERVED_METHODS:
+                return _json_error(405, "MethodNotAllowed", f"Method {method} is not allowed on {path}")
             return _json_error(404, "NotFound", f"No route matches {method} {path}")
         route, path_params = found
         text, encoded = _event_body(headers, body)
@@ -151,7 +185,7 @@ class LocalStack:
                 "httpMethod": method,
                 "path": f"/v1stage{path}",
                 "stage": "v1stage",
-                "requestId": str(uuid.uuid4()),
+                "requestId": request_id,
                 "accountId": ACCOUNT,
                 "apiId": "local",
                 "identity": {"sourceIp": "127.0.0.1"},
@@ -170,9 +204,11 @@ class LocalStack:
                     {"WWW-Authenticate": 'Basic realm="sluice"'},
                 )
             event["requestContext"]["authorizer"] = {**context, "principalId": context.get("user_id")}
-        handler = handler_for(route.function)
-        with _api_lock:
-            return dict(handler(event, LocalContext(function_name=route.function)))
+        return dict(
+            self.functions.invoke(
+                route.function, API_CONCURRENCY, event, LocalContext(function_name=route.function)
+            )
+        )
 
     def _tick_now(self) -> dict[str, Any]:
         """Local only: run every scheduled function now (the scheduler tick), for demos and tests."""
@@ -191,35 +227,71 @@ class LocalStack:
     # ---- EventBridge rules → SQS → functions -------------------------------------------------------
 
     def invoke_worker(self, function_id: str, event: dict[str, Any]) -> Any:
-        lock = self._worker_locks.setdefault(function_id, threading.Lock())
-        with lock:
-            return handler_for(function_id)(
-                event, LocalContext(function_name=function_id, timeout_seconds=900)
-            )
+        return self.functions.invoke(
+            function_id,
+            WORKER_CONCURRENCY,
+            event,
+            LocalContext(function_name=function_id, timeout_seconds=900),
+        )
 
     def _poll_rule(self, queue_url: str, function_id: str) -> None:
+        """Take one message per free slot and run each on its own thread: a sync that hangs holds one
+        slot, never the queue."""
         from sluice.aws import client
 
         sqs = client("sqs")
+        slots = threading.BoundedSemaphore(WORKER_CONCURRENCY)
         while not self._stop.is_set():
+            if not slots.acquire(timeout=1):
+                continue
             try:
                 messages = sqs.receive_message(
-                    QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=60
+                    QueueUrl=queue_url,
+                    MaxNumberOfMessages=1,
+                    WaitTimeSeconds=1,
+                    VisibilityTimeout=WORKER_VISIBILITY_SECONDS,
                 ).get("Messages", [])
             except Exception:  # the server is going away
+                slots.release()
                 if self._stop.is_set():
                     return
                 log.exception("polling %s failed", queue_url)
-                time.sleep(1)
+                self._stop.wait(1)
                 continue
-            for message in messages:
-                try:
-                    self.invoke_worker(function_id, json.loads(message["Body"]))
-                except Exception:
-                    # Left on the queue: it comes back after the visibility timeout, as Lambda retries.
-                    log.exception("%s failed; the event will be retried", function_id)
-                    continue
+            if not messages:
+                slots.release()
+                continue
+            threading.Thread(
+                target=self._run_message,
+                args=(sqs, queue_url, function_id, messages[0], slots),
+                name=f"{function_id}-{messages[0]['MessageId'][:8]}",
+                daemon=True,
+            ).start()
+
+    def _run_message(
+        self, sqs: Any, queue_url: str, function_id: str, message: dict[str, Any], slots: Any
+    ) -> None:
+        try:
+            self.invoke_worker(function_id, json.loads(message["Body"]))
+        except Exception:
+            log.exception("%s failed; the event will be retried", function_id)
+            try:  # back on the queue after a while, as Lambda retries a failed event
+                sqs.change_message_visibility(
+                    QueueUrl=queue_url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                    VisibilityTimeout=RETRY_AFTER_SECONDS,
+                )
+            except Exception:
+                if not self._stop.is_set():
+                    log.exception("could not return the event to %s", queue_url)
+        else:
+            try:
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            except Exception:
+                if not self._stop.is_set():
+                    log.exception("could not delete the event from %s", queue_url)
+        finally:
+            slots.release()
 
     def _run_schedule(self, expression: str, function_id: str) -> None:
         period = _rate_seconds(expression)
@@ -260,15 +332,12 @@ class LocalStack:
                     return
                 time.sleep(1)
                 continue
-            with path.open("a") as log_file:
-                for message in messages:
-                    event = json.loads(message["Body"])
-                    log_file.write(json.dumps(event) + "\n")
-                    log.info(
-                        "event: %s %s",
-                        event.get("detail-type"),
-                        event.get("detail", {}).get("connection_id", ""),
-                    )
+            events = [json.loads(message["Body"]) for message in messages]
+            if events:
+                with path.open("a") as log_file:
+                    log_file.writelines(json.dumps(event) + "\n" for event in events)
+            for event in events:
+                log.info("%s", describe_event(event))
             for message in messages:
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
@@ -292,6 +361,41 @@ class LocalStack:
         self._stop.set()
 
 
+def describe_event(event: dict[str, Any]) -> str:
+    """The console line for an event on the bus; a sync's end says its rows, time and failure reason."""
+    detail = event.get("detail") or {}
+    kind = event.get("detail-type", "")
+    connection = detail.get("connection_id") or detail.get("connector_id") or ""
+    if kind == "Sync Started":
+        return f"sync started: connection {connection} (sync {detail.get('sync_id')})"
+    if kind == "Sync Completed":
+        data = detail.get("data") or {}
+        line = (
+            f"sync ended: connection {connection} {data.get('status')}, "
+            f"{data.get('rows_upserted', 0)} rows upserted, {data.get('rows_deleted', 0)} deleted"
+        )
+        run = _sync_run(connection, str(detail.get("sync_id") or ""))
+        if run.get("started_at") and run.get("finished_at"):
+            from sluice.timestamps import parse_timestamp
+
+            seconds = parse_timestamp(run["finished_at"]) - parse_timestamp(run["started_at"])
+            line += f", {seconds.total_seconds():.1f} s"
+        if data.get("status") != "SUCCESSFUL" and run.get("message"):
+            line += f": {run['message']}"
+        return line
+    return f"event: {kind} {connection}".rstrip()
+
+
+def _sync_run(connection_id: str, sync_id: str) -> dict[str, Any]:
+    from sluice.storage.store import get_store
+    from sluice.storage.sync_store import SyncStore
+
+    try:
+        return SyncStore(get_store()).run(connection_id, sync_id) or {}
+    except Exception:  # the console line is best effort; the event itself is on file
+        return {}
+
+
 def _rate_seconds(expression: str) -> float:
     match = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", expression.strip())
     if not match:
@@ -300,12 +404,27 @@ def _rate_seconds(expression: str) -> float:
     return int(match.group(1)) * unit
 
 
+class LocalHTTPServer(ThreadingHTTPServer):
+    """One thread per connection, and a listen backlog deep enough for bursts of clients."""
+
+    request_queue_size = HTTP_BACKLOG
+    daemon_threads = True
+
+
 def make_http_handler(stack: LocalStack) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
+            started = time.monotonic()
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0:
+                self._send(_json_error(400, "InvalidInput", "Content-Length must be a whole number"))
+                self.close_connection = True
+                return
             body = self.rfile.read(length) if length else b""
             headers = {k: v for k, v in self.headers.items()}
             try:
@@ -313,6 +432,17 @@ def make_http_handler(stack: LocalStack) -> type[BaseHTTPRequestHandler]:
             except Exception:
                 log.exception("request failed")
                 response = _json_error(500, "InternalError", "Internal error")
+            self._send(response)
+            # One console line per request; the query string stays out (Connect Card tokens ride in it).
+            log.info(
+                "%s %s %s %.0f ms",
+                self.command,
+                urlsplit(self.path).path,
+                response.get("statusCode", 200),
+                (time.monotonic() - started) * 1000,
+            )
+
+        def _send(self, response: dict[str, Any]) -> None:
             payload = response.get("body") or ""
             data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode()
             self.send_response(int(response.get("statusCode", 200)))
@@ -327,9 +457,24 @@ def make_http_handler(stack: LocalStack) -> type[BaseHTTPRequestHandler]:
                     self.send_header(key, str(value))
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            if self.command != "HEAD":
+                self.wfile.write(data)
 
-        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = _serve
+        def __getattr__(self, name: str) -> Any:
+            # Every method reaches the routes (the catch-all answers 405 for one no route has), where
+            # BaseHTTPRequestHandler would answer 501 to any it has no do_<METHOD> for.
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            # Requests that never reach a route (a malformed request line, headers too long): JSON too.
+            self.close_connection = True
+            status = code if 400 <= code < 500 else 400
+            self._send(_json_error(status, "InvalidInput", message or "Bad request"))
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            pass  # _serve writes the request line itself
 
         def log_message(self, format: str, *args: Any) -> None:
             log.info("%s %s", self.address_string(), format % args)
@@ -347,8 +492,9 @@ def start_moto(port: int = 0) -> Any:
     return server, f"http://{host}:{bound_port}"
 
 
-def prepare_environment(endpoint: str, data_dir: Path) -> LocalResources:
-    """Point boto3 at moto, create the template's resources there, and export their names."""
+def prepare_environment(endpoint: str, data_dir: Path) -> tuple[LocalResources, ControlPlaneFile]:
+    """Point boto3 at moto, create the template's resources there (loading the saved control plane
+    into them when there is one), and export their names."""
     for var in [v for v in os.environ if v.startswith("AWS_ENDPOINT_URL")]:
         del os.environ[var]
     os.environ.update(
@@ -371,17 +517,24 @@ def prepare_environment(endpoint: str, data_dir: Path) -> LocalResources:
         os.environ.setdefault("CONNECTOR_SDK_PYTHON", str(sdk_python))
     import boto3
 
-    resources = create_resources(boto3.session.Session(region_name=REGION), bus_log=True)
+    session = boto3.session.Session(region_name=REGION)
+    resources = create_resources(session, bus_log=True)
+    control_plane = ControlPlaneFile(data_dir, session, resources)
+    if control_plane.exists():
+        control_plane.restore()
     os.environ.update(resources.env)
     shared = str(Path(__file__).resolve().parent.parent / "shared")
     if shared not in sys.path:
         sys.path.insert(0, shared)
-    from sluice.aws import reset_clients
+    from sluice.aws import client, reset_clients
     from sluice.settings import get_settings
 
     get_settings.cache_clear()
     reset_clients()
-    return resources
+    # Create the shared clients once, before threads race to create them.
+    for service in ("dynamodb", "kms", "events", "sqs", "s3", "secretsmanager"):
+        client(service)
+    return resources, control_plane
 
 
 # The seeded key's account: fixed, so that its default group's file has a known place,
@@ -390,21 +543,32 @@ LOCAL_ACCOUNT_ID = "local"
 DEFAULT_DUCKDB_FILE = "default.duckdb"
 
 
-def seed(data_dir: Path) -> dict[str, str]:
-    """The first API key (of account `local`) and a default group with a duckdb destination."""
+def seed(data_dir: Path, kept: dict[str, str]) -> dict[str, str]:
+    """The first API key (of account `local`) and a default group with a duckdb destination; after a
+    restart, what was kept (and the key from SLUICE_API_KEY / SLUICE_API_SECRET added to that account
+    if it is new)."""
     from sluice.accounts.api_keys import create_api_key
     from sluice.api.caller import Caller
     from sluice.api.request_models import CreateDestinationRequest, CreateGroupRequest
     from sluice.groups.operations import create_destination, create_group
-    from sluice.storage.store import get_store
+    from sluice.storage.store import api_key_key, get_store
 
     table = get_store()
-    key = create_api_key(
-        table,
-        account_id=LOCAL_ACCOUNT_ID,
-        api_key=os.environ.get("SLUICE_API_KEY") or None,
-        api_secret=os.environ.get("SLUICE_API_SECRET") or None,
-    )
+    wanted_key = os.environ.get("SLUICE_API_KEY") or None
+    wanted_secret = os.environ.get("SLUICE_API_SECRET") or None
+    if kept.get("group_id"):
+        seeded = {**kept, "api_secret": ""}
+        if wanted_key and wanted_secret and table.get(api_key_key(wanted_key)) is None:
+            create_api_key(
+                table,
+                account_id=kept["account_id"],
+                user_id=kept["user_id"],
+                api_key=wanted_key,
+                api_secret=wanted_secret,
+            )
+            seeded.update(api_key=wanted_key, api_secret=wanted_secret)
+        return seeded
+    key = create_api_key(table, account_id=LOCAL_ACCOUNT_ID, api_key=wanted_key, api_secret=wanted_secret)
     caller = Caller(account_id=key.account_id, user_id=key.user_id)
     group = create_group(caller, CreateGroupRequest(name="default"), table)
     create_destination(
@@ -417,64 +581,138 @@ def seed(data_dir: Path) -> dict[str, str]:
     return {
         "api_key": key.api_key,
         "api_secret": key.api_secret,
+        "account_id": key.account_id,
+        "user_id": key.user_id,
         "group_id": group["id"],
         "duckdb_file": str(data_dir / key.account_id / DEFAULT_DUCKDB_FILE),
     }
 
 
+def resume_interrupted_syncs(control_plane: ControlPlaneFile) -> list[str]:
+    """Syncs that were running when the stack stopped continue from their last checkpoint."""
+    from sluice.sync.events import SyncRequest, request_sync
+
+    resumed = []
+    for account_id, connection_id, sync_id in control_plane.interrupted_syncs():
+        request_sync(SyncRequest(account_id, connection_id, reason="continuation", sync_id=sync_id))
+        resumed.append(connection_id)
+    return resumed
+
+
+def start_fresh(data_dir: Path) -> None:
+    """Forget everything the stack kept: only a folder the stack made (or an empty one) is emptied."""
+    if not data_dir.exists():
+        return
+    if any(data_dir.iterdir()) and not (data_dir / SNAPSHOT_FILE).exists():
+        raise SystemExit(f"--fresh: {data_dir} is not a local stack's data folder; not deleting it")
+    shutil.rmtree(data_dir)
+
+
+def protect_own_endpoints(aws_endpoint: str, api_port: int) -> None:
+    """Loopback sources are allowed locally, but never the stack's own endpoints: moto holds the
+    Connect Card signing key and every tenant's items, the API is the stack itself."""
+    from sluice.settings import get_settings
+
+    aws = urlsplit(aws_endpoint)
+    os.environ["SLUICE_OWN_ENDPOINTS"] = f"{aws.hostname}:{aws.port},127.0.0.1:{api_port}"
+    get_settings.cache_clear()
+
+
 class RunningStack:
     """A started local stack (used by `main` and by the e2e and compat tests)."""
 
-    def __init__(self, port: int = 0, data_dir: Path | None = None) -> None:
+    def __init__(
+        self, port: int = 0, data_dir: Path | None = None, fresh: bool = False, aws_port: int = 0
+    ) -> None:
         self.data_dir = (data_dir or Path(os.environ.get("SLUICE_DATA_DIR") or ".sluice")).resolve()
+        if fresh:
+            start_fresh(self.data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.moto, self.aws_endpoint = start_moto()
-        resources = prepare_environment(self.aws_endpoint, self.data_dir)
-        self.seeded = seed(self.data_dir)
+        self.moto, self.aws_endpoint = start_moto(aws_port)
+        resources, self.control_plane = prepare_environment(self.aws_endpoint, self.data_dir)
+        self.restored = bool(self.control_plane.meta)
+        self.seeded = seed(self.data_dir, self.control_plane.meta)
+        self.control_plane.meta = {k: v for k, v in self.seeded.items() if k != "api_secret"}
+        self.control_plane.save()
         self.stack = LocalStack(resources, self.data_dir)
-        self.stack.start_workers()
-        self.http = ThreadingHTTPServer(("127.0.0.1", port), make_http_handler(self.stack))
-        self.http.daemon_threads = True
+        self.http = LocalHTTPServer(("127.0.0.1", port), make_http_handler(self.stack))
         self.port = self.http.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self.http.serve_forever, daemon=True)
+        protect_own_endpoints(self.aws_endpoint, self.port)
+        self.stack.start_workers()
+        self.resumed = resume_interrupted_syncs(self.control_plane) if self.restored else []
+        self._saver = threading.Thread(target=self._save_periodically, name="control-plane", daemon=True)
+        self._saver.start()
+        self._thread = threading.Thread(target=self.http.serve_forever, name="http", daemon=True)
         self._thread.start()
+
+    def _save_periodically(self) -> None:
+        while not self.stack._stop.wait(SAVE_EVERY_SECONDS):
+            try:
+                self.control_plane.save()
+            except Exception:
+                log.exception("could not save the control plane")
 
     def close(self) -> None:
         self.stack.stop()
         self.http.shutdown()
         self.http.server_close()
+        self._saver.join()
+        self.control_plane.save()
         self.moto.stop()
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m local.stack", description="Run the local stack.")
+    parser.add_argument(
+        "--fresh", action="store_true", help="forget the kept control plane and data; start from nothing"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     port = int(os.environ.get("PORT", "3000"))
-    running = RunningStack(port=port)
+    # The AWS endpoint sits next to the API (3001 by default), so commands in the README paste as they are.
+    aws_port = int(os.environ.get("SLUICE_AWS_PORT") or (port + 1 if port else 0))
+    running = RunningStack(port=port, fresh=args.fresh, aws_port=aws_port)
     seeded = running.seeded
     from_env = bool(os.environ.get("SLUICE_API_SECRET"))
-    secret_line = "(from SLUICE_API_SECRET)" if from_env else seeded["api_secret"]
+    if from_env:
+        secret_line = "(from SLUICE_API_SECRET)"
+    elif seeded["api_secret"]:
+        secret_line = seeded["api_secret"]
+    else:
+        secret_line = "(kept from the last run: printed when the key was made)"
     auth = (
         '$(printf \'%s:%s\' "$SLUICE_API_KEY" "$SLUICE_API_SECRET" | base64 -w0)'
-        if from_env
+        if from_env or not seeded["api_secret"]
         else (base64.b64encode(f"{seeded['api_key']}:{seeded['api_secret']}".encode()).decode())
     )
-    print(
-        "\n".join(
-            [
-                f"Sluice local stack ready on {running.url}",
-                f"  API key:    {seeded['api_key']}",
-                f"  API secret: {secret_line}",
-                f"  group:      {seeded['group_id']} (duckdb destination {seeded['duckdb_file']})",
-                f"  AWS (moto): {running.aws_endpoint}  (e.g. aws --endpoint-url {running.aws_endpoint} s3 mb s3://b)",
-                f"  events:     {running.data_dir / 'events.jsonl'}",
-                f"  tick now:   curl -X POST {running.url}{LOCAL_TICK_PATH}",
-                f"  try: curl -s -H 'Authorization: Basic {auth}' {running.url}/v1/groups",
-                "  Ctrl-C stops it.",
-            ]
-        ),
-        flush=True,
-    )
+    if from_env:
+        paste_key = "$SLUICE_API_KEY:$SLUICE_API_SECRET"
+    elif seeded["api_secret"]:
+        paste_key = f"{seeded['api_key']}:{seeded['api_secret']}"
+    else:
+        paste_key = f"{seeded['api_key']}:<its secret, printed when it was made>"
+    kept = running.data_dir / SNAPSHOT_FILE
+    lines = [
+        f"Sluice local stack ready on {running.url}",
+        f"  API key:    {seeded['api_key']}",
+        f"  API secret: {secret_line}",
+        f"  group:      {seeded['group_id']} (duckdb destination {seeded['duckdb_file']})",
+        f"  AWS (moto): {running.aws_endpoint}  (credentials: local / local, region {REGION})",
+        f"  events:     {running.data_dir / 'events.jsonl'}",
+        f"  kept in:    {kept} ({'loaded from the last run' if running.restored else 'new'};"
+        " --fresh or make clean starts from nothing)",
+        f"  tick now:   curl -X POST {running.url}{LOCAL_TICK_PATH}",
+        f"  try: curl -s -H 'Authorization: Basic {auth}' {running.url}/v1/groups",
+        "  paste in another terminal (the README's walkthrough uses these):",
+        f'    export SLUICE={running.url} AUTH="-u {paste_key}" GROUP={seeded["group_id"]}',
+    ]
+    if running.resumed:
+        lines.append(f"  resumed:    syncs of {', '.join(running.resumed)} from their last checkpoint")
+    lines.append("  Ctrl-C stops it.")
+    print("\n".join(lines), flush=True)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:

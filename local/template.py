@@ -98,3 +98,11 @@ def authorizer_function() -> str:
     authorizer = auth["Authorizers"][auth["DefaultAuthorizer"]]
     arn = authorizer["FunctionArn"]
     return str(arn.value).split(".")[0] if isinstance(arn, Tag) else str(arn)
+
+
+def authorizer_cache_seconds() -> int:
+    """How long API Gateway keeps an authorizer's decision for one Authorization header."""
+    api = next(iter(resources("AWS::Serverless::Api").values()))
+    auth = api["Properties"]["Auth"]
+    identity = auth["Authorizers"][auth["DefaultAuthorizer"]].get("Identity") or {}
+    return int(identity.get("ReauthorizeEvery", 300))  # API Gateway's default

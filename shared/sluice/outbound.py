@@ -5,10 +5,13 @@ What it guarantees, whatever the caller does:
   loopback (unless `allow_loopback`), private (RFC 1918, CGNAT, ULA), link-local (169.254.0.0/16,
   the cloud metadata address), multicast, unspecified, reserved and documentation ranges are
   refused, as are IPv6 forms that embed such an IPv4 address (mapped, 6to4, Teredo, NAT64);
+- the deployment's own endpoints (`SLUICE_OWN_ENDPOINTS`: the local stack's moto server and API)
+  are refused even where loopback is allowed;
 - the connection goes to the address that was checked (DNS rebinding cannot swap it), while the
   Host header, TLS SNI and certificate hostname check still use the hostname;
 - redirects are followed by hand (at most 5) and each target is checked the same way; credentials
-  are dropped when a redirect leaves the origin;
+  are dropped when a redirect leaves the origin, and (with `credential_origin`) are never sent to
+  any origin but that one;
 - every request has connect and read timeouts and a total time bound, and bodies are capped
   (50 MiB by default) after decompression;
 - proxies and netrc from the environment are ignored.
@@ -161,7 +164,8 @@ def resolve(host: str, port: int) -> str:
     addresses.sort(key=lambda a: ":" in a)
     if not addresses:
         raise HostNotFound(f"The host '{host}' has no address")
-    allow_loopback = get_settings().allow_loopback
+    settings = get_settings()
+    allow_loopback = settings.allow_loopback
     # Every address must pass: a name that resolves to a public and a private address is refused,
     # so that no resolver ordering can send us inside.
     for address in addresses:
@@ -172,7 +176,43 @@ def resolve(host: str, port: int) -> str:
                 f"Refused to connect to '{shown}': it is {why}. Sluice only connects to public "
                 "internet addresses; expose the API on a public address"
             )
+        if is_own_endpoint(address, port, settings.own_endpoints):
+            raise RefusedAddress(
+                f"Refused to connect to '{host}:{port}': it is one of this Sluice deployment's own "
+                "endpoints, which connections may never reach"
+            )
     return addresses[0]
+
+
+_ANY_ADDRESS = frozenset({"0.0.0.0", "::", "localhost"})
+
+
+def _addresses_of(host: str, port: int) -> set[IPAddress]:
+    try:
+        return {ipaddress.ip_address(host)}
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        return set()
+    return {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
+
+
+def is_own_endpoint(address: str, port: int, own: Iterable[tuple[str, int]]) -> bool:
+    """Whether (address, port) reaches one of `own`. An own endpoint on a loopback (or unspecified)
+    host is every loopback address at that port: 127.0.0.2 and ::1 reach a server on 0.0.0.0 too."""
+    ip = ipaddress.ip_address(address)
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    loopback = ip.is_loopback or (mapped is not None and mapped.is_loopback)
+    for own_host, own_port in own:
+        if own_port != port:
+            continue
+        targets = _addresses_of(own_host, own_port)
+        on_this_machine = own_host in _ANY_ADDRESS or any(t.is_loopback or t.is_unspecified for t in targets)
+        if (loopback and on_this_machine) or ip in targets:
+            return True
+    return False
 
 
 def _default_port(scheme: str) -> int:
@@ -182,7 +222,16 @@ def _default_port(scheme: str) -> int:
 def _origin(url: str) -> tuple[str, str, int]:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or "").lower(), parts.port or _default_port(scheme)
+    try:
+        port = parts.port
+    except ValueError:  # a port out of range: no origin to match
+        port = -1
+    return scheme, (parts.hostname or "").lower(), port or _default_port(scheme)
+
+
+def same_origin(url: str, other: str) -> bool:
+    """Whether two URLs share scheme, host and port (the default port counts as given)."""
+    return _origin(url) == _origin(other)
 
 
 class _PinnedAdapter(HTTPAdapter):
@@ -272,6 +321,7 @@ class GuardedSession:
         trust_certificates: bool = False,
         trusted_fingerprint: str | None = None,
         ca_bundle: str | None = None,
+        credential_origin: str | None = None,
     ) -> None:
         self._pins: dict[tuple[str, int], str] = {}
         self._session = requests.Session()
@@ -286,6 +336,8 @@ class GuardedSession:
         if headers:
             self._session.headers.update(headers)
         self._auth = auth
+        # Credentials go to this URL's origin only (None: to the origin of each request's URL).
+        self._credential_origin = credential_origin
         self._sensitive = {h.lower() for h in (*_CREDENTIAL_HEADERS, *sensitive_headers)}
         self.timeout = timeout
         self.total_timeout = total_timeout
@@ -333,9 +385,9 @@ class GuardedSession:
         timeout = timeout or self.timeout
         started = time.monotonic()
         bound = started + self.total_timeout
-        origin = _origin(url)
+        origin = _origin(self._credential_origin or url)
         extra = dict(headers or {})
-        left_origin = False
+        left_origin = _origin(url) != origin
         history: list[str] = []
         prepared = self._prepare(method, url, params, extra, data, left_origin)
         while True:

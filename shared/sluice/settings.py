@@ -11,6 +11,20 @@ def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _endpoints(value: str | None) -> tuple[tuple[str, int], ...]:
+    """`host:port,[v6]:port,...` as (host, port) pairs; entries without a valid port are an error."""
+    found: list[tuple[str, int]] = []
+    for entry in (value or "").split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        host, _, port = entry.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"SLUICE_OWN_ENDPOINTS: '{entry}' is not host:port")
+        found.append((host.strip("[]").lower(), int(port)))
+    return tuple(found)
+
+
 @dataclass(frozen=True)
 class Settings:
     table_name: str
@@ -20,6 +34,10 @@ class Settings:
     region: str
     # Outbound requests to loopback addresses are refused unless this is set (local stack, tests).
     allow_loopback: bool
+    # This deployment's own endpoints (host, port), e.g. the local stack's moto server and API: the
+    # outbound guard refuses them even where loopback is allowed. A loopback or unspecified host
+    # stands for every loopback address. SLUICE_OWN_ENDPOINTS="127.0.0.1:5000,127.0.0.1:3000".
+    own_endpoints: tuple[tuple[str, int], ...]
     # Base URL of the public API, used to build Connect Card links; empty means "from the request".
     public_base_url: str
     scheduler_shards: int
@@ -49,6 +67,7 @@ def get_settings() -> Settings:
         connect_card_secret_id=env.get("CONNECT_CARD_SECRET_ID", "sluice/connect-card"),
         region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
         allow_loopback=_flag(env.get("SLUICE_ALLOW_LOOPBACK")),
+        own_endpoints=_endpoints(env.get("SLUICE_OWN_ENDPOINTS")),
         public_base_url=env.get("PUBLIC_BASE_URL", "").rstrip("/"),
         scheduler_shards=int(env.get("SCHEDULER_SHARDS", "4")),
         connect_card_continue_after_seconds=int(env.get("CONNECT_CARD_CONTINUE_AFTER_SECONDS", "3")),

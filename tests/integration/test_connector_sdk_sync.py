@@ -91,6 +91,21 @@ def test_the_connectors_log_lines_go_to_the_sync_workers_log(group, lake, caplog
     assert ("WARNING", "finished with a warning") in logged
 
 
+def test_a_partial_op_update_replaces_the_row_and_the_sync_says_so(group, lake, caplog) -> None:
+    """Sluice has no partial update: the columns an op.update leaves out become null, and the sync
+    logs a warning naming the table (once per sync)."""
+    connection = every_operation(group, total=3, page=3)
+    assert run_worker(sync_event(connection["id"]))["status"] == "SUCCESSFUL"
+    third = {r["id"]: r for r in rows(lake, "items")}[3]
+    assert third["price"] == 9.0 and third["name"] is None and third["active"] is None
+    warned = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelname == "WARNING" and getattr(r, "table", None) == "items" and "op.update" in r.getMessage()
+    ]
+    assert len(warned) == 1 and "become null" in warned[0]
+
+
 def test_the_next_sync_starts_from_the_committed_state(group, lake) -> None:
     connection = every_operation(group)
     run_worker(sync_event(connection["id"]))
@@ -101,7 +116,7 @@ def test_the_next_sync_starts_from_the_committed_state(group, lake) -> None:
     assert call("update_connection", path=path, body={"paused": False}).status == 200
     result = run_worker(sync_event(connection["id"]))
     assert result["status"] == "SUCCESSFUL", result
-    assert result["rows_upserted"] == 3 + 1 + 1  # items 21..23, one events row, the update
+    assert result["rows_upserted"] == 3 + 1 + 2  # items 21..23, one events row, the two updates
 
 
 def test_a_resync_runs_the_connector_from_empty_state(group, lake) -> None:
@@ -290,3 +305,75 @@ def test_connector_code_sees_no_aws_credentials_or_sluice_settings(group, lake, 
         n for n in names if n.startswith(("AWS_", "TABLE_", "KMS_", "PACKAGES_", "EVENT_BUS", "SLUICE_"))
     }
     assert leaked == set()
+
+
+def _column_types(lake: Path, table: str) -> dict[str, str]:
+    with duckdb.connect(str(lake), read_only=True) as db:
+        found = db.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'shop' AND table_name = ?",
+            [table],
+        ).fetchall()
+    return dict(found)
+
+
+def test_types_declared_in_schema_are_the_destinations_column_types(group, lake) -> None:
+    import datetime
+    from decimal import Decimal
+
+    connection = make_sdk_connection(group, deploy("typed_columns"))
+    result = run_worker(sync_event(connection["id"]))
+    assert result["status"] == "SUCCESSFUL", result
+    types = _column_types(lake, "typed")
+    assert {name: types[name] for name in ("id", "big", "ratio", "score", "flag", "code")} == {
+        "id": "BIGINT",
+        "big": "BIGINT",
+        "ratio": "DOUBLE",
+        "score": "DOUBLE",
+        "flag": "BOOLEAN",
+        "code": "VARCHAR",
+    }
+    assert types["day"] == "DATE"
+    assert types["moment"] == "TIMESTAMP"
+    assert types["instant"] == "TIMESTAMP WITH TIME ZONE"
+    assert types["doc"] == "JSON"
+    first, second = rows(lake, "typed")
+    assert first["day"] == datetime.date(2024, 2, 29) and second["day"] == datetime.date(2024, 3, 1)
+    assert first["moment"] == datetime.datetime(2024, 2, 29, 13, 14, 15)
+    assert first["instant"].astimezone(datetime.UTC) == datetime.datetime(
+        2024, 2, 29, 13, 14, 15, tzinfo=datetime.UTC
+    )
+    assert first["flag"] is True and second["flag"] is False
+    assert first["code"] == "007"
+    assert Decimal(str(first["amount"])) == Decimal("1234.50")
+
+
+def test_declared_types_reach_the_destination_as_python_values(group) -> None:
+    """The contract hands destinations Python values: each declared type arrives as its own."""
+    import datetime
+    import time
+    from decimal import Decimal
+
+    from sluice.contract import Upserts
+    from sluice.sources.connector_sdk import SERVICE
+
+    config = {"schema": "shop", "package_id": deploy("typed_columns"), "secrets_list": []}
+    [batch] = [o for o in SERVICE.extract(config, {}, time.monotonic() + 60) if isinstance(o, Upserts)]
+    first, second = batch.rows
+    assert first == {
+        "id": 1,
+        "big": 9_000_000_000,
+        "ratio": 0.5,
+        "score": 2.25,
+        "flag": True,
+        "day": datetime.date(2024, 2, 29),
+        "moment": datetime.datetime(2024, 2, 29, 13, 14, 15),
+        "instant": datetime.datetime(2024, 2, 29, 13, 14, 15, tzinfo=datetime.UTC),
+        "amount": Decimal("1234.50"),
+        "doc": {"a": [1, 2]},
+        "blob": b"\x00\x01binary",
+        "code": "007",
+    }
+    assert type(first["flag"]) is bool and type(first["id"]) is int
+    assert second["instant"] == datetime.datetime(2024, 3, 1, 0, 0, 1, tzinfo=datetime.UTC)
+    assert second["amount"] == Decimal("10") and second["blob"] == b"" and second["doc"] == [{"b": None}]

@@ -166,10 +166,22 @@ def _package_in_use(w: World) -> Request:
 PACKAGES = "/v1/connector-sdk/packages"
 
 
+def _own_api_key(w: World) -> Request:
+    from sluice.accounts.api_keys import create_api_key
+    from tests.support.api_events import DEFAULT
+
+    key = create_api_key(get_store(), account_id=DEFAULT.account_id)
+    return Request(f"/v1/api-keys/{key.api_key}")
+
+
 # (method, path) -> {status: scenario}; 401 is every authenticated scenario's success request, sent
 # without credentials.
 Scenario = Callable[[World], Request]
 SCENARIOS: dict[tuple[str, str], dict[int, Scenario]] = {
+    ("DELETE", "/v1/api-keys/{api_key}"): {
+        200: _own_api_key,
+        404: lambda w: Request("/v1/api-keys/nope"),
+    },
     ("POST", "/v1/groups"): {
         201: lambda w: Request("/v1/groups", body={"name": "team"}),
         400: lambda w: Request("/v1/groups", body={"name": "not a name"}),

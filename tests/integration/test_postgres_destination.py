@@ -176,6 +176,41 @@ def test_type_conflict_widens_to_text(dest: PostgresDestination) -> None:
     assert [r["flag"] for r in rows_of(dest, "users")] == ["true", "maybe"]
 
 
+def test_mixed_values_in_one_batch_of_a_text_column_are_written_as_text(dest: PostgresDestination) -> None:
+    # Text columns skip the conversion only for batches whose values are all str.
+    dest.upsert("crm", USERS, [{"id": 1, "note": "plain"}], T0, "b1")
+    dest.upsert(
+        "crm", USERS, [{"id": 2, "note": True}, {"id": 3, "note": "x"}, {"id": 4, "note": {"a": 1}}], T1, "b2"
+    )
+    assert types_of(dest, "users")["note"] == "text"
+    assert [r["note"] for r in rows_of(dest, "users")] == ["plain", "true", "x", '{"a":1}']
+
+
+def test_values_of_every_binary_copied_type_land_as_they_are(dest: PostgresDestination) -> None:
+    # Each column holds one Python type that matches its column type: the batch is copied in binary.
+    row = {
+        "id": 1,
+        "price": 2.5,
+        "ok": True,
+        "at": T0,
+        "local": datetime(2024, 5, 1, 9, 30),
+        "day": date(2024, 5, 1),
+        "ref": UUID("12345678-1234-5678-1234-567812345678"),
+        "blob": b"\x00\xff",
+        "name": "Zoë",
+        "doc": {"a": [1, 2]},
+        "empty": None,
+    }
+    dest.upsert("crm", USERS, [row], T0, "b1")
+    # Then values that need the text path into the same columns (an int into double precision, a
+    # date into a timestamp column that widens, a naive timestamp into the aware one).
+    later = {**row, "id": 2, "price": 3, "local": date(2024, 5, 2), "at": datetime(2024, 5, 1, 12, 0)}
+    dest.upsert("crm", USERS, [later], T1, "b2")
+    got = rows_of(dest, "users")
+    assert {k: got[0][k] for k in row} == {**row, "blob": b"\x00\xff"}
+    assert got[1]["price"] == 3.0 and got[1]["local"] == datetime(2024, 5, 2) and got[1]["at"] == T0
+
+
 def test_object_into_scalar_column_widens_to_jsonb(dest: PostgresDestination) -> None:
     dest.upsert("crm", USERS, [{"id": 1, "x": 5}], T0, "b1")
     dest.upsert("crm", USERS, [{"id": 2, "x": {"a": [1]}}], T1, "b2")

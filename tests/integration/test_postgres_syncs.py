@@ -12,7 +12,7 @@ import pytest
 from local.sample_api import SampleApi
 from sluice.sources.postgres import reading
 from sluice.storage.sync_store import SyncStore
-from tests.support.api_events import DEFAULT, call, make_group
+from tests.support.api_events import call, make_group
 from tests.support.postgres import SUPERUSER, SUPERUSER_PASSWORD, PostgresServer
 from tests.support.syncing import (
     duckdb_file,
@@ -78,31 +78,22 @@ def make_postgres_connection(group_id: str, config: dict[str, Any]) -> dict[str,
 
 
 def make_group_with_postgres(server: PostgresServer, database: str) -> str:
-    """A group whose destination is `database` (written to the store as create_destination writes it:
-    the API does not take `postgres` destinations yet, see the docs)."""
-    from sluice.storage.store import destination_key, get_store
-
+    """A group whose destination is `database`, created through the API: its password is sealed, and
+    the sync worker writes with it unsealed."""
     group_id = make_group()
-    get_store().put(
-        {
-            **destination_key(group_id),
-            "type": "destination",
-            "account_id": DEFAULT.account_id,
-            "group_id": group_id,
-            "service": "postgres",
-            "region": "AWS_US_EAST_1",
-            "time_zone_offset": "0",
-            "setup_status": "connected",
-            "config": {
-                "host": server.host,
-                "port": server.port,
-                "database": database,
-                "user": SUPERUSER,
-                "password": SUPERUSER_PASSWORD,
-            },
-            "created_at": "2024-01-01T00:00:00Z",
-        }
+    config = {
+        "host": server.host,
+        "port": server.port,
+        "database": database,
+        "user": SUPERUSER,
+        "password": SUPERUSER_PASSWORD,
+    }
+    reply = call(
+        "create_destination",
+        body={"group_id": group_id, "service": "postgres", "config": config, "run_setup_tests": False},
     )
+    assert reply.status == 201, reply.body
+    assert reply.data["config"]["password"] == "******"
     return group_id
 
 

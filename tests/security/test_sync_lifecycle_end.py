@@ -6,7 +6,6 @@ whole lease."""
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -37,8 +36,8 @@ def api():
 
 
 @pytest.fixture
-def connection(aws, api, tmp_path: Path) -> dict:
-    group_id = make_group_with_duckdb(tmp_path / "lake.duckdb")
+def connection(aws, api) -> dict:
+    group_id = make_group_with_duckdb("lake.duckdb")
     return make_rest_connection(group_id, sample_api_config(api.url, page_size=20))
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,18 +43,59 @@ class LocalStackProcess:
         return session
 
     def events(self) -> list[dict[str, Any]]:
+        """The events the stack has written so far (a line still being written is not one yet)."""
         import json
 
         path = self.data_dir / "events.jsonl"
-        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        text = path.read_text() if path.exists() else ""
+        complete = text[: text.rfind("\n") + 1]
+        return [json.loads(line) for line in complete.splitlines()]
 
-    def wait_for_events(self, detail_type: str, count: int = 1, timeout: float = 15) -> list[dict[str, Any]]:
+    def wait_for_events(
+        self,
+        detail_type: str,
+        count: int = 1,
+        timeout: float = 60,
+        where: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The events of `detail_type` (that `where` accepts), once there are `count` of them: the bus
+        recorder writes them after the API has answered, so wait for the events themselves."""
         deadline = time.monotonic() + timeout
         while True:
-            found = [e for e in self.events() if e["detail-type"] == detail_type]
+            found = [
+                e for e in self.events() if e["detail-type"] == detail_type and (where is None or where(e))
+            ]
             if len(found) >= count or time.monotonic() > deadline:
                 return found
             time.sleep(0.2)
+
+    def events_of(self, connection_id: str, detail_type: str, count: int = 1) -> list[dict[str, Any]]:
+        return self.wait_for_events(
+            detail_type, count, where=lambda e: e["detail"].get("connection_id") == connection_id
+        )
+
+    def new_api_key(self, account_id: str | None = None) -> tuple[str, str, str]:
+        """(key, secret, account id) of a new key made with the README's command against this stack."""
+        import json
+
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+            "AWS_ENDPOINT_URL": self.aws_endpoint,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "TABLE_NAME": "sluice-Table",
+            "PYTHONPATH": f"{ROOT / 'shared'}:{ROOT}",
+        }
+        args = [
+            sys.executable,
+            "-m",
+            "sluice.accounts.cli",
+            *(["--account", account_id] if account_id else []),
+        ]
+        made = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True)
+        printed = json.loads(made.stdout)
+        return printed["api_key"], printed["api_secret"], printed["account_id"]
 
     def stop(self) -> None:
         self.process.terminate()
@@ -64,8 +106,18 @@ class LocalStackProcess:
             self.process.wait()
 
 
-def start_local_stack(data_dir: Path, timeout: float = 90) -> LocalStackProcess:
-    api_key, api_secret = "e2e-" + secrets.token_hex(4), secrets.token_urlsafe(24)
+def start_local_stack(
+    data_dir: Path,
+    timeout: float = 90,
+    *,
+    api_key: str | None = None,
+    api_secret: str | None = None,
+    env_extra: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+) -> LocalStackProcess:
+    """A stack on a free port; `api_key`/`api_secret` to keep a key across restarts of one data dir."""
+    api_key = api_key or "e2e-" + secrets.token_hex(4)
+    api_secret = api_secret or secrets.token_urlsafe(24)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
         "PORT": "0",  # the stack binds a free port and prints it: no race for a port picked here
@@ -79,9 +131,10 @@ def start_local_stack(data_dir: Path, timeout: float = 90) -> LocalStackProcess:
         "SLUICE_DATA_DIR": str(data_dir),
         "PYTHONPATH": f"{ROOT / 'shared'}:{ROOT}",
         "PYTHONUNBUFFERED": "1",
+        **(env_extra or {}),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "local.stack"],
+        [sys.executable, "-m", "local.stack", *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

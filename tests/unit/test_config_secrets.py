@@ -13,7 +13,9 @@ PATHS = frozenset({("auth", "token"), ("tables", EACH, "secret")})
 
 
 class FakeBox:
-    def encrypt(self, connection_id: str, values: dict[str, str]) -> dict[str, str]:
+    def encrypt(
+        self, connection_id: str, values: dict[str, str], scope: str = "connection_id"
+    ) -> dict[str, str]:
         return {k: f"enc({connection_id}:{v})" for k, v in values.items()}
 
 

@@ -16,6 +16,7 @@ from local.sample_api import STYLES, SampleApi, example_config
 from sluice.contract import Checkpoint, Operation, TableSpec, Upserts
 from sluice.sources import rest_api
 from sluice.sources.base import SourceAuthError, SourceError, SourceRateLimited
+from sluice.sources.rest_api import client as rest_api_client
 from tests.support.loopback import loopback_allowed
 
 KEYSET = ("next_link", "link_header", "cursor")  # positions that survive changes between runs
@@ -30,7 +31,7 @@ def _loopback(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Backoff and Retry-After waits, recorded instead of slept."""
     seen: list[float] = []
-    monkeypatch.setattr(rest_api, "_sleep", seen.append)
+    monkeypatch.setattr(rest_api_client, "_sleep", seen.append)
     return seen
 
 
@@ -300,4 +301,4 @@ def test_basic_credentials_are_scrubbed_in_their_encoded_form_too() -> None:
         }
     )
     encoded = base64.b64encode(b"user:pw-secret").decode()
-    assert set(rest_api._secret_values(parsed)) >= {encoded, "pw-secret"}
+    assert set(rest_api.secret_values(parsed)) >= {encoded, "pw-secret"}

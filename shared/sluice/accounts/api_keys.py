@@ -55,6 +55,18 @@ def create_api_key(
     return key
 
 
+def revoke_api_key(store: Store, api_key: str, account_id: str | None = None) -> bool:
+    """Delete a key so the authorizer refuses it (API Gateway's cached decision for it lasts until its
+    TTL, `ReauthorizeEvery` in template.yaml). With `account_id`, only a key of that account is
+    revoked. False when there is no such key."""
+    if len(api_key) > 128:
+        return False
+    item = store.get_api_key(api_key)
+    if item is None or (account_id is not None and item.get("account_id") != account_id):
+        return False
+    return store.delete_api_key(api_key, str(item["account_id"]))
+
+
 def parse_basic(header: str | None) -> tuple[str, str] | None:
     if not header:
         return None

@@ -145,7 +145,7 @@ class UpdateDestinationRequest(Body):
 
 class CreateDestinationRequest(Body):
     group_id: Id
-    service: Literal["duckdb", "s3", "iceberg"]
+    service: Literal["duckdb", "s3", "postgres", "iceberg"]
     config: dict[str, Any] | None = None
     region: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     # Whole hours from UTC, as Fivetran writes them: "-12" to "+14".

@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sluice.api.caller import Caller
-from sluice.api.routes import allowed_methods, canonical_path
+from sluice.api.routes import SERVED_METHODS, allowed_methods, canonical_path
 from sluice.api.validation import check_json_depth, message_for
 from sluice.errors import (
     ConnectionNotFound,
@@ -141,7 +141,7 @@ def make_resolver(upload_bytes: int = 0) -> SluiceResolver:
     def handle_not_found(_: Exception) -> Response[str]:
         event = app.current_event
         asked = app.requested_path  # as the client sent it, before aliases were resolved
-        if allowed_methods(event.path):
+        if allowed_methods(event.path) or event.http_method.upper() not in SERVED_METHODS:
             error: SluiceError = MethodNotAllowed(f"Method {event.http_method} is not allowed on {asked}")
         else:
             error = NotFound(f"No route matches {event.http_method} {asked}")

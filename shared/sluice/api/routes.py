@@ -55,6 +55,8 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v1/connector-sdk/migration/connections", "list_sdk_migration_connections"),
     ("GET", "/v1/metadata/connectors/{connection_id}/tables", "get_connection_metadata"),
     ("GET", "/v1/metadata/connectors/{connection_id}/columns", "get_connection_metadata"),
+    # Ours (Fivetran's API has no key management): revoke one of the caller's account's keys.
+    ("DELETE", "/v1/api-keys/{api_key}", "revoke_api_key"),
 )
 
 
@@ -82,3 +84,7 @@ _COMPILED = [(method, _pattern(path), function) for method, path, function in RO
 def allowed_methods(path: str) -> list[str]:
     canonical, _ = canonical_path(path)
     return sorted({method for method, pattern, _ in _COMPILED if pattern.match(canonical)})
+
+
+# Every method some route serves; any other method (TRACE, CONNECT, ...) is a 405 on every path.
+SERVED_METHODS = frozenset(method for method, _, _ in ROUTES)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from html import escape
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -36,71 +37,8 @@ CONTENT_TYPE = "text/html; charset=utf-8"
 # Seconds the success page shows the test results before it continues to redirect_uri.
 _STATUSES = {"PASSED", "SKIPPED", "WARNING", "FAILED", "JOB_FAILED"}
 
-_CSS = """
-*{box-sizing:border-box}
-body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1c2430;
-background:#f3f5f8}
-.top{background:#123;color:#fff;padding:12px 24px;font-weight:600;letter-spacing:.02em}
-.top span{opacity:.7;font-weight:400;margin-left:8px}
-main{max-width:1040px;margin:24px auto;padding:0 16px}
-.card{background:#fff;border:1px solid #dde3ea;border-radius:10px;padding:24px 28px;
-box-shadow:0 1px 2px #0000000d}
-h1{font-size:22px;margin:0 0 4px}
-h2{font-size:17px;margin:0 0 12px}
-.sub{color:#5b6675;margin:0 0 20px}
-code{background:#eef1f5;padding:1px 5px;border-radius:4px;font-size:13px}
-.layout{display:flex;gap:28px;align-items:flex-start}
-form.config{flex:1;min-width:0}
-aside.guide{width:280px;flex:none;background:#f7f9fb;border:1px solid #e3e8ee;border-radius:8px;
-padding:16px;font-size:14px}
-aside.guide h2{font-size:15px}
-aside.guide ul{padding-left:18px;margin:8px 0 0}
-.field{margin:0 0 14px}
-.field label{display:block;font-weight:600;font-size:14px;margin-bottom:4px}
-.field.check label{font-weight:400;display:flex;gap:8px;align-items:center}
-.req{color:#c0392b}
-input[type=text],input[type=password],input[type=number],select,textarea{width:100%;
-padding:8px 10px;
-border:1px solid #c5ced8;border-radius:6px;font:inherit;background:#fff}
-textarea{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:13px}
-input[readonly]{background:#eef1f5;color:#5b6675}
-input:focus,select:focus,textarea:focus{outline:2px solid #2f6fde;outline-offset:0;
-border-color:#2f6fde}
-.hint{margin:4px 0 0;color:#6b7684;font-size:13px}
-fieldset{border:1px solid #e1e6ec;border-radius:8px;padding:12px 16px 4px;margin:0 0 16px}
-legend{font-weight:600;padding:0 6px}
-fieldset.variant{display:none;border-style:dashed;background:#fbfcfd}
-fieldset.item{background:#fbfcfd}
-.remove{color:#8a2a1f}
-details.add{margin:0 0 12px}
-details.add summary{cursor:pointer;color:#2f6fde;font-weight:600;margin-bottom:8px}
-.actions{margin-top:20px;display:flex;gap:12px;align-items:center}
-button,.button{background:#2f6fde;color:#fff;border:0;border-radius:6px;padding:10px 18px;
-font:inherit;
-font-weight:600;cursor:pointer;text-decoration:none;display:inline-block}
-button:hover,.button:hover{background:#2459b8}
-.errors{background:#fdecea;border:1px solid #f5c2bc;color:#8a2a1f;border-radius:8px;
-padding:12px 16px;margin:0 0 20px}
-.errors ul{margin:0;padding-left:18px}
-.notice{background:#eaf3ff;border:1px solid #c3dafc;border-radius:8px;padding:12px 16px;
-margin:0 0 20px}
-.results{margin:0 0 24px}
-.results ul{list-style:none;margin:0;padding:0;border:1px solid #e1e6ec;border-radius:8px}
-.results li{padding:10px 14px;border-top:1px solid #e1e6ec;display:flex;gap:12px;
-align-items:baseline}
-.results li:first-child{border-top:0}
-.results p{margin:2px 0 0;color:#5b6675;font-size:14px;overflow-wrap:anywhere}
-.badge{flex:none;min-width:86px;text-align:center;font-size:12px;font-weight:700;border-radius:999px;
-padding:2px 9px;background:#eef1f5;color:#5b6675}
-.test-passed .badge{background:#e3f6e8;color:#1e7b3a}
-.test-warning .badge{background:#fff4d6;color:#8a6100}
-.test-failed .badge,.test-job_failed .badge{background:#fdecea;color:#a52a1f}
-.state{font-weight:600}
-.state-connected{color:#1e7b3a}
-.state-broken,.state-incomplete{color:#a52a1f}
-.message{font-size:16px}
-@media (max-width:760px){.layout{flex-direction:column}aside.guide{width:100%}}
-"""
+# The page's style sheet, a file beside this module (package data: the layer ships the whole folder).
+_CSS = (Path(__file__).parent / "page.css").read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ def tables(caller: Caller, connection_id: str, store: Store) -> dict[str, Any]:
             "name_in_source": table,
             "name_in_destination": config["name_in_destination"],
         }
-        for schema, schema_config in schemas(connection).items()
+        for schema, schema_config in schemas(connection, store).items()
         for table, config in schema_config["tables"].items()
     ]
     return {"items": items, "next_cursor": None}
@@ -45,7 +45,7 @@ def columns(caller: Caller, connection_id: str, store: Store) -> dict[str, Any]:
             "is_primary_key": config["is_primary_key"],
             "is_foreign_key": False,
         }
-        for schema, schema_config in schemas(connection).items()
+        for schema, schema_config in schemas(connection, store).items()
         for table, table_config in schema_config["tables"].items()
         for column, config in table_config["columns"].items()
     ]

@@ -117,20 +117,24 @@ def _check_rules(connection: Connection) -> None:
         )
 
 
-def _validated_config(service: Service, config: dict[str, Any], account_id: str) -> dict[str, Any]:
+def _validated_config(
+    service: Service, config: dict[str, Any], account_id: str, store: Store
+) -> dict[str, Any]:
     for key in service.naming_keys:
         if config.get(key) in (None, ""):
             raise InvalidInput(f"Field '{key}' is required")
     config = with_tenant_account_id(service.config_model, config, account_id)
     model = parse(service.config_model, config, prefix="config.")
-    return model.model_dump(mode="json", by_alias=True)
+    validated = model.model_dump(mode="json", by_alias=True)
+    service.check_references(store, account_id, validated)
+    return validated
 
 
 def create(caller: Caller, request: CreateConnectionRequest, store: Store) -> Connection:
     if store.get_group(caller.account_id, request.group_id) is None:
         raise GroupNotFound(request.group_id)
     service = get_service(request.service)
-    config = _validated_config(service, request.config or {}, caller.account_id)
+    config = _validated_config(service, request.config or {}, caller.account_id, store)
     not_attributes = _ACTION_FIELDS | {"group_id", "service", "connect_card_config"}
     settings = _with_schedule({k: v for k, v in _given(request).items() if k not in not_attributes}, None)
     settings = _with_resync_schedule(settings, service, config)
@@ -189,7 +193,7 @@ def list_page(
     return ConnectionPage(items, next_cursor)
 
 
-def _apply_update(connection: Connection, request: UpdateConnectionRequest) -> Connection:
+def _apply_update(connection: Connection, request: UpdateConnectionRequest, store: Store) -> Connection:
     service = get_service(connection.service)
     given = _given(request)
     changes = _with_schedule({k: v for k, v in given.items() if k not in _ACTION_FIELDS}, connection.schedule)
@@ -198,10 +202,17 @@ def _apply_update(connection: Connection, request: UpdateConnectionRequest) -> C
             if key in request.config and request.config[key] != connection.config.get(key):
                 raise InvalidInput(f"Field '{key}' can't be changed")
         config = _validated_config(
-            service, merge_config(connection.config, request.config), connection.account_id
+            service, merge_config(connection.config, request.config), connection.account_id, store
         )
         masked, secrets = seal_config(
-            connection.id, config, service.secret_paths, connection.secrets, secret_box(), auth=request.auth
+            connection.id,
+            config,
+            service.secret_paths,
+            connection.secrets,
+            secret_box(),
+            auth=request.auth,
+            previous=connection.config,
+            destinations=service.secret_destinations,
         )
         changes.update(config=masked, secrets=secrets)
     elif request.auth is not None:
@@ -237,7 +248,7 @@ def update(caller: Caller, connection_id: str, request: UpdateConnectionRequest,
     if given and set(given) <= {"run_setup_tests", "trust_certificates", "trust_fingerprints"}:
         raise InvalidInput("Use POST /v1/connections/{id}/test to run setup tests")
     current, written = store.modify_connection(
-        caller.account_id, connection_id, lambda read: _apply_update(read, request)
+        caller.account_id, connection_id, lambda read: _apply_update(read, request, store)
     )
     assert written is not None  # _apply_update always returns the connection to write
     saved = written

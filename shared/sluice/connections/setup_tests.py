@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from traceback import format_exception
 from typing import Any
 
-from sluice.config_secrets import AUTH_POINTER, reveal
+from sluice.config_secrets import AUTH_POINTER, Scrubber, reveal
 from sluice.connections.model import Connection, SetupState, SetupTestResult
 from sluice.observability import logger
 from sluice.scheduler.grid import connection_next_sync_at
@@ -31,18 +32,39 @@ def setup_state_after(results: list[SetupTestResult], previous: Connection) -> S
 
 
 def run_tests(service_name: str, config: dict[str, Any], options: SetupTestOptions) -> list[SetupTestResult]:
-    """The service's tests; a crash inside them becomes one JOB_FAILED result, never an exception."""
+    """The service's tests; a crash inside them becomes one JOB_FAILED result, never an exception.
+
+    `config` has its secrets revealed; whatever the source echoed of them (in a message, a field name
+    in the details) is scrubbed before the results go anywhere."""
+    service = get_service(service_name)
+    scrubber = service.scrubber(config)
     try:
-        return list(get_service(service_name).setup_tests(config, options))
+        results = list(service.setup_tests(config, options))
     except Exception as exc:  # a bug in a test must not take the API call down with it
-        logger.exception("setup tests crashed", extra={"service": service_name})
-        return [
+        logger.error(
+            "setup tests crashed",
+            extra={"service": service_name, "error": scrubber.text("".join(format_exception(exc)))},
+        )
+        results = [
             SetupTestResult(
                 title="Running setup tests",
                 status="JOB_FAILED",
                 message=f"The setup tests could not run ({type(exc).__name__}); try again or contact support",
             )
         ]
+    return [_scrubbed(result, scrubber) for result in results]
+
+
+def _scrubbed(result: SetupTestResult, scrubber: Scrubber) -> SetupTestResult:
+    if not scrubber:
+        return result
+    return result.model_copy(
+        update={
+            "title": scrubber.text(result.title),
+            "message": scrubber.text(result.message) if result.message else result.message,
+            "details": scrubber.value(result.details),
+        }
+    )
 
 
 def revealed_config(
@@ -81,6 +103,7 @@ def test_and_record(
     store the results. Re-reads and retries when the connection changes meanwhile."""
     connection = store.get_connection(account_id, connection_id)
     plain = config if config is not None else revealed_config(connection, decrypt)
+    get_service(connection.service).check_references(store, connection.account_id, plain)
     return record(store, connection, run_tests(connection.service, plain, options))
 
 

@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from sluice.contract import DELETED_COLUMN, ID_COLUMN, SYNCED_COLUMN
 from sluice.errors import SluiceError
+from sluice.sources.base import SecretDestination
 from sluice.tenant_roles import ROLE_ARN_PATTERN, TenantAccountId
 
 if TYPE_CHECKING:
@@ -65,8 +66,9 @@ Secret = Annotated[str, Field(json_schema_extra={"secret": True, "format": "pass
 
 
 class PostgresDestinationConfig(DestinationConfig):
-    host: Annotated[str, Field(min_length=1, max_length=253)]
-    port: Annotated[int, Field(ge=1, le=65535)] = 5432
+    # Where the password goes: a PATCH that moves either must bring the password again.
+    host: Annotated[str, Field(min_length=1, max_length=253), SecretDestination()]
+    port: Annotated[int, Field(ge=1, le=65535), SecretDestination()] = 5432
     database: Annotated[str, Field(min_length=1, max_length=63)]
     user: Annotated[str, Field(min_length=1, max_length=63)]
     password: Secret

@@ -98,6 +98,21 @@ def resolve_path(path: str, account_id: str) -> str:
     return str(resolved)
 
 
+def _open_failure(path: str, exc: Exception) -> str:
+    """Why a file could not be opened, in the user's terms (DuckDB's own text names server paths)."""
+    import re
+
+    text = str(exc)
+    if "Conflicting lock" in text or "Could not set lock" in text:
+        pid = re.search(r"\(PID (\d+)\)", text)
+        holder = f"another process (PID {pid.group(1)})" if pid else "another process"
+        return (
+            f"DuckDB database '{path}' is open in {holder}, which holds its lock: close it there "
+            "(a DuckDB shell or notebook, say), then sync again"
+        )
+    return f"Cannot open DuckDB database '{path}': {text.split(': ', 1)[-1]}"
+
+
 # ---- types -------------------------------------------------------------------------------------------------
 
 
@@ -190,6 +205,8 @@ class DuckDbDestination:
             self._con: duckdb.DuckDBPyConnection | None = duckdb.connect(self.path)
             self._con.execute("SET TimeZone = 'UTC'")
             found = self._con.execute("SELECT current_database()").fetchone()
+        except duckdb.IOException as exc:
+            raise DestinationError(_open_failure(config.path, exc)) from exc
         except duckdb.Error as exc:
             raise DestinationError(f"Cannot open DuckDB database '{config.path}': {exc}") from exc
         self._catalog = str(found[0]) if found else "memory"

@@ -13,6 +13,7 @@ from sluice.api.request_models import (
 )
 from sluice.api.validation import parse
 from sluice.destinations import DESTINATION_CONFIGS, DuckDbConfig, duckdb_file_id
+from sluice.destinations import stored as stored_destinations
 from sluice.errors import Conflict, DestinationNotFound, GroupNotFound, InvalidInput
 from sluice.ids import new_id
 from sluice.storage.store import Store
@@ -78,7 +79,8 @@ def destination_out(item: dict[str, Any]) -> dict[str, Any]:
         "region": item["region"],
         "time_zone_offset": item["time_zone_offset"],
         "setup_status": item["setup_status"],
-        "config": item["config"],
+        **({"setup_tests": item["setup_tests"]} if "setup_tests" in item else {}),
+        "config": item["config"],  # secrets masked (stored_destinations.seal)
     }
 
 
@@ -87,12 +89,16 @@ def create_destination(caller: Caller, request: CreateDestinationRequest, store:
     model = DESTINATION_CONFIGS[request.service]
     given = with_tenant_account_id(model, request.config or {}, caller.account_id)
     config = parse(model, given, prefix="config.")
+    masked, secrets = stored_destinations.seal(request.group_id, request.service, config)
+    results = stored_destinations.run_setup_tests(config) if request.run_setup_tests is not False else []
     fields = {
         "service": request.service,
         "region": request.region or "AWS_US_EAST_1",
         "time_zone_offset": request.time_zone_offset or "0",
-        "setup_status": "connected",
-        "config": config.model_dump(mode="json"),
+        "setup_status": stored_destinations.setup_status(results),
+        **({"setup_tests": [r.model_dump(mode="json") for r in results]} if results else {}),
+        "config": masked,
+        **({"secrets": secrets} if secrets else {}),
         "created_at": format_timestamp(utc_now()),
     }
     # A duckdb file is the account's, claimed by this group alone: another group naming it is refused.
@@ -121,7 +127,9 @@ def update_destination(
         if isinstance(config, DuckDbConfig) and config.path != current["config"].get("path"):
             # The file is claimed by this group; a new file is a new destination.
             raise InvalidInput("Field 'config.path' can't be changed")
-        changes["config"] = config.model_dump(mode="json")
+        masked, secrets = stored_destinations.reseal(current, config)
+        changes["config"] = masked
+        changes["secrets"] = secrets
     if request.region is not None:
         changes["region"] = request.region
     if request.time_zone_offset is not None:
@@ -151,7 +159,10 @@ def test_destination(caller: Caller, destination_id: str, store: Store) -> dict[
     item = store.get_destination(caller.account_id, destination_id)
     if item is None:
         raise DestinationNotFound(destination_id)
-    results = _destination_tests(item["service"], item["config"], caller.account_id)
+    from sluice.config_secrets import secret_box
+
+    config = stored_destinations.revealed_config(item, secret_box().decrypt)
+    results = _destination_tests(item["service"], config, caller.account_id)
     passed = all(r["status"] in ("PASSED", "SKIPPED", "WARNING") for r in results)
     status = "connected" if passed else ("broken" if item["setup_status"] == "connected" else "incomplete")
     updated = store.update_destination(caller.account_id, destination_id, {"setup_status": status})

@@ -7,11 +7,15 @@ import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from sluice.contract import Operation, TableSpec
+
+if TYPE_CHECKING:
+    from sluice.config_secrets import Scrubber
 
 # A secret config field. Marked once here; masking, encryption and the Connect Card form
 # all find secret fields through this marker.
@@ -19,6 +23,31 @@ Secret = Annotated[str, Field(json_schema_extra={"secret": True, "format": "pass
 
 SecretPath = tuple[str, ...]  # "[]" stands for every item of an array
 EACH = "[]"
+
+# A name in the destination (schema, table): a plain identifier.
+Name = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+@dataclass(frozen=True)
+class SecretDestination:
+    """Marks a config field that decides where the secrets are sent (`base_url`). A change of it must
+    bring the secrets again: a stored secret never follows a config to a new place.
+
+    `compare` says what counts as a change: the whole value, or only a URL's origin (scheme, host,
+    port), since credentials go to the origin whatever the path."""
+
+    compare: Literal["value", "origin"] = "value"
+
+    def place(self, value: Any) -> Any:
+        if self.compare == "origin" and isinstance(value, str):
+            parts = urlsplit(value)
+            scheme = parts.scheme.lower()
+            try:
+                port = parts.port
+            except ValueError:
+                port = None
+            return scheme, (parts.hostname or "").lower(), port or (443 if scheme == "https" else 80)
+        return value
 
 
 class ServiceConfig(BaseModel):
@@ -54,6 +83,19 @@ def secret_paths(model: type[BaseModel], prefix: SecretPath = ()) -> set[SecretP
     return paths
 
 
+def secret_destinations(
+    model: type[BaseModel], prefix: SecretPath = ()
+) -> tuple[tuple[SecretPath, SecretDestination], ...]:
+    """The fields of a config model marked `SecretDestination`, with their paths."""
+    found: list[tuple[SecretPath, SecretDestination]] = []
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        found.extend(((*prefix, key), m) for m in info.metadata if isinstance(m, SecretDestination))
+        for in_list, sub in _models_in(info.annotation):
+            found.extend(secret_destinations(sub, (*prefix, key, EACH) if in_list else (*prefix, key)))
+    return tuple(found)
+
+
 class SourceError(Exception):
     """The source failed for good (after retries); the message is safe to show to the user."""
 
@@ -84,10 +126,21 @@ Extract = Callable[[dict[str, Any], dict[str, Any], float], Iterator[Operation]]
 Tables = Callable[[dict[str, Any]], list[TableSpec]]
 # setup_tests(config with secrets revealed, options) -> results (sluice.connections.model.SetupTestResult)
 SetupTests = Callable[[dict[str, Any], SetupTestOptions], list[Any]]
+# check_references(store, account id, config): raise a NotFound (sluice.errors) when the config
+# names something (a Connector SDK package, ...) that is not the account's own
+CheckReferences = Callable[[Any, str, dict[str, Any]], None]
+
+
+def _no_other_forms(_config: dict[str, Any]) -> list[str]:
+    return []
 
 
 def _not_built(*_: Any) -> Any:
     raise NotImplementedError("this service has no such step yet")
+
+
+def _references_nothing(*_: Any) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -101,9 +154,26 @@ class Service:
     # Config keys that name the destination schema (and table); they are not returned in `config`.
     naming_keys: tuple[str, ...] = ("schema",)
     secret_paths: frozenset[SecretPath] = field(default_factory=frozenset)
+    # Fields that decide where the secrets go (see SecretDestination).
+    secret_destinations: tuple[tuple[SecretPath, SecretDestination], ...] = ()
+    # Other forms the secrets of a (revealed) config take on the wire, for scrubbing (see Scrubber).
+    secret_forms: Callable[[dict[str, Any]], list[str]] = _no_other_forms
     tables: Tables = _not_built
     extract: Extract = _not_built
     setup_tests: SetupTests = _not_built
+    # Called with the connection's account before its config is stored, tested, synced or read
+    # for tables: a config may only name the account's own resources.
+    check_references: CheckReferences = _references_nothing
 
     def schema_name(self, config: dict[str, Any]) -> str:
         return ".".join(str(config[key]) for key in self.naming_keys)
+
+    def scrubber(self, plain_config: dict[str, Any]) -> Scrubber:
+        """The `sluice.config_secrets.Scrubber` for a config with its secrets revealed."""
+        from sluice.config_secrets import scrubber_for
+
+        try:
+            forms = self.secret_forms(plain_config)
+        except Exception:  # an invalid config still has its plain secret values scrubbed
+            forms = []
+        return scrubber_for(plain_config, self.secret_paths, forms)

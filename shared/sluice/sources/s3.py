@@ -39,6 +39,7 @@ from sluice import aws
 from sluice.connections.model import SetupTestResult
 from sluice.contract import Checkpoint, Operation, TableSpec, Upserts
 from sluice.sources.base import (
+    Name,
     Service,
     ServiceConfig,
     SetupTestOptions,
@@ -46,7 +47,6 @@ from sluice.sources.base import (
     SourceError,
     secret_paths,
 )
-from sluice.sources.rest_api import Name
 from sluice.tenant_roles import ROLE_ARN_PATTERN, TenantAccountId, assumed_role_client
 
 

@@ -295,6 +295,20 @@ class Store:
         # table, so the cost is one read unit more per cache miss, not an index.
         return self.get(api_key_key(api_key), consistent=True)
 
+    def delete_api_key(self, api_key: str, account_id: str) -> bool:
+        """Revoke a key if it belongs to `account_id`; False when there is no such key of theirs."""
+        try:
+            send(
+                self.client.delete_item,
+                TableName=self.name,
+                Key=to_dynamo(api_key_key(api_key)),
+                ConditionExpression="account_id = :a",
+                ExpressionAttributeValues=to_dynamo({":a": account_id}),
+            )
+        except ConditionFailed:
+            return False
+        return True
+
     def set_trial_end(self, account_id: str, trial_ends_at: datetime) -> None:
         send(
             self.client.put_item,

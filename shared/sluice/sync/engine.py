@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from traceback import format_exception
 from typing import Any
 
-from sluice.config_secrets import AUTH_POINTER, reveal
+from sluice.config_secrets import AUTH_POINTER, Scrubber, reveal
 from sluice.connections.model import Connection
 from sluice.contract import Checkpoint, Deletes, Operation, TableSpec, Upserts
 from sluice.destinations import Destination, open_destination
@@ -143,6 +144,8 @@ class SyncEngine:
         result: SyncResult,
     ) -> SyncResult:
         destination: Destination | None = None
+        # Takes the connection's secrets out of column names, messages, run records and log lines.
+        scrubber = Scrubber()
         try:
             # A replay of this sync id (after a crash) finds its run record: no second Sync Started.
             if request.reason != "continuation" and self.sync_store.start_run(
@@ -152,6 +155,8 @@ class SyncEngine:
             service = get_service(connection.service)
             secrets = {k: v for k, v in connection.secrets.items() if k != AUTH_POINTER}
             config = reveal(connection.config, self.decrypt(connection.id, secrets))
+            scrubber = service.scrubber(config)
+            service.check_references(self.store, connection.account_id, config)
             tables = {t.name: t for t in service.tables(config)}
             destination = self._open_destination(connection)
             state = self._starting_state(connection, request, sync_id, tables)
@@ -199,12 +204,10 @@ class SyncEngine:
                 batch += 1
                 spec = tables.get(operation.table) or TableSpec(operation.table, ())
                 if isinstance(operation, Upserts):
-                    seen = result.columns.setdefault(operation.table, set())
-                    for row in operation.rows:
-                        seen.update(row)
-                    result.rows_upserted += destination.upsert(
-                        schema, spec, operation.rows, utc_now(), batch_id
-                    )
+                    names: set[str] = set().union(*operation.rows)
+                    rows = scrubber.row_keys(operation.rows, names)
+                    result.columns.setdefault(operation.table, set()).update(map(scrubber.text, names))
+                    result.rows_upserted += destination.upsert(schema, spec, rows, utc_now(), batch_id)
                 elif isinstance(operation, Deletes):
                     result.rows_deleted += destination.delete(
                         schema, spec, operation.keys, utc_now(), batch_id
@@ -217,16 +220,23 @@ class SyncEngine:
         except LeaseLost:
             raise
         except SourceRateLimited as exc:
-            result = replace(result, status="RESCHEDULED", message=str(exc))
+            result = replace(result, status="RESCHEDULED", message=scrubber.text(str(exc)))
             self._finish(connection.id, sync_id, result, rescheduled_for=exc.retry_at)
             return result
         except SourceAuthError as exc:
-            result = replace(result, status="FAILURE_WITH_TASK", message=str(exc))
+            result = replace(result, status="FAILURE_WITH_TASK", message=scrubber.text(str(exc)))
             self._finish(connection.id, sync_id, result, broken=True)
             return result
         except Exception as exc:
-            logger.exception("sync failed", extra={"connection_id": connection.id, "sync_id": sync_id})
-            result = replace(result, status="FAILURE_WITH_TASK", message=_safe_message(exc))
+            logger.error(
+                "sync failed",
+                extra={
+                    "connection_id": connection.id,
+                    "sync_id": sync_id,
+                    "error": scrubber.text("".join(format_exception(exc))),
+                },
+            )
+            result = replace(result, status="FAILURE_WITH_TASK", message=scrubber.text(_safe_message(exc)))
             self._finish(connection.id, sync_id, result)
             return result
         finally:
@@ -241,7 +251,11 @@ class SyncEngine:
             from sluice.destinations import DestinationError
 
             raise DestinationError(f"Group '{connection.group_id}' has no destination")
-        return open_destination(str(item["service"]), dict(item["config"]), str(item["account_id"]))
+        from sluice.destinations.stored import revealed_config
+
+        return open_destination(
+            str(item["service"]), revealed_config(item, self.decrypt), str(item["account_id"])
+        )
 
     def _starting_state(
         self, connection: Connection, request: SyncRequest, sync_id: str, tables: dict[str, TableSpec]

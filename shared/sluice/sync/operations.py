@@ -26,9 +26,15 @@ def sync_running(connection: Connection) -> bool:
     return sync_in_progress(connection, utc_now())
 
 
+def _check_references(connection: Connection, store: Store) -> None:
+    """The config names only the account's own resources (another account's package: not found)."""
+    get_service(connection.service).check_references(store, connection.account_id, connection.config)
+
+
 def trigger_sync(caller: Caller, connection_id: str, force: bool, store: Store) -> str:
     """Ask for a sync; returns the message for the response."""
     connection = store.get_connection(caller.account_id, connection_id)
+    _check_references(connection, store)
     if connection.paused:
         raise Conflict(f"Connection with id '{connection_id}' is paused; unpause it to sync")
     now = utc_now()
@@ -54,8 +60,9 @@ def trigger_resync(
     def mark_historical(connection: Connection) -> Connection | None:
         if sync_running(connection):
             raise Conflict(f"A sync is running for connection with id '{connection_id}'; retry when it ends")
+        _check_references(connection, store)
         if scope:
-            _check_scope(connection, scope)
+            _check_scope(connection, scope, store)
         changes: dict[str, Any] = {} if scope else {"is_historical_sync": True}
         if connection.paused:
             changes["resync_pending"] = True  # it waits for unpause
@@ -69,8 +76,8 @@ def trigger_resync(
     return f"Re-sync has been triggered successfully for connection with id '{connection_id}'"
 
 
-def _check_scope(connection: Connection, scope: dict[str, list[str]]) -> None:
-    known = {name for _, tables in schemas(connection).items() for name in tables["tables"]}
+def _check_scope(connection: Connection, scope: dict[str, list[str]], store: Store) -> None:
+    known = {name for _, tables in schemas(connection, store).items() for name in tables["tables"]}
     for schema_name, tables in scope.items():
         if not isinstance(tables, list) or not all(isinstance(t, str) for t in tables):
             raise InvalidInput(f"Field '{schema_name}' must be a list of table names")
@@ -102,10 +109,11 @@ def _with_columns(store: Store, connection: Connection) -> Connection:
     return connection.model_copy(update={"table_columns": SyncStore(store).columns_seen(connection)})
 
 
-def schemas(connection: Connection) -> dict[str, Any]:
+def schemas(connection: Connection, store: Store) -> dict[str, Any]:
     """Fivetran's schema config: the connection's destination schema, the source's tables, and the
     columns syncs have seen in each."""
     service = get_service(connection.service)
+    _check_references(connection, store)
     schema_name = str(connection.config.get("schema", connection.schema_name))
     return {
         schema_name: {
@@ -142,7 +150,7 @@ def table_columns(
 ) -> dict[str, Any]:
     """Columns of one table, found by its source or destination name (they are the same here)."""
     connection = _with_columns(store, store.get_connection(caller.account_id, connection_id))
-    for schema_name, schema_config in schemas(connection).items():
+    for schema_name, schema_config in schemas(connection, store).items():
         if schema == schema_name and table in schema_config["tables"]:
             return {"columns": schema_config["tables"][table]["columns"]}
     raise TableNotFound(schema, table)
@@ -153,5 +161,5 @@ def schema_config(caller: Caller, connection_id: str, store: Store) -> dict[str,
     return {
         "enable_new_by_default": True,
         "schema_change_handling": "ALLOW_ALL",
-        "schemas": schemas(connection),
+        "schemas": schemas(connection, store),
     }

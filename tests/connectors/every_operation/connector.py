@@ -33,8 +33,10 @@ def update(configuration: dict, state: dict):
         op.upsert("events", {"kind": "page", "first": start})
         start += count
         op.checkpoint({"next": start})
-    # After the last page: rename the first item, delete the second.
+    # After the last page: rename the first item, update the third's price, delete the second.
     op.update("items", {"id": 1, "name": "renamed", "price": 1.5, "active": False})
+    if total >= 3:
+        op.update("items", {"id": 3, "price": 9.0})  # a partial update: names only the price
     op.delete("items", {"id": 2})
     log.warning("finished with a warning")
     op.checkpoint({"next": start})

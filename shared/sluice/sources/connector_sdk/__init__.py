@@ -6,9 +6,12 @@ The connection's config is what the SDK's deploy sends: `schema`, `package_id`, 
 own and runs `connector.py` in a separate process (`runner.py`) through the SDK's own runner hook.
 What the connector emits becomes Sluice's operations:
 
-- `op.upsert` and `op.update` -> `Upserts` (consecutive rows of one table in one batch). An update
-  lands as an upsert of the columns it names: the destinations replace a row by its key, so
-  columns an update leaves out become null (Fivetran would keep them).
+- `op.upsert` and `op.update` -> `Upserts` (consecutive rows of one table in one batch). The SDK's
+  `op.update` changes only the columns it names; Sluice's contract has no partial update (an
+  upsert replaces the row by its key), so an update lands as the whole row: every column it does
+  not name becomes null in the destination (Fivetran would keep its value). The sync logs a
+  warning naming the table the first time each sync applies an update to it, so the connector's
+  author sees it; send every column in `op.update` (or use `op.upsert`) to keep them.
 - `op.delete` -> `Deletes` by primary key.
 - `op.checkpoint(state)` -> `Checkpoint(state)`, after every operation before it; the connector's
   call returns once the engine has taken it (committed, or kept as the pending checkpoint).
@@ -20,12 +23,19 @@ What the connector emits becomes Sluice's operations:
   whatever came after the last checkpoint is not committed.
 
 `schema()` gives the tables and primary keys; a table without one is keyed by `_fivetran_id`. A
-connector without `schema()` gets its tables from what it emits.
+connector without `schema()` gets its tables from what it emits. A column `schema()` declares
+reaches the destination as its type's Python value: INT/LONG/SHORT int, FLOAT/DOUBLE float,
+BOOLEAN bool, JSON dict/list, NAIVE_DATE date, NAIVE_DATETIME naive datetime, UTC_DATETIME aware
+datetime (UTC), DECIMAL Decimal, BINARY bytes, STRING/XML str (`_CONVERTERS`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import base64
+import binascii
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import Field, ValidationError
@@ -33,8 +43,15 @@ from pydantic import Field, ValidationError
 from sluice.connections.model import SetupTestResult
 from sluice.contract import Checkpoint, Deletes, Operation, TableSpec, Upserts
 from sluice.observability import logger
-from sluice.sources.base import Secret, Service, ServiceConfig, SetupTestOptions, SourceError, secret_paths
-from sluice.sources.rest_api import Name
+from sluice.sources.base import (
+    Name,
+    Secret,
+    Service,
+    ServiceConfig,
+    SetupTestOptions,
+    SourceError,
+    secret_paths,
+)
 
 BATCH_ROWS = 5_000
 _LOG_LEVELS = {"WARNING": "warning", "SEVERE": "error", "ERROR": "error", "CRITICAL": "error"}
@@ -87,9 +104,68 @@ def _run(parsed: ConnectorSdkConfig, command: str, state: dict[str, Any] | None 
     return unpacked, process
 
 
+def check_references(store: Any, account_id: str, config: dict[str, Any]) -> None:
+    """The package a connection names must be its own account's: another account's is not found."""
+    from sluice.sources.connector_sdk.packages import PackageNotFound
+
+    package_id = config.get("package_id")
+    if not isinstance(package_id, str) or store.get_package(account_id, package_id) is None:
+        raise PackageNotFound(str(package_id))
+
+
 def _log(message: dict[str, Any]) -> None:
     level = _LOG_LEVELS.get(str(message.get("level")), "info")
     getattr(logger, level)(str(message.get("message")), extra={"source": "connector_sdk"})
+
+
+def _utc_datetime(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# What a declared column's value becomes before it reaches the destination, for the types the
+# runner's JSON cannot carry (it already gives INT/LONG/SHORT as int, FLOAT/DOUBLE as float,
+# BOOLEAN as bool, JSON as dict/list; the SDK itself normalises dates to ISO text, BINARY to bytes,
+# which the runner sends as base64).
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "NAIVE_DATE": lambda v: date.fromisoformat(v),
+    "NAIVE_DATETIME": lambda v: datetime.fromisoformat(v).replace(tzinfo=None),
+    "UTC_DATETIME": _utc_datetime,
+    "DECIMAL": lambda v: Decimal(str(v)),
+    "BINARY": lambda v: base64.b64decode(v),
+    "STRING": str,
+    "XML": str,
+}
+
+
+def _converters(message: dict[str, Any]) -> dict[str, dict[str, tuple[str, Callable[[Any], Any]]]]:
+    """Per table, the declared columns whose values need converting, with their declared type."""
+    found: dict[str, dict[str, tuple[str, Callable[[Any], Any]]]] = {}
+    for table in message.get("tables") or []:
+        columns = {
+            name: (kind, _CONVERTERS[kind])
+            for name, kind in (table.get("columns") or {}).items()
+            if kind in _CONVERTERS
+        }
+        if columns:
+            found[table["name"]] = columns
+    return found
+
+
+def _typed(
+    table: str, row: dict[str, Any], columns: dict[str, tuple[str, Callable[[Any], Any]]]
+) -> dict[str, Any]:
+    for name, (kind, convert) in columns.items():
+        value = row.get(name)
+        if value is not None:
+            try:
+                row[name] = convert(value)
+            except (ValueError, TypeError, ArithmeticError, binascii.Error):
+                raise SourceError(
+                    f"Table '{table}' column '{name}' is declared {kind} in schema(), "
+                    f"but the connector sent a {type(value).__name__} that is not one"
+                ) from None
+    return row
 
 
 def _declared(message: dict[str, Any]) -> list[TableSpec]:
@@ -119,12 +195,23 @@ def extract(config: dict[str, Any], state: dict[str, Any], deadline: float) -> I
     parsed = _parse(config)
     unpacked, process = _run(parsed, "update", state)
     batch: Upserts | Deletes | None = None
+    typed: dict[str, dict[str, tuple[str, Callable[[Any], Any]]]] = {}  # from the "tables" message
+    updated: set[str] = set()  # tables an op.update has been applied to (warned once each)
     severe: list[str] = []  # the connector's log.severe lines: the failure reason names the last one
     try:
         for message in process:
             kind = message["t"]
             if kind in ("upsert", "update", "delete"):
                 table, row = message["table"], message["row"]
+                if kind == "update" and table not in updated:
+                    updated.add(table)
+                    logger.warning(
+                        f"op.update on table '{table}' replaces the whole row: the columns it does not "
+                        "name become null (Sluice has no partial update; send every column to keep them)",
+                        extra={"source": "connector_sdk", "table": table},
+                    )
+                if table in typed:
+                    row = _typed(table, row, typed[table])
                 wanted = Deletes if kind == "delete" else Upserts
                 if batch is not None and (type(batch) is not wanted or batch.table != table):
                     yield batch
@@ -139,7 +226,9 @@ def extract(config: dict[str, Any], state: dict[str, Any], deadline: float) -> I
             if batch is not None:
                 yield batch
                 batch = None
-            if kind == "checkpoint":
+            if kind == "tables":
+                typed = _converters(message)
+            elif kind == "checkpoint":
                 yield Checkpoint(message["state"])
                 process.ack()
             elif kind == "log":
@@ -230,4 +319,5 @@ SERVICE = Service(
     tables=tables,
     extract=extract,
     setup_tests=setup_tests,
+    check_references=check_references,
 )

@@ -20,8 +20,17 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from sluice.contract import Operation, TableSpec
-from sluice.sources.base import Secret, Service, ServiceConfig, SetupTestOptions, SourceError, secret_paths
-from sluice.sources.rest_api import Name
+from sluice.sources.base import (
+    Name,
+    Secret,
+    SecretDestination,
+    Service,
+    ServiceConfig,
+    SetupTestOptions,
+    SourceError,
+    secret_destinations,
+    secret_paths,
+)
 
 # PostgreSQL's rule for slot names; publications are ordinary identifiers.
 SlotName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9_]+$")]
@@ -30,8 +39,9 @@ PgName = Annotated[str, Field(min_length=1, max_length=63)]
 
 class PostgresConfig(ServiceConfig):
     schema_: Name = Field(alias="schema")
-    host: Annotated[str, Field(min_length=1, max_length=253)]
-    port: Annotated[int, Field(ge=1, le=65535)] = 5432
+    # The password goes to host:port: changing either needs the password again.
+    host: Annotated[str, Field(min_length=1, max_length=253), SecretDestination()]
+    port: Annotated[int, Field(ge=1, le=65535), SecretDestination()] = 5432
     database: PgName
     user: PgName
     password: Secret
@@ -89,6 +99,7 @@ SERVICE = Service(
     config_model=PostgresConfig,
     naming_keys=("schema",),
     secret_paths=frozenset(secret_paths(PostgresConfig)),
+    secret_destinations=secret_destinations(PostgresConfig),
     tables=tables,
     extract=extract,
     setup_tests=setup_tests,

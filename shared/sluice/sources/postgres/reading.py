@@ -39,6 +39,7 @@ transaction still running when the pass started. Deletes are not seen by this me
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -103,7 +104,8 @@ def _pages(
     cast = ", ".join(f"%s::{table.types[c]}" for c in table.primary_key)
     names = list(table.columns)
     width = len(names)
-    while True:
+
+    def page(after: list[str] | None) -> tuple[list[dict[str, Any]], list[str] | None, bool]:
         conditions = list(where)
         page_params = list(params)
         if after is not None:
@@ -116,11 +118,22 @@ def _pages(
         )
         found = connection.execute(sql(query), page_params).fetchall()
         if not found:
-            return
-        after = [str(v) for v in found[-1][width:]]
-        yield [dict(zip(names, row[:width], strict=True)) for row in found], after
-        if len(found) < PAGE_ROWS:
-            return
+            return [], after, False
+        last = [str(v) for v in found[-1][width:]]
+        return [dict(zip(names, row[:width], strict=True)) for row in found], last, len(found) == PAGE_ROWS
+
+    # The next page is read (one thread, the only user of `connection` meanwhile) while the caller
+    # writes this one: the source's query and the destination's merge overlap, as a COPY pipe would.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sluice-pg-page") as reader:
+        pending: Future[tuple[list[dict[str, Any]], list[str] | None, bool]] | None = reader.submit(
+            page, after
+        )
+        while pending is not None:
+            rows, after, more = pending.result()
+            if not rows:
+                return
+            pending = reader.submit(page, after) if more else None
+            yield rows, after
 
 
 def _read_tables(

@@ -9,8 +9,9 @@ queues that the stack polls to invoke their target functions; schedules fire on 
 Like Lambda, every function runs in its own execution environments, several at once: API functions as
 module copies on threads of this process (local.isolation), worker functions (syncs, setup tests, the
 tick) in processes of their own (local.processes), so that a sync never competes with moto or the API
-for one interpreter. A slow source in one tenant's call or sync holds only that invocation. The control plane is kept
-under the data folder across restarts (local.persistence); `--fresh` starts from nothing.
+for one interpreter. A slow source in one tenant's call or sync holds only that invocation. The
+control plane is kept under the data folder across restarts (local.persistence); `--fresh` starts
+from nothing.
 """
 
 from __future__ import annotations

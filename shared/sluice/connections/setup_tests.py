@@ -12,6 +12,7 @@ from traceback import format_exception
 from typing import Any
 
 from sluice.config_secrets import AUTH_POINTER, Scrubber, reveal
+from sluice.connections.alerts import after_setup_tests
 from sluice.connections.model import Connection, SetupState, SetupTestResult
 from sluice.observability import logger
 from sluice.scheduler.grid import connection_next_sync_at
@@ -82,6 +83,7 @@ def with_results(connection: Connection, results: list[SetupTestResult], now: da
         "setup_state": state,
         # A broken connection is tested again daily by the scheduler, until it is fixed.
         "retest_at": now + RETEST_BROKEN_AFTER if state == "broken" else None,
+        **after_setup_tests(connection, results),
     }
     if state == "connected" and connection.connected_since is None:
         changes["connected_since"] = now

@@ -53,6 +53,9 @@ def run_tests(service_name: str, config: dict[str, Any], options: SetupTestOptio
                 message=f"The setup tests could not run ({type(exc).__name__}); try again or contact support",
             )
         ]
+    from sluice.metrics import setup_tests_ran
+
+    setup_tests_ran(any(r.status in _FAILURES for r in results))
     return [_scrubbed(result, scrubber) for result in results]
 
 

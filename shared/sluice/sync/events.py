@@ -76,3 +76,6 @@ def announce_end(
         if alert is not None:
             data["taskType"] = alert.code
     publish("Sync Completed", webhook_detail("sync_end", connection, sync_id, data))
+    from sluice.metrics import sync_ended
+
+    sync_ended(status, run)

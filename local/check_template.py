@@ -136,6 +136,25 @@ def route_errors() -> list[str]:
 ASYNC_EVENTS = ("EventBridgeRule", "Schedule", "ScheduleV2")
 
 
+def _dashboard_errors(name: str, body: Any, namespace: str, emitted: frozenset[str]) -> list[str]:
+    """A dashboard body (JSON in a !Sub) must parse, and its widgets on `namespace` show emitted metrics."""
+    import json
+
+    text = str(
+        body.value[0]
+        if isinstance(body, Tag) and isinstance(body.value, list)
+        else getattr(body, "value", body)
+    )
+    try:
+        widgets = json.loads(re.sub(r"\$\{[^}]*\}", "x", text))["widgets"]
+    except (ValueError, KeyError, TypeError):
+        return [f"{name}'s DashboardBody is not JSON with widgets"]
+    shown = [m[1] for w in widgets for m in w.get("properties", {}).get("metrics", []) if m[0] == namespace]
+    return [
+        f"{name} shows {namespace}/{metric}, which nothing emits" for metric in shown if metric not in emitted
+    ]
+
+
 def operations_errors(template: dict[str, Any]) -> list[str]:
     """Every alarm on Sluice's own namespace names a metric the code emits (sluice.metrics.EMITTED),
     and every asynchronous target keeps what fails: a rule or schedule event has a dead-letter queue,
@@ -148,6 +167,8 @@ def operations_errors(template: dict[str, Any]) -> list[str]:
         alarm = resource["Type"] == "AWS::CloudWatch::Alarm" and props.get("Namespace") == NAMESPACE
         if alarm and props.get("MetricName") not in EMITTED:
             errors.append(f"{name} watches {NAMESPACE}/{props.get('MetricName')}, which nothing emits")
+        if resource["Type"] == "AWS::CloudWatch::Dashboard":
+            errors += _dashboard_errors(name, props.get("DashboardBody"), NAMESPACE, EMITTED)
         if resource["Type"] != "AWS::Serverless::Function":
             continue
         events = {k: e for k, e in (props.get("Events") or {}).items() if e["Type"] in ASYNC_EVENTS}

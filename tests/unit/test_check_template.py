@@ -59,3 +59,13 @@ def test_an_async_target_without_a_dead_letter_queue_or_on_failure_destination_i
     errors = operations_errors(template)
     assert "SyncWorkerFunction.SyncRequested has no DeadLetterConfig" in errors
     assert any(e.startswith("SyncWorkerFunction is invoked asynchronously") for e in errors)
+
+
+def test_a_dashboard_showing_a_metric_nothing_emits_is_reported() -> None:
+    template = copy.deepcopy(load_template())
+    dashboard = template["Resources"]["Dashboard"]["Properties"]
+    body = dashboard["DashboardBody"]
+    dashboard["DashboardBody"] = Tag("Sub", body.value.replace('"TickLag"', '"TickLagz"'))
+    assert operations_errors(template) == ["Dashboard shows Sluice/TickLagz, which nothing emits"]
+    dashboard["DashboardBody"] = Tag("Sub", "{not json")
+    assert operations_errors(template) == ["Dashboard's DashboardBody is not JSON with widgets"]

@@ -27,6 +27,9 @@ from tests.support.syncing import (
     sync_event,
 )
 
+# The API and its storage on both DynamoDB backends (see tests/conftest.py).
+pytestmark = pytest.mark.backends("moto", "dynamodb_local")
+
 PAGE = 10
 
 

@@ -213,3 +213,12 @@ def test_a_sync_that_continues_counts_its_continuations_and_every_invocations_ro
     done = one_sync(connection["id"], sync_id).data
     assert done["continuations"] == 1 and done["trigger"] == "api"
     assert done["rows_upserted"] == first["rows_upserted"] + rest["rows_upserted"]
+
+
+def test_a_sync_id_too_long_to_be_a_key_is_a_404_not_a_500(aws, connection) -> None:
+    long_id = "s" * 2000  # longer than a DynamoDB sort key may be
+    reply = one_sync(connection["id"], long_id)
+    assert reply.status == 404 and reply.body["code"] == "NotFound_Sync"
+    path = f"/v1/connections/{connection['id']}/syncs/{long_id}/cancel"
+    cancelled = call("cancel_connection_sync", path=path)
+    assert cancelled.status == 404 and cancelled.body["code"] == "NotFound_Sync"

@@ -13,6 +13,8 @@ from sluice.sync.events import announce_end
 from sluice.timestamps import parse_timestamp, utc_now
 
 CANCELLED_MESSAGE = "Cancelled through the API"
+# Sync ids are EventBridge event ids (36 characters); a longer one names no sync (and could not be a key).
+MAX_SYNC_ID_LENGTH = 128
 
 
 class SyncNotFound(NotFound):
@@ -59,12 +61,16 @@ def list_syncs(
     }
 
 
+def _run_record(sync_store: SyncStore, connection_id: str, sync_id: str) -> dict[str, Any]:
+    record = sync_store.run(connection_id, sync_id) if len(sync_id) <= MAX_SYNC_ID_LENGTH else None
+    if record is None:
+        raise SyncNotFound(sync_id[:MAX_SYNC_ID_LENGTH])
+    return record
+
+
 def get_sync(caller: Caller, connection_id: str, sync_id: str, store: Store) -> dict[str, Any]:
     connection = store.get_connection(caller.account_id, connection_id)
-    record = SyncStore(store).run(connection.id, sync_id)
-    if record is None:
-        raise SyncNotFound(sync_id)
-    return sync_out(record)
+    return sync_out(_run_record(SyncStore(store), connection.id, sync_id))
 
 
 def cancel_sync(caller: Caller, connection_id: str, sync_id: str, store: Store) -> dict[str, Any]:
@@ -75,9 +81,7 @@ def cancel_sync(caller: Caller, connection_id: str, sync_id: str, store: Store) 
 
     connection = store.get_connection(caller.account_id, connection_id)
     sync_store = SyncStore(store)
-    record = sync_store.run(connection.id, sync_id)
-    if record is None:
-        raise SyncNotFound(sync_id)
+    record = _run_record(sync_store, connection.id, sync_id)
     if record.get("status") != RUN_RUNNING or connection.active_sync_id != sync_id:
         raise Conflict(f"Sync with id '{sync_id}' is not running")
     now = utc_now()

@@ -16,6 +16,7 @@ class Figure:
     budget: float
     higher_is_better: bool = False  # ratios where more is better (throughput) are budgets from below
     detail: str = ""
+    unit: str = "x"  # most figures are ratios
 
     @property
     def passed(self) -> bool:
@@ -24,7 +25,10 @@ class Figure:
     def line(self) -> str:
         bound = ">=" if self.higher_is_better else "<="
         verdict = "PASS" if self.passed else "OVER"
-        text = f"{verdict:4}  {self.name:<44} {self.value:6.2f}x  (budget {bound} {self.budget:.2f}x)"
+        text = (
+            f"{verdict:4}  {self.name:<44} {self.value:6.2f}{self.unit}  "
+            f"(budget {bound} {self.budget:.2f}{self.unit})"
+        )
         return f"{text}  {self.detail}" if self.detail else text
 
 

@@ -222,3 +222,29 @@ def test_a_sync_id_too_long_to_be_a_key_is_a_404_not_a_500(aws, connection) -> N
     path = f"/v1/connections/{connection['id']}/syncs/{long_id}/cancel"
     cancelled = call("cancel_connection_sync", path=path)
     assert cancelled.status == 404 and cancelled.body["code"] == "NotFound_Sync"
+
+
+def test_a_duplicate_worker_that_loses_a_checkpoint_race_leaves_the_run_to_the_other(
+    aws, api, connection, store
+) -> None:
+    from sluice.storage.keys import state_key
+    from sluice.storage.sync_store import SyncStore
+    from sluice.timestamps import format_timestamp, utc_now
+
+    event = sync_event(connection["id"])
+    # A duplicate delivery of the same sync is running: it opened the run and its first checkpoint's
+    # snapshot is written, its transaction not yet through.
+    assert SyncStore(store).start_run(connection["id"], event["id"], utc_now(), "api")
+    snapshot = {
+        **state_key(connection["id"], 1),
+        "type": "state",
+        "seq": 1,
+        "state": "{}",
+        "parts": 1,
+        "sync_id": event["id"],
+        "created_at": format_timestamp(utc_now()),
+    }
+    store.put_new(snapshot, lambda: AssertionError("exists"))
+    result = run_worker(event)
+    assert result["status"] == "SKIPPED" and result["message"] == "lease lost"
+    assert one_sync(connection["id"], event["id"]).data["status"] == "RUNNING"

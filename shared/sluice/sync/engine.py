@@ -120,7 +120,10 @@ class SyncEngine:
             return self._run_locked(connection, request, sync_id, remaining_seconds, result)
         except LeaseLost:
             logger.info("lease lost; this sync stops without writing", extra={"sync_id": sync_id})
-            self._end_stopped(connection, sync_id, FORCED_OUT, result)
+            # Still this sync's lease: a duplicate delivery of it committed first and runs on; its run is
+            # that worker's to end.
+            if not self.sync_store.holds_lease(connection.id, sync_id):
+                self._end_stopped(connection, sync_id, FORCED_OUT, result)
             return SyncResult("SKIPPED", message="lease lost")
         except ConnectionNotFound:
             logger.info("the connection was deleted; this sync stops", extra={"sync_id": sync_id})

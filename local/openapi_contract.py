@@ -274,6 +274,7 @@ OPERATIONS: dict[tuple[str, str], Responses] = {
     ("GET", C + "/syncs"): Responses("SyncPage", (400, 401, 404)),
     ("GET", C + "/syncs/{sync_id}"): Responses("Sync", (401, 404)),
     ("POST", C + "/syncs/{sync_id}/cancel"): Responses("Sync", (401, 404, 409)),
+    ("POST", C + "/sync/cancel"): Responses("Sync", (401, 404, 409)),
     ("PATCH", C + "/state"): Responses("State", (400, 401, 404, 409)),
     ("GET", C + "/schemas"): Responses("SchemaConfig", (401, 404)),
     ("GET", C + "/schemas/{schema}/tables/{table}/columns"): Responses("TableColumns", (401, 404)),

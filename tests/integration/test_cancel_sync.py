@@ -136,3 +136,20 @@ def test_cancelling_a_sync_that_is_not_running_is_a_409_and_another_accounts_is_
     assert stranger.status == 404 and stranger.body["code"] == "NotFound_Connection"
     # Nothing changed on the connection.
     assert get_connection(connection["id"])["status"]["sync_state"] == "scheduled"
+
+
+def test_the_running_sync_can_be_cancelled_without_its_id(aws, gate, connection) -> None:
+    connection_id = connection["id"]
+    event = sync_event(connection_id)
+    worker = Worker(event)
+    gate.wait_requested(0)  # the sync is running, waiting for its first page
+    path = f"/v1/connectors/{connection_id}/sync/cancel"
+    reply = call("cancel_connection_sync", path=path)
+    assert reply.status == 200, reply.body
+    assert reply.data["id"] == event["id"] and reply.data["status"] == "CANCELLED"
+    gate.release_all()
+    assert worker.join()["message"] == "lease lost"
+    assert not gate.requested[1].is_set()
+    again = call("cancel_connection_sync", path=path)
+    assert again.status == 409 and "No sync is running" in again.body["message"]
+    assert get_connection(connection_id)["status"]["sync_state"] == "scheduled"

@@ -334,6 +334,11 @@ SCENARIOS: dict[tuple[str, str], dict[int, Scenario]] = {
         404: lambda w: Request(f"{C}/nope/syncs/sync1/cancel"),
         409: lambda w: Request("{}/{}/syncs/{}/cancel".format(C, *w.ended_sync())),
     },
+    ("POST", C + "/{connection_id}/sync/cancel"): {
+        200: lambda w: Request(f"{C}/{w.running_sync()[0]}/sync/cancel"),
+        404: lambda w: Request(f"{C}/nope/sync/cancel"),
+        409: lambda w: Request(f"{C}/{w.connection()}/sync/cancel"),
+    },
     ("GET", C + "/{connection_id}/schemas"): {
         200: lambda w: Request(f"{C}/{w.connection()}/schemas"),
         404: lambda w: Request(f"{C}/nope/schemas"),

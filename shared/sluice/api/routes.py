@@ -38,6 +38,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v1/connections/{connection_id}/syncs", "get_connection_syncs"),
     ("GET", "/v1/connections/{connection_id}/syncs/{sync_id}", "get_connection_syncs"),
     ("POST", "/v1/connections/{connection_id}/syncs/{sync_id}/cancel", "cancel_connection_sync"),
+    ("POST", "/v1/connections/{connection_id}/sync/cancel", "cancel_connection_sync"),
     ("GET", "/v1/connections/{connection_id}/schemas", "get_connection_schemas"),
     (
         "GET",

@@ -91,3 +91,11 @@ def cancel_sync(caller: Caller, connection_id: str, sync_id: str, store: Store) 
     ended = sync_store.run(connection.id, sync_id) or record
     announce_end(connection, sync_id, RUN_CANCELLED, ended)
     return sync_out(ended)
+
+
+def cancel_running_sync(caller: Caller, connection_id: str, store: Store) -> dict[str, Any]:
+    """Cancel whichever sync is running on the connection (for callers that hold no sync id)."""
+    connection = store.get_connection(caller.account_id, connection_id)
+    if connection.active_sync_id is None:
+        raise Conflict(f"No sync is running for connection with id '{connection_id}'")
+    return cancel_sync(caller, connection_id, connection.active_sync_id, store)

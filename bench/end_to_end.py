@@ -67,21 +67,17 @@ class _Stack:
 
     def sync(self, connection_id: str, route: str) -> tuple[float, dict[str, Any]]:
         """Seconds from the POST to the GET that shows the sync ended, and the connection then."""
-        previous = self.connection(connection_id)["succeeded_at"]
+        from tests.support.local_stack import wait_for_sync
+
         url = f"{self.running.url}/v1/connections/{connection_id}"
+        previous = self.connection(connection_id)["succeeded_at"]
         started = time.perf_counter()
         self.http.post(f"{url}/{route}", json={}, timeout=60).raise_for_status()
-        deadline = time.monotonic() + 1800
-        while time.monotonic() < deadline:
-            data = self.connection(connection_id)
-            ended = max(filter(None, [data["succeeded_at"], data["failed_at"]]), default=None)
-            if ended and (previous is None or ended > previous) and data["status"]["sync_state"] != "syncing":
-                elapsed = time.perf_counter() - started
-                if data["failed_at"] == ended:
-                    raise RuntimeError(f"the Sluice sync failed: {data['status']}")
-                return elapsed, data
-            time.sleep(POLL_SECONDS)
-        raise RuntimeError("the Sluice sync did not end within 30 minutes")
+        data = wait_for_sync(self.http, url, previous, timeout=1800, poll_seconds=POLL_SECONDS)
+        elapsed = time.perf_counter() - started
+        if data["failed_at"] and (not data["succeeded_at"] or data["failed_at"] > data["succeeded_at"]):
+            raise RuntimeError(f"the Sluice sync failed: {data['status']}")
+        return elapsed, data
 
     def last_run(self, connection_id: str) -> dict[str, Any]:
         """The connection's latest run record (by start), read from the stack's own moto."""

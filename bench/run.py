@@ -64,9 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         figures += cold_start.run(args.imports, out=out)
 
-    if "warm" in parts or "sync" in parts:
+    if {"warm", "sync", "sdk"} & set(parts):
         from bench import moto_env
 
+        # One moto for these parts: Sluice's clients and key box are made once per process.
         with tempfile.TemporaryDirectory(prefix="sluice-bench-") as folder:
             env = moto_env.start(Path(folder))
             try:
@@ -82,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
                         "\n== 3. sync throughput: SyncEngine rest_api -> duckdb / bare requests + DuckDB loop"
                     )
                     figures += throughput.run(env, rows=args.rows, runs=args.runs, out=out)
+                if "sdk" in parts:
+                    from bench import connector_sdk
+
+                    out("\n== 7. connector_sdk sync throughput: SyncEngine -> duckdb / fivetran debug")
+                    figures += connector_sdk.run(env, rows=args.rows, runs=args.runs, out=out)
             finally:
                 env.stop()
 
@@ -112,17 +118,6 @@ def main(argv: list[str] | None = None) -> int:
             f"merge; {args.pg_changed:,} changed rows through the WAL"
         )
         figures += postgres.run(args.pg_rows, args.pg_changed, args.pg_runs, out=out)
-
-    if "sdk" in parts:
-        from bench import connector_sdk, moto_env
-
-        with tempfile.TemporaryDirectory(prefix="sluice-bench-") as folder:
-            env = moto_env.start(Path(folder))
-            try:
-                out("\n== 7. connector_sdk sync throughput: SyncEngine -> duckdb / fivetran debug")
-                figures += connector_sdk.run(env, rows=args.rows, runs=args.runs, out=out)
-            finally:
-                env.stop()
 
     over = [f for f in figures if not f.passed]
     out(

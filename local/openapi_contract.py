@@ -92,8 +92,8 @@ CONNECTION = obj(
                 "is_historical_sync": BOOLEAN,
                 "rescheduled_for": nullable(TIMESTAMP),
                 "schema_status": {"enum": ["blocked_on_capture", "ready"]},
-                "tasks": {"type": "array"},
-                "warnings": {"type": "array"},
+                "tasks": {"type": "array", "items": ref("Alert")},
+                "warnings": {"type": "array", "items": ref("Alert")},
             }
         ),
         # Present when the setup tests ran / when a connect card was asked for on create.
@@ -121,6 +121,31 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": obj({"code": STRING, "message": STRING}, extra=False),
     "Action": obj({"code": {"const": "Success"}, "message": STRING}, extra=False),
     "SetupTest": SETUP_TEST,
+    # Fivetran's Alert (status.tasks and status.warnings).
+    "Alert": obj({"code": STRING, "message": STRING, "details": STRING}),
+    # Ours: a sync's run record (history and live progress).
+    "Sync": obj(
+        {
+            "id": STRING,
+            "connection_id": STRING,
+            "status": {"enum": ["RUNNING", "SUCCESSFUL", "FAILURE_WITH_TASK", "RESCHEDULED", "CANCELLED"]},
+            "trigger": nullable("string"),
+            "started_at": TIMESTAMP,
+            "finished_at": nullable(TIMESTAMP),
+            "duration_seconds": nullable("number"),
+            "last_checkpoint_at": nullable(TIMESTAMP),
+            "rows_upserted": INTEGER,
+            "rows_deleted": INTEGER,
+            "tables": {
+                "type": "object",
+                "additionalProperties": obj({"rows_upserted": INTEGER, "rows_deleted": INTEGER}),
+            },
+            "continuations": INTEGER,
+            "reason": nullable("string"),
+            "reason_code": nullable("string"),
+        }
+    ),
+    "SyncPage": page_of("Sync"),
     "Connection": CONNECTION,
     "ConnectionPage": page_of("Connection"),
     "Group": obj({"id": STRING, "name": STRING, "created_at": TIMESTAMP}),
@@ -262,6 +287,10 @@ OPERATIONS: dict[tuple[str, str], Responses] = {
     ("POST", C + "/schemas/tables/resync"): Responses(None, (400, 401, 404)),
     ("POST", C + "/schemas/{schema}/tables/{table}/resync"): Responses(None, (400, 401, 404)),
     ("GET", C + "/state"): Responses("State", (400, 401, 404)),
+    ("GET", C + "/syncs"): Responses("SyncPage", (400, 401, 404)),
+    ("GET", C + "/syncs/{sync_id}"): Responses("Sync", (401, 404)),
+    ("POST", C + "/syncs/{sync_id}/cancel"): Responses("Sync", (401, 404, 409)),
+    ("POST", C + "/sync/cancel"): Responses("Sync", (401, 404, 409)),
     ("PATCH", C + "/state"): Responses("State", (400, 401, 404, 409)),
     ("GET", C + "/schemas"): Responses("SchemaConfig", (401, 404)),
     ("GET", C + "/schemas/{schema}/tables/{table}/columns"): Responses("TableColumns", (401, 404)),

@@ -309,7 +309,9 @@ class LocalStack:
     ) -> None:
         attempt = int((message.get("Attributes") or {}).get("ApproximateReceiveCount") or 1)
         try:
-            self.invoke_worker(function_id, json.loads(message["Body"]))
+            line = describe_worker_result(self.invoke_worker(function_id, json.loads(message["Body"])))
+            if line:
+                log.info("%s", line)
         except Exception:
             if attempt >= INVOCATION_ATTEMPTS:
                 # As Lambda's on-failure destination: kept, not retried again.
@@ -437,6 +439,18 @@ def describe_event(event: dict[str, Any]) -> str:
             line += f": {run['message']}"
         return line
     return f"event: {kind} {connection}".rstrip()
+
+
+def describe_worker_result(result: Any) -> str | None:
+    """The console line for a sync worker's invocation that did not end its sync (a sync's end has its
+    own line, from its event): it stopped (lease lost, deleted...) or goes on in a continuation."""
+    if not isinstance(result, dict) or result.get("status") not in ("SKIPPED", "CONTINUED"):
+        return None
+    line = f"sync worker: connection {result.get('connection_id')} (sync {result.get('sync_id')}) "
+    if result["status"] == "CONTINUED":
+        rows = result.get("rows_upserted", 0)
+        return line + f"continues in a new invocation ({rows} rows upserted in this one)"
+    return line + f"stopped: {result.get('message') or 'skipped'}"
 
 
 def _sync_run(connection_id: str, sync_id: str) -> dict[str, Any]:

@@ -110,6 +110,22 @@ class World:
         store.modify_connection(None, connection_id, hold)
         return connection_id
 
+    def running_sync(self) -> tuple[str, str]:
+        """A connection and the sync running on it (its lease and its run record)."""
+        from sluice.storage.sync_store import SyncStore
+
+        connection_id = self.connection()
+        syncs = SyncStore(get_store())
+        syncs.acquire(connection_id, "sync1", utc_now(), timedelta(minutes=10))
+        assert syncs.start_run(connection_id, "sync1", utc_now(), "api")
+        return connection_id, "sync1"
+
+    def ended_sync(self) -> tuple[str, str]:
+        connection_id, sync_id = self.running_sync()
+        reply = call("cancel_connection_sync", path=f"{C}/{connection_id}/syncs/{sync_id}/cancel")
+        assert reply.status == 200, reply.body
+        return connection_id, sync_id
+
     def card_query(self, connection_id: str) -> dict[str, str]:
         reply = call("create_connect_card", path=f"{C}/{connection_id}/connect-card", body={})
         assert reply.status == 200, reply.body
@@ -350,6 +366,25 @@ SCENARIOS: dict[tuple[str, str], dict[int, Scenario]] = {
         400: lambda w: Request(f"{C}/{w.connection(paused=True)}/state", body={"state": "c"}),
         404: lambda w: Request(f"{C}/nope/state", body={"state": {}}),
         409: lambda w: Request(f"{C}/{w.connection()}/state", body={"state": {"c": 2}}),
+    },
+    ("GET", C + "/{connection_id}/syncs"): {
+        200: lambda w: Request(f"{C}/{w.running_sync()[0]}/syncs"),
+        400: lambda w: Request(f"{C}/{w.connection()}/syncs", query={"limit": "0"}),
+        404: lambda w: Request(f"{C}/nope/syncs"),
+    },
+    ("GET", C + "/{connection_id}/syncs/{sync_id}"): {
+        200: lambda w: Request("{}/{}/syncs/{}".format(C, *w.running_sync())),
+        404: lambda w: Request(f"{C}/{w.connection()}/syncs/nope"),
+    },
+    ("POST", C + "/{connection_id}/syncs/{sync_id}/cancel"): {
+        200: lambda w: Request("{}/{}/syncs/{}/cancel".format(C, *w.running_sync())),
+        404: lambda w: Request(f"{C}/nope/syncs/sync1/cancel"),
+        409: lambda w: Request("{}/{}/syncs/{}/cancel".format(C, *w.ended_sync())),
+    },
+    ("POST", C + "/{connection_id}/sync/cancel"): {
+        200: lambda w: Request(f"{C}/{w.running_sync()[0]}/sync/cancel"),
+        404: lambda w: Request(f"{C}/nope/sync/cancel"),
+        409: lambda w: Request(f"{C}/{w.connection()}/sync/cancel"),
     },
     ("GET", C + "/{connection_id}/schemas"): {
         200: lambda w: Request(f"{C}/{w.connection()}/schemas"),

@@ -34,6 +34,11 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/v1/connections/{connection_id}/schemas/{schema}/tables/{table}/resync", "resync_connection"),
     ("GET", "/v1/connections/{connection_id}/state", "get_connection_state"),
     ("PATCH", "/v1/connections/{connection_id}/state", "update_connection_state"),
+    # Ours: sync history and live progress, and cancelling a running sync.
+    ("GET", "/v1/connections/{connection_id}/syncs", "get_connection_syncs"),
+    ("GET", "/v1/connections/{connection_id}/syncs/{sync_id}", "get_connection_syncs"),
+    ("POST", "/v1/connections/{connection_id}/syncs/{sync_id}/cancel", "cancel_connection_sync"),
+    ("POST", "/v1/connections/{connection_id}/sync/cancel", "cancel_connection_sync"),
     ("GET", "/v1/connections/{connection_id}/schemas", "get_connection_schemas"),
     (
         "GET",

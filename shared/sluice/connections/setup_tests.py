@@ -12,6 +12,7 @@ from traceback import format_exception
 from typing import Any
 
 from sluice.config_secrets import AUTH_POINTER, Scrubber, reveal
+from sluice.connections.alerts import after_setup_tests
 from sluice.connections.model import Connection, SetupState, SetupTestResult
 from sluice.observability import logger
 from sluice.scheduler.grid import connection_next_sync_at
@@ -54,6 +55,9 @@ def run_tests(service_name: str, config: dict[str, Any], options: SetupTestOptio
                 message=f"The setup tests could not run ({type(exc).__name__}); try again or contact support",
             )
         ]
+    from sluice.metrics import setup_tests_ran
+
+    setup_tests_ran(any(r.status in _FAILURES for r in results))
     return [_scrubbed(result, scrubber) for result in results]
 
 
@@ -84,6 +88,7 @@ def with_results(connection: Connection, results: list[SetupTestResult], now: da
         "setup_state": state,
         # A broken connection is tested again daily by the scheduler, until it is fixed.
         "retest_at": now + RETEST_BROKEN_AFTER if state == "broken" else None,
+        **after_setup_tests(connection, results),
     }
     if state == "connected" and connection.connected_since is None:
         changes["connected_since"] = now

@@ -60,6 +60,11 @@ def run_key(connection_id: str, sync_id: str) -> dict[str, str]:
     return {"pk": f"CONN#{connection_id}", "sk": f"RUN#{sync_id}"}
 
 
+def connection_syncs_partition(connection_id: str) -> str:
+    """The gsi1 partition of a connection's run records, sorted by start (the sync history)."""
+    return f"CONN#{connection_id}#SYNCS"
+
+
 def schedule_partition(shard: int) -> str:
     return f"SCHED#{shard}"
 

@@ -388,8 +388,10 @@ class Store:
         sk_prefix: str | None = None,
         exact: bool = False,
         where: tuple[str, Any] | None = None,
+        newest_first: bool = False,
     ) -> Page:
-        """One page of the gsi1 partition, in sort-key order, `limit` items at most.
+        """One page of the gsi1 partition, in sort-key order (`newest_first`: reversed), `limit` items
+        at most.
 
         `sk_prefix` narrows the key range (`exact`: the sort key equals it); `where` keeps the items
         whose attribute equals a value. Its work is bounded: a filtered page reads at most
@@ -419,6 +421,7 @@ class Store:
                 "KeyConditionExpression": condition,
                 "ExpressionAttributeValues": to_dynamo(values),
                 "Limit": wanted - len(items) if filter_expression is None else PAGE_READ_BUDGET - read,
+                "ScanIndexForward": not newest_first,
             }
             if filter_expression is not None:
                 request["FilterExpression"] = filter_expression

@@ -19,7 +19,6 @@ What it guarantees, whatever the caller does:
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import socket
 import ssl
@@ -35,6 +34,8 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import parse_header_links
 from urllib3.connectionpool import HTTPConnectionPool
 
+from sluice import network_path
+from sluice.certificates import certificate_hash, fingerprint_of
 from sluice.settings import get_settings
 from sluice.sources.base import SourceError
 
@@ -116,11 +117,13 @@ class ConnectFailed(OutboundError):
 
 
 class CertificateNotTrusted(ConnectFailed):
-    """The server's TLS certificate does not verify; `fingerprint` is its SHA-256 (hex)."""
+    """The server's TLS certificate does not verify; `fingerprint` is its SHA-256 (hex) and
+    `certificate` its DER, when the handshake got that far."""
 
-    def __init__(self, message: str, fingerprint: str | None) -> None:
+    def __init__(self, message: str, fingerprint: str | None, certificate: bytes | None = None) -> None:
         super().__init__(message)
         self.fingerprint = fingerprint
+        self.certificate = certificate
 
 
 def why_refused(address: str | IPAddress, *, allow_loopback: bool | None = None) -> str | None:
@@ -240,7 +243,21 @@ class _PinnedAdapter(HTTPAdapter):
     def __init__(self, pins: dict[tuple[str, int], str], fingerprint: str | None) -> None:
         self._pins = pins
         self._fingerprint = fingerprint
+        # The network path this session was opened on (see sluice.network_path).
+        self._path = network_path.current()
+        # Per https host: the approved certificate it presented (None: it verifies by the system store).
+        self._approved: dict[tuple[str, int], str | None] = {}
         super().__init__(pool_connections=4, pool_maxsize=4, max_retries=0)
+
+    def approved_fingerprint(self, host: str, port: int) -> str | None:
+        """For a connection with approved certificates: the one this host presents, when its certificate
+        does not verify by the system store; CertificateNotTrusted when it presents another."""
+        key = (host, port)
+        if key not in self._approved:
+            with network_path.using(self._path):
+                found = probe(f"https://{host}:{port}/", trust_certificates=False)
+            self._approved[key] = None if found.verified else found.fingerprint
+        return self._approved[key]
 
     def address_for(self, host: str, port: int) -> str:
         key = (host, port)
@@ -255,21 +272,25 @@ class _PinnedAdapter(HTTPAdapter):
         proxies: Mapping[str, str] | None = None,
         cert: tuple[str, str] | str | None = None,
     ) -> HTTPConnectionPool:
-        if self._fingerprint:
+        scheme, host, port = _origin(request.url or "")
+        if scheme not in ("http", "https") or not host:
+            raise OutboundError(f"Only http and https URLs can be fetched, not '{scheme}'")
+        address = self.address_for(host, port)
+        fingerprint = self._fingerprint
+        if scheme == "https" and not fingerprint and self._path.approved_certificates:
+            fingerprint = self.approved_fingerprint(host, port)
+        if fingerprint:
             verify = False  # the fingerprint check below replaces chain verification
         host_params, typed_kwargs = self.build_connection_pool_key_attributes(
             request, True if verify is None else verify, cert
         )
         pool_kwargs: dict[str, Any] = dict(typed_kwargs)
-        scheme, host, port = _origin(request.url or "")
-        if scheme not in ("http", "https") or not host:
-            raise OutboundError(f"Only http and https URLs can be fetched, not '{scheme}'")
-        host_params["host"] = self.address_for(host, port)
+        host_params["host"] = address
         if scheme == "https":
             pool_kwargs["server_hostname"] = host
-            if self._fingerprint:
-                # Trusted by its fingerprint (a setup test recorded it): urllib3 compares it itself.
-                pool_kwargs["assert_fingerprint"] = self._fingerprint
+            if fingerprint:
+                # Pinned: urllib3 compares the certificate of every connection with this fingerprint.
+                pool_kwargs["assert_fingerprint"] = fingerprint.replace(":", "")
             else:
                 pool_kwargs["assert_hostname"] = host
         pool: HTTPConnectionPool = self.poolmanager.connection_from_host(
@@ -457,7 +478,8 @@ class GuardedSession:
         except requests.exceptions.SSLError as exc:
             raise CertificateNotTrusted(
                 f"TLS with {host} failed: {_ssl_reason(exc)}. If the server uses a self-signed or private "
-                "certificate, run the setup tests with trust_certificates",
+                "certificate, approve it (POST /v1/connections/{id}/certificates) or run the setup tests "
+                "with trust_certificates",
                 None,
             ) from exc
 
@@ -524,18 +546,18 @@ class Probe:
     # The certificate verified against the system trust store (None without TLS).
     verified: bool | None = None
     tls_version: str | None = None
-
-
-def fingerprint_of(der: bytes) -> str:
-    digest = hashlib.sha256(der).hexdigest().upper()
-    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+    # The server certificate (DER), and whether it is one the connection approved.
+    certificate: bytes | None = None
+    approved: bool = False
 
 
 def probe(url: str, *, trust_certificates: bool = False, timeout: float = CONNECT_TIMEOUT) -> Probe:
     """Open TCP (and TLS for https) to a URL's host at its checked address, then close.
 
-    Raises RefusedAddress, HostNotFound, ConnectFailed, or CertificateNotTrusted (with the
-    certificate's fingerprint) when TLS does not verify and `trust_certificates` is false.
+    A certificate that does not verify is accepted when the current network path approved it, or with
+    `trust_certificates` (or a path that trusts any, which then records it as seen). Otherwise raises
+    CertificateNotTrusted (with the certificate and its fingerprint); also RefusedAddress,
+    HostNotFound, ConnectFailed.
     """
     scheme, host, port = _origin(url)
     address = resolve(host, port)
@@ -548,7 +570,8 @@ def probe(url: str, *, trust_certificates: bool = False, timeout: float = CONNEC
             _connect(host, address, port, timeout) as sock,
             verified.wrap_socket(sock, server_hostname=host) as tls,
         ):
-            return Probe(host, address, port, True, _peer_fingerprint(tls), True, tls.version())
+            der = tls.getpeercert(binary_form=True)
+            return Probe(host, address, port, True, _fingerprint(der), True, tls.version(), der)
     except ssl.SSLCertVerificationError as exc:
         reason = exc.verify_message or "the certificate does not verify"
         unverified = ssl.create_default_context()
@@ -558,15 +581,16 @@ def probe(url: str, *, trust_certificates: bool = False, timeout: float = CONNEC
             _connect(host, address, port, timeout) as sock,
             unverified.wrap_socket(sock, server_hostname=host) as tls,
         ):
-            found = _peer_fingerprint(tls)
-            if trust_certificates:
-                return Probe(host, address, port, True, found, False, tls.version())
-        raise CertificateNotTrusted(
-            f"The TLS certificate of {host} is not trusted ({reason}). If this server uses a self-signed "
-            f"or private certificate you trust, run the setup tests again with trust_certificates "
-            f"(SHA-256 fingerprint {found})",
-            found,
-        ) from exc
+            der = tls.getpeercert(binary_form=True)
+            version = tls.version()
+        found = _fingerprint(der)
+        path = network_path.current()
+        if found is not None and found in path.approved_certificates:
+            return Probe(host, address, port, True, found, False, version, der, approved=True)
+        if der and (trust_certificates or path.trust_any_certificate):
+            path.saw(der)
+            return Probe(host, address, port, True, found, False, version, der)
+        raise CertificateNotTrusted(_not_trusted_message(host, reason, der, path), found, der) from exc
     except ssl.SSLError as exc:
         raise ConnectFailed(
             f"TLS handshake with {host}:{port} failed ({exc.reason or exc}); is it an https port?"
@@ -587,6 +611,26 @@ def _connect(host: str, address: str, port: int, timeout: float) -> socket.socke
         raise ConnectFailed(f"Could not connect to {host}:{port} ({exc.strerror or exc})") from exc
 
 
-def _peer_fingerprint(tls: ssl.SSLSocket) -> str | None:
-    der = tls.getpeercert(binary_form=True)
+def _fingerprint(der: bytes | None) -> str | None:
     return fingerprint_of(der) if der else None
+
+
+def _not_trusted_message(host: str, reason: str, der: bytes | None, path: network_path.NetworkPath) -> str:
+    """Which certificate to approve, and how."""
+    if not der:
+        return f"The TLS certificate of {host} is not trusted ({reason})"
+    which = f"certificate {certificate_hash(der)} (SHA-256 {fingerprint_of(der)})"
+    how = (
+        f"approve it with POST /v1/connections/{path.connection_id or '{id}'}/certificates (hash "
+        f"{certificate_hash(der)}, encoded_cert: the certificate's DER in base64, as the setup tests "
+        "show it) or run the setup tests again with trust_certificates"
+    )
+    if path.approved_certificates:
+        return (
+            f"The TLS certificate of {host} changed: it now presents {which}, which is not one this "
+            f"connection approved ({reason}). If you trust the new certificate, {how}"
+        )
+    return (
+        f"The TLS certificate of {host} is not trusted ({reason}). If this server uses a self-signed or "
+        f"private certificate you trust, {how}; it presents {which}"
+    )

@@ -13,6 +13,7 @@ from sluice.api.validation import check_item_size, parse
 from sluice.config_secrets import merge_config, seal_config, secret_box
 from sluice.connections.model import Connection, response_data
 from sluice.connections.setup_tests import run_tests, test_and_record, with_results
+from sluice.connections.trust import network_path_for, with_seen_approved
 from sluice.errors import GroupNotFound, InvalidInput
 from sluice.events import publish
 from sluice.ids import new_id
@@ -158,8 +159,10 @@ def create(caller: Caller, request: CreateConnectionRequest, store: Store) -> Co
     if request.run_setup_tests is not False:
         # Before the one write, so that a create is saved whole (with its results) or not at all.
         # The plain config is in hand: the tests need no decryption here.
-        results = run_tests(service.name, config, _test_options(request))
-        connection = with_results(connection, results, utc_now())
+        options = _test_options(request)
+        path = network_path_for(connection, trust_any_certificate=options.trust_certificates)
+        results = run_tests(service.name, config, options, path)
+        connection = with_seen_approved(with_results(connection, results, utc_now()), path, caller.user_id)
     _check_size(connection)
     store.create_connection(connection)
     publish("Connection Created", _event_detail(connection))
@@ -254,7 +257,12 @@ def update(caller: Caller, connection_id: str, request: UpdateConnectionRequest,
     saved = written
     if _retest_wanted(request):
         saved = test_and_record(
-            store, caller.account_id, saved.id, _test_options(request), secret_box().decrypt
+            store,
+            caller.account_id,
+            saved.id,
+            _test_options(request),
+            secret_box().decrypt,
+            user_id=caller.user_id,
         )
     publish("Connection Updated", _event_detail(saved))
     if current.resync_pending and not saved.resync_pending:

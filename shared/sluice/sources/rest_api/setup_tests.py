@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from sluice.certificates import certificate_details
 from sluice.connections.model import SetupTestResult
 from sluice.sources.base import SetupTestOptions, SourceError
 from sluice.sources.rest_api.client import READ_TIMEOUT, Client, session_for
@@ -78,13 +79,20 @@ class _SetupRun:
         try:
             found = probe(base, trust_certificates=self.options.trust_certificates, timeout=self._budget(10))
         except CertificateNotTrusted as exc:
-            raise self.fatal(str(exc), {"fingerprint": exc.fingerprint}) from None
+            raise self.fatal(str(exc), certificate_details(exc.certificate)) from None
         except OutboundError as exc:
             raise self.fatal(str(exc)) from None
         details = {"address": found.address, "port": found.port, "tls": found.tls}
         if found.tls:
-            details |= {"tls_version": found.tls_version, "certificate_sha256": found.fingerprint}
-        if found.tls and not found.verified:
+            details |= {"tls_version": found.tls_version, **certificate_details(found.certificate)}
+        if found.approved:
+            self.add(
+                "PASSED",
+                f"Connected to {host}:{found.port} over TLS; its certificate is one this connection approved "
+                f"(SHA-256 {found.fingerprint})",
+                details,
+            )
+        elif found.tls and not found.verified:
             self.add(
                 "WARNING",
                 f"The TLS certificate of {host} is not signed by a trusted authority; it is trusted because "

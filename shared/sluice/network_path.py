@@ -1,0 +1,75 @@
+"""The network path of the source a connection is reading: the certificates it trusts beyond the
+system store, and what its setup tests saw.
+
+The path is ambient (a context variable) rather than passed to every source: the guarded client in
+`sluice.outbound` reads it on every connection it opens, so no source, built in or not, can forget to
+pin the certificates its connection approved. The sync engine sets it around a source's extract
+(`within`), the setup tests around a service's tests (`using`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class NetworkPath:
+    # The connection whose source this is (for messages that say where to approve a certificate).
+    connection_id: str | None = None
+    # SHA-256 fingerprints (sluice.outbound.fingerprint_of) of the certificates the connection approved:
+    # a server whose certificate does not verify is accepted when it presents exactly one of these.
+    approved_certificates: frozenset[str] = frozenset()
+    # Setup tests run with trust_certificates: any certificate is accepted (and recorded in `seen`).
+    trust_any_certificate: bool = False
+    # DER of every certificate that was accepted without verifying (setup tests approve these).
+    seen_certificates: list[bytes] = field(default_factory=list)
+
+    def saw(self, der: bytes) -> None:
+        if der not in self.seen_certificates:
+            self.seen_certificates.append(der)
+
+
+DIRECT = NetworkPath()
+_current: ContextVar[NetworkPath] = ContextVar("sluice_network_path", default=DIRECT)
+
+
+def current() -> NetworkPath:
+    return _current.get()
+
+
+@contextmanager
+def using(path: NetworkPath) -> Iterator[NetworkPath]:
+    token = _current.set(path)
+    try:
+        yield path
+    finally:
+        _current.reset(token)
+
+
+def within(path: NetworkPath, steps: Iterator[T]) -> Iterator[T]:
+    """`steps` (a source's extract) with `path` current while each step runs, and only then: the
+    engine's own work between steps (the destination, the table) is not on the source's path."""
+    try:
+        while True:
+            token = _current.set(path)
+            try:
+                step = next(steps)
+            except StopIteration:
+                return
+            finally:
+                _current.reset(token)
+            yield step
+    finally:
+        close = getattr(steps, "close", None)
+        if close is not None:
+            token = _current.set(path)
+            try:
+                close()
+            finally:
+                _current.reset(token)

@@ -204,6 +204,31 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
         }
     ),
     "PackagePage": page_of("Package"),
+    # Fivetran's CertificateDetailsResponse and FingerprintDetailsResponse.
+    "Certificate": obj(
+        {
+            "id": STRING,
+            "hash": STRING,
+            "name": STRING,
+            "type": STRING,
+            "sha1": STRING,
+            "sha256": STRING,
+            "public_key": STRING,
+            "validated_by": STRING,
+            "validated_date": TIMESTAMP,
+        }
+    ),
+    "CertificatePage": page_of("Certificate"),
+    "Fingerprint": obj(
+        {
+            "id": STRING,
+            "hash": STRING,
+            "public_key": STRING,
+            "validated_by": STRING,
+            "validated_date": TIMESTAMP,
+        }
+    ),
+    "FingerprintPage": page_of("Fingerprint"),
     "MigrationConnection": ANY_OBJECT,
     "MigrationConnectionPage": page_of("MigrationConnection"),
 }
@@ -251,6 +276,14 @@ OPERATIONS: dict[tuple[str, str], Responses] = {
     ("GET", C + "/schemas/{schema}/tables/{table}/columns"): Responses("TableColumns", (401, 404)),
     ("POST", C + "/test"): Responses("Connection", (400, 401, 404)),
     ("POST", C + "/connect-card"): Responses("ConnectCard", (400, 401, 404)),
+    ("GET", C + "/certificates"): Responses("CertificatePage", (400, 401, 404)),
+    ("POST", C + "/certificates"): Responses("Certificate", (400, 401, 404), success=201),
+    ("GET", C + "/certificates/{hash}"): Responses("Certificate", (401, 404)),
+    ("DELETE", C + "/certificates/{hash}"): Responses(None, (401, 404)),
+    ("GET", C + "/fingerprints"): Responses("FingerprintPage", (400, 401, 404)),
+    ("POST", C + "/fingerprints"): Responses("Fingerprint", (400, 401, 404), success=201),
+    ("GET", C + "/fingerprints/{hash}"): Responses("Fingerprint", (401, 404)),
+    ("DELETE", C + "/fingerprints/{hash}"): Responses(None, (401, 404)),
     ("GET", "/connect-card/setup"): Responses("html", (401,)),
     ("POST", "/connect-card/setup"): Responses("html", (401, 403, 415)),
     ("GET", "/v1/metadata/connector-types"): Responses("ConnectorTypePage", (400, 401)),

@@ -249,6 +249,10 @@ class _PinnedAdapter(HTTPAdapter):
         self._approved: dict[tuple[str, int], str | None] = {}
         super().__init__(pool_connections=4, pool_maxsize=4, max_retries=0)
 
+    @property
+    def connection_id(self) -> str:
+        return self._path.connection_id or "{id}"
+
     def approved_fingerprint(self, host: str, port: int) -> str | None:
         """For a connection with approved certificates: the one this host presents, when its certificate
         does not verify by the system store; CertificateNotTrusted when it presents another."""
@@ -264,6 +268,12 @@ class _PinnedAdapter(HTTPAdapter):
         if key not in self._pins:
             self._pins[key] = resolve(host, port)
         return self._pins[key]
+
+    def cert_verify(self, conn: Any, url: str, verify: bool | str, cert: Any) -> None:
+        # requests sets chain verification on the pool after it is made: a pinned pool must keep none.
+        if getattr(conn, "assert_fingerprint", None):
+            verify = False
+        super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
 
     def get_connection_with_tls_context(
         self,
@@ -478,8 +488,8 @@ class GuardedSession:
         except requests.exceptions.SSLError as exc:
             raise CertificateNotTrusted(
                 f"TLS with {host} failed: {_ssl_reason(exc)}. If the server uses a self-signed or private "
-                "certificate, approve it (POST /v1/connections/{id}/certificates) or run the setup tests "
-                "with trust_certificates",
+                f"certificate, approve it (POST /v1/connections/{self._adapter.connection_id}/certificates) "
+                "or run the setup tests with trust_certificates",
                 None,
             ) from exc
 

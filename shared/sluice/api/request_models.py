@@ -170,3 +170,13 @@ class StateBody(Body):
 class SetupTestsBody(Body):
     trust_certificates: bool | None = None
     trust_fingerprints: bool | None = None
+
+
+class ApproveCertificateRequest(Body):
+    hash: Annotated[str, Field(min_length=1, max_length=200)]
+    encoded_cert: Annotated[str, Field(min_length=1, max_length=32768)]
+
+
+class ApproveFingerprintRequest(Body):
+    hash: Annotated[str, Field(min_length=1, max_length=200)]
+    public_key: Annotated[str, Field(min_length=1, max_length=16384)]

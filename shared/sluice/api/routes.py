@@ -41,6 +41,16 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
         "get_connection_schemas",
     ),
     ("POST", "/v1/connections/{connection_id}/test", "test_connection"),
+    # Trust: approved TLS certificates and SSH host keys (Terraform's fivetran_connector_certificates
+    # and fivetran_connector_fingerprints)
+    ("GET", "/v1/connections/{connection_id}/certificates", "get_connection_trust"),
+    ("POST", "/v1/connections/{connection_id}/certificates", "approve_connection_trust"),
+    ("GET", "/v1/connections/{connection_id}/certificates/{hash}", "get_connection_trust"),
+    ("DELETE", "/v1/connections/{connection_id}/certificates/{hash}", "revoke_connection_trust"),
+    ("GET", "/v1/connections/{connection_id}/fingerprints", "get_connection_trust"),
+    ("POST", "/v1/connections/{connection_id}/fingerprints", "approve_connection_trust"),
+    ("GET", "/v1/connections/{connection_id}/fingerprints/{hash}", "get_connection_trust"),
+    ("DELETE", "/v1/connections/{connection_id}/fingerprints/{hash}", "revoke_connection_trust"),
     ("POST", "/v1/connections/{connection_id}/connect-card", "create_connect_card"),
     ("GET", "/connect-card/setup", "connect_card_page"),
     ("POST", "/connect-card/setup", "connect_card_page"),

@@ -229,6 +229,38 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
         }
     ),
     "FingerprintPage": page_of("Fingerprint"),
+    # Fivetran's ProxyAgentCreatedResponse, ProxyAgentWithCountsResponse, ProxyAgentWithUsageResponse
+    # (counts left out: they would cost a read of the account's connections per agent).
+    "ProxyAgentCreated": obj(
+        {"agent_id": STRING, "auth_token": STRING, "client_cert": STRING, "client_private_key": STRING}
+    ),
+    "ProxyAgent": obj(
+        {
+            "id": STRING,
+            "account_id": STRING,
+            "registered_at": TIMESTAMP,
+            "region": STRING,
+            "created_by": STRING,
+            "display_name": STRING,
+            "version": nullable("string"),
+            "status": nullable("string"),
+            "proxy_url": STRING,  # ours: where the HTTP CONNECT proxy listens
+        }
+    ),
+    "ProxyAgentPage": page_of("ProxyAgent"),
+    "ProxyAgentWithUsage": {
+        "allOf": [
+            ref("ProxyAgent"),
+            obj(
+                {
+                    "usage": {
+                        "type": "array",
+                        "items": obj({"id": STRING, "schema": nullable("string"), "service": STRING}),
+                    }
+                }
+            ),
+        ]
+    },
     "MigrationConnection": ANY_OBJECT,
     "MigrationConnectionPage": page_of("MigrationConnection"),
 }
@@ -286,6 +318,10 @@ OPERATIONS: dict[tuple[str, str], Responses] = {
     ("DELETE", C + "/fingerprints/{hash}"): Responses(None, (401, 404)),
     ("GET", "/connect-card/setup"): Responses("html", (401,)),
     ("POST", "/connect-card/setup"): Responses("html", (401, 403, 415)),
+    ("POST", "/v1/proxy"): Responses("ProxyAgentCreated", (400, 401, 409), success=201),
+    ("GET", "/v1/proxy"): Responses("ProxyAgentPage", (400, 401)),
+    ("GET", "/v1/proxy/{agent_id}"): Responses("ProxyAgentWithUsage", (401, 404)),
+    ("DELETE", "/v1/proxy/{agent_id}"): Responses(None, (401, 404, 409)),
     ("GET", "/v1/metadata/connector-types"): Responses("ConnectorTypePage", (400, 401)),
     ("GET", "/v1/metadata/connector-types/{service}"): Responses("ConnectorType", (401, 404)),
     ("GET", "/v1/metadata/connectors/{connection_id}/tables"): Responses("MetadataTablePage", (401, 404)),

@@ -1,5 +1,5 @@
 """The network path of the source a connection is reading: the certificates it trusts beyond the
-system store, and what its setup tests saw.
+system store, what its setup tests saw, and the proxy agent its traffic goes through.
 
 The path is ambient (a context variable) rather than passed to every source: the guarded client in
 `sluice.outbound` reads it on every connection it opens, so no source, built in or not, can forget to
@@ -19,6 +19,17 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class Proxy:
+    """A registered proxy agent: an HTTP CONNECT proxy that every connection of the source goes
+    through, authenticated with `Proxy-Authorization` (agent id and auth token)."""
+
+    agent_id: str
+    host: str
+    port: int
+    authorization: str = field(repr=False)  # a secret: never in a repr, a message or a log line
+
+
+@dataclass(frozen=True)
 class NetworkPath:
     # The connection whose source this is (for messages that say where to approve a certificate).
     connection_id: str | None = None
@@ -27,6 +38,8 @@ class NetworkPath:
     approved_certificates: frozenset[str] = frozenset()
     # Setup tests run with trust_certificates: any certificate is accepted (and recorded in `seen`).
     trust_any_certificate: bool = False
+    # networking_method ProxyAgent: the proxy every TCP connection of the source is tunnelled through.
+    proxy: Proxy | None = None
     # DER of every certificate that was accepted without verifying (setup tests approve these).
     seen_certificates: list[bytes] = field(default_factory=list)
 

@@ -14,11 +14,14 @@ What it guarantees, whatever the caller does:
   any origin but that one;
 - every request has connect and read timeouts and a total time bound, and bodies are capped
   (50 MiB by default) after decompression;
-- proxies and netrc from the environment are ignored.
+- proxies and netrc from the environment are ignored; a connection whose networking method is
+  ProxyAgent has every TCP connection (requests, probes) tunnelled through its proxy agent with HTTP
+  CONNECT to the checked address, so the same refusals hold through the proxy.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 import ssl
@@ -306,7 +309,21 @@ class _PinnedAdapter(HTTPAdapter):
         pool: HTTPConnectionPool = self.poolmanager.connection_from_host(
             **host_params, pool_kwargs=pool_kwargs
         )
+        if self._path.proxy is not None:
+            pool.ConnectionCls = _tunnelled(pool.ConnectionCls, self._path.proxy, host)
         return pool
+
+
+@functools.lru_cache(maxsize=64)
+def _tunnelled(base: type, proxy: network_path.Proxy, host: str) -> type:
+    """urllib3's connection class `base`, opening its TCP connection through the proxy agent."""
+
+    class Tunnelled(base):  # type: ignore[misc]
+        def _new_conn(self) -> socket.socket:
+            timeout = self.timeout if isinstance(self.timeout, int | float) else CONNECT_TIMEOUT
+            return open_tunnel(proxy, host, self._dns_host, self.port, timeout)
+
+    return Tunnelled
 
 
 @dataclass(frozen=True)
@@ -572,12 +589,12 @@ def probe(url: str, *, trust_certificates: bool = False, timeout: float = CONNEC
     scheme, host, port = _origin(url)
     address = resolve(host, port)
     if scheme != "https":
-        with _connect(host, address, port, timeout):
+        with connect(host, address, port, timeout):
             return Probe(host, address, port, tls=False)
     try:
         verified = ssl.create_default_context()
         with (
-            _connect(host, address, port, timeout) as sock,
+            connect(host, address, port, timeout) as sock,
             verified.wrap_socket(sock, server_hostname=host) as tls,
         ):
             der = tls.getpeercert(binary_form=True)
@@ -588,7 +605,7 @@ def probe(url: str, *, trust_certificates: bool = False, timeout: float = CONNEC
         unverified.check_hostname = False
         unverified.verify_mode = ssl.CERT_NONE
         with (
-            _connect(host, address, port, timeout) as sock,
+            connect(host, address, port, timeout) as sock,
             unverified.wrap_socket(sock, server_hostname=host) as tls,
         ):
             der = tls.getpeercert(binary_form=True)
@@ -605,6 +622,67 @@ def probe(url: str, *, trust_certificates: bool = False, timeout: float = CONNEC
         raise ConnectFailed(
             f"TLS handshake with {host}:{port} failed ({exc.reason or exc}); is it an https port?"
         ) from exc
+
+
+def connect(host: str, address: str, port: int, timeout: float) -> socket.socket:
+    """A TCP connection to `address` (already checked by `resolve`) on the current network path:
+    directly, or tunnelled through the connection's proxy agent."""
+    proxy = network_path.current().proxy
+    if proxy is None:
+        return _connect(host, address, port, timeout)
+    return open_tunnel(proxy, host, address, port, timeout)
+
+
+# The longest proxy answer to CONNECT read before giving up on it.
+_MAX_PROXY_HEAD = 16 * 1024
+
+
+def open_tunnel(
+    proxy: network_path.Proxy, host: str, address: str, port: int, timeout: float
+) -> socket.socket:
+    """A TCP connection to (address, port) through an HTTP CONNECT proxy. The proxy itself must pass
+    the same checks as any address (public, not this deployment's own endpoints); the target was
+    checked by the caller, so a proxy can't be used to reach what a direct connection may not."""
+    where = f"the proxy agent {proxy.agent_id} ({proxy.host}:{proxy.port})"
+    sock = _connect(where, resolve(proxy.host, proxy.port), proxy.port, timeout)
+    target = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+    try:
+        sock.sendall(
+            f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
+            f"Proxy-Authorization: {proxy.authorization}\r\n\r\n".encode("latin-1")
+        )
+        head = _proxy_answer(sock, where)
+        status_line = head.split(b"\r\n", 1)[0].decode("latin-1", errors="replace")
+        parts = status_line.split(" ", 2)
+        status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+        if status == 407:
+            raise ConnectFailed(
+                f"{where} refused Sluice's credentials (HTTP 407): configure the proxy to accept the agent "
+                "id and auth token returned when the agent was created"
+            )
+        if not 200 <= status < 300:
+            raise ConnectFailed(f"{where} could not open a tunnel to {host}:{port} ({status_line[:120]!r})")
+    except TimeoutError as exc:
+        sock.close()
+        raise ConnectFailed(f"{where} did not answer CONNECT within {timeout:.0f}s") from exc
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _proxy_answer(sock: socket.socket, where: str) -> bytes:
+    """The proxy's answer head, read byte by byte: what follows it belongs to the tunnel (an SSH server
+    speaks first)."""
+    head = bytearray()
+    while not head.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        if not byte:
+            raise ConnectFailed(f"{where} closed the connection instead of answering CONNECT")
+        head += byte
+        if len(head) > _MAX_PROXY_HEAD:
+            raise ConnectFailed(f"{where} sent an answer to CONNECT longer than {_MAX_PROXY_HEAD} bytes")
+    return bytes(head)
 
 
 def _connect(host: str, address: str, port: int, timeout: float) -> socket.socket:

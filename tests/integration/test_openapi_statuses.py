@@ -20,6 +20,7 @@ from openapi_spec_validator import validate
 from local.openapi import render
 from local.sample_api import SampleApi
 from sluice.api.routes import ROUTES, canonical_path
+from sluice.ids import new_id
 from sluice.storage.store import get_store
 from sluice.timestamps import utc_now
 from tests.support.api_events import (
@@ -123,6 +124,20 @@ class World:
         reply = call("approve_connection_trust", path=f"{C}/{connection_id}/{kind}", body=body)
         assert reply.status == 201, reply.body
         return connection_id, body["hash"]
+
+    def proxy_agent(self) -> tuple[str, str]:
+        """A proxy agent's id and display name."""
+        name = new_id()
+        body = {"display_name": name, "proxy_url": "http://127.0.0.1:3128"}
+        reply = call("create_proxy_agent", path="/v1/proxy", body=body)
+        assert reply.status == 201, reply.body
+        return str(reply.data["agent_id"]), name
+
+    def proxied_connection(self) -> str:
+        """A proxy agent that a connection uses (its id)."""
+        agent_id, _ = self.proxy_agent()
+        self.connection(networking_method="ProxyAgent", proxy_agent_id=agent_id)
+        return agent_id
 
     def card_query(self, connection_id: str) -> dict[str, str]:
         reply = call("create_connect_card", path=f"{C}/{connection_id}/connect-card", body={})
@@ -385,6 +400,28 @@ SCENARIOS: dict[tuple[str, str], dict[int, Scenario]] = {
         400: lambda w: Request(f"{C}/{w.connection()}/connect-card", body={"redirect_uri": "ftp://x"}),
         404: lambda w: Request(f"{C}/nope/connect-card"),
     },
+    ("POST", "/v1/proxy"): {
+        201: lambda w: Request(
+            "/v1/proxy", body={"display_name": new_id(), "proxy_url": "http://127.0.0.1:3128"}
+        ),
+        400: lambda w: Request("/v1/proxy", body={"display_name": "office"}),
+        409: lambda w: Request(
+            "/v1/proxy", body={"display_name": w.proxy_agent()[1], "proxy_url": "http://h:1"}
+        ),
+    },
+    ("GET", "/v1/proxy"): {
+        200: lambda w: Request("/v1/proxy"),
+        400: lambda w: Request("/v1/proxy", query={"limit": "0"}),
+    },
+    ("GET", "/v1/proxy/{agent_id}"): {
+        200: lambda w: Request(f"/v1/proxy/{w.proxy_agent()[0]}"),
+        404: lambda w: Request("/v1/proxy/nope"),
+    },
+    ("DELETE", "/v1/proxy/{agent_id}"): {
+        200: lambda w: Request(f"/v1/proxy/{w.proxy_agent()[0]}"),
+        404: lambda w: Request("/v1/proxy/nope"),
+        409: lambda w: Request(f"/v1/proxy/{w.proxied_connection()}"),
+    },
     ("GET", "/v1/metadata/connector-types"): {
         200: lambda w: Request("/v1/metadata/connector-types"),
         400: lambda w: Request("/v1/metadata/connector-types", query={"limit": "0"}),
@@ -508,6 +545,7 @@ def test_create_is_201_and_no_operation_documents_422() -> None:
         ("POST", "/v1/connections"),
         ("POST", "/v1/connectors"),
         ("POST", "/v1/connector-sdk/packages"),
+        ("POST", "/v1/proxy"),
         *(
             ("POST", f"/v1/{prefix}/{{connection_id}}/{kind}")
             for prefix in ("connections", "connectors")

@@ -54,6 +54,11 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/v1/connections/{connection_id}/connect-card", "create_connect_card"),
     ("GET", "/connect-card/setup", "connect_card_page"),
     ("POST", "/connect-card/setup", "connect_card_page"),
+    # Proxy agents (HTTP CONNECT proxies that ProxyAgent connections go through)
+    ("POST", "/v1/proxy", "create_proxy_agent"),
+    ("GET", "/v1/proxy", "list_proxy_agents"),
+    ("GET", "/v1/proxy/{agent_id}", "get_proxy_agent"),
+    ("DELETE", "/v1/proxy/{agent_id}", "delete_proxy_agent"),
     ("GET", "/v1/metadata/connector-types", "get_metadata"),
     ("GET", "/v1/metadata/connector-types/{service}", "get_metadata"),
     # Connector SDK packages (`fivetran deploy` uploads them)

@@ -17,6 +17,7 @@ from sluice.connections.trust import network_path_for, with_seen_approved
 from sluice.errors import GroupNotFound, InvalidInput
 from sluice.events import publish
 from sluice.ids import new_id
+from sluice.proxy_agents import check_usable
 from sluice.scheduler.data_delay import connection_update_state
 from sluice.scheduler.grid import (
     connection_next_sync_at,
@@ -118,6 +119,11 @@ def _check_rules(connection: Connection) -> None:
         )
 
 
+def _check_proxy_agent(connection: Connection, store: Store) -> None:
+    if connection.networking_method == "ProxyAgent" and connection.proxy_agent_id:
+        check_usable(store, connection.account_id, connection.proxy_agent_id)
+
+
 def _validated_config(
     service: Service, config: dict[str, Any], account_id: str, store: Store
 ) -> dict[str, Any]:
@@ -156,11 +162,12 @@ def create(caller: Caller, request: CreateConnectionRequest, store: Store) -> Co
         **settings,
     )
     _check_rules(connection)
+    _check_proxy_agent(connection, store)
     if request.run_setup_tests is not False:
         # Before the one write, so that a create is saved whole (with its results) or not at all.
         # The plain config is in hand: the tests need no decryption here.
         options = _test_options(request)
-        path = network_path_for(connection, trust_any_certificate=options.trust_certificates)
+        path = network_path_for(connection, store, trust_any_certificate=options.trust_certificates)
         results = run_tests(service.name, config, options, path)
         connection = with_seen_approved(with_results(connection, results, utc_now()), path, caller.user_id)
     _check_size(connection)
@@ -237,6 +244,8 @@ def _apply_update(connection: Connection, request: UpdateConnectionRequest, stor
     # model_copy skips validation: re-validate so the stored item always satisfies the model.
     updated = Connection.model_validate(updated.model_dump(by_alias=True))
     _check_rules(updated)
+    if {"networking_method", "proxy_agent_id"} & set(changes):
+        _check_proxy_agent(updated, store)
     _check_size(updated)
     return updated
 

@@ -112,7 +112,7 @@ def test_and_record(
     connection = store.get_connection(account_id, connection_id)
     plain = config if config is not None else revealed_config(connection, decrypt)
     get_service(connection.service).check_references(store, connection.account_id, plain)
-    path = network_path_for(connection, trust_any_certificate=options.trust_certificates)
+    path = network_path_for(connection, store, trust_any_certificate=options.trust_certificates)
     results = run_tests(connection.service, plain, options, path)
 
     def approve(tested: Connection) -> Connection:

@@ -45,13 +45,22 @@ class FingerprintNotFound(NotFound):
 # ---- the network path ------------------------------------------------------------------------------
 
 
-def network_path_for(connection: Connection, *, trust_any_certificate: bool = False) -> NetworkPath:
-    """The path the connection's source runs on: its approved certificates pinned."""
+def network_path_for(
+    connection: Connection, store: Store, *, trust_any_certificate: bool = False
+) -> NetworkPath:
+    """The path the connection's source runs on: its approved certificates pinned, and through its
+    proxy agent when its networking method is ProxyAgent."""
+    from sluice.proxy_agents import proxy_for
+
     approved = frozenset(fingerprint_of(_der(c)) for c in connection.certificates)
+    proxy = None
+    if connection.networking_method == "ProxyAgent" and connection.proxy_agent_id:
+        proxy = proxy_for(store, connection.account_id, connection.proxy_agent_id)
     return NetworkPath(
         connection_id=connection.id,
         approved_certificates=approved,
         trust_any_certificate=trust_any_certificate,
+        proxy=proxy,
     )
 
 

@@ -40,12 +40,15 @@ from sluice.storage.keys import (
     account_groups_partition,
     account_key,
     account_packages_partition,
+    account_proxy_agents_partition,
     api_key_key,
     connection_key,
     destination_key,
     duckdb_file_key,
     group_key,
     package_key,
+    proxy_agent_key,
+    proxy_agent_name_key,
     purge_key,
     schema_guard_key,
 )
@@ -650,6 +653,70 @@ class Store:
 
     def connections_using_package(self, account_id: str, package_id: str) -> list[str]:
         return self.package_users(account_id).get(package_id, [])
+
+    # -- proxy agents ----------------------------------------------------------------------------------
+
+    def create_proxy_agent(self, item: dict[str, Any]) -> None:
+        """A new proxy agent and the claim on its display name, together; Conflict when the account
+        already has an agent of that name."""
+        agent_id, account_id = str(item["id"]), str(item["account_id"])
+        full = {
+            **item,
+            **proxy_agent_key(agent_id),
+            "gsi1pk": account_proxy_agents_partition(account_id),
+            "gsi1sk": f"{item['registered_at']}#{agent_id}",
+        }
+        claim = {**proxy_agent_name_key(account_id, str(item["display_name"])), "agent_id": agent_id}
+        try:
+            send(
+                self.client.transact_write_items,
+                TransactItems=[
+                    {"Put": {"TableName": self.name, "Item": to_dynamo(claim), "ConditionExpression": _NEW}},
+                    {"Put": {"TableName": self.name, "Item": to_dynamo(full), "ConditionExpression": _NEW}},
+                ],
+            )
+        except ConditionFailed:
+            raise Conflict("Proxy agent with same name already exists") from None
+
+    def get_proxy_agent(self, account_id: str | None, agent_id: str) -> dict[str, Any] | None:
+        return self._get_owned(proxy_agent_key(agent_id), account_id)
+
+    def list_proxy_agents(self, account_id: str, cursor: str | None, limit: int) -> Page:
+        return self.query_page(account_proxy_agents_partition(account_id), limit, cursor)
+
+    def delete_proxy_agent(self, item: dict[str, Any]) -> None:
+        account_id = str(item["account_id"])
+        send(
+            self.client.transact_write_items,
+            TransactItems=[
+                {"Delete": {"TableName": self.name, "Key": to_dynamo(proxy_agent_key(str(item["id"])))}},
+                {
+                    "Delete": {
+                        "TableName": self.name,
+                        "Key": to_dynamo(proxy_agent_name_key(account_id, str(item["display_name"]))),
+                    }
+                },
+            ],
+        )
+
+    def connections_using_proxy_agent(self, account_id: str, agent_id: str) -> list[dict[str, Any]]:
+        """The account's connections that go through the agent (one Query on the account's connections)."""
+        return [
+            item
+            for item in self.query_all(
+                {
+                    "IndexName": "gsi1",
+                    "KeyConditionExpression": "gsi1pk = :p",
+                    "FilterExpression": "proxy_agent_id = :agent",
+                    "ExpressionAttributeValues": to_dynamo(
+                        {":p": account_connections_partition(account_id), ":agent": agent_id}
+                    ),
+                }
+            )
+        ]
+
+
+_NEW = "attribute_not_exists(pk)"
 
 
 def get_store() -> Store:

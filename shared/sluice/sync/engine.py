@@ -168,8 +168,9 @@ class SyncEngine:
             batch = 0
             last_commit = last_lease_check = last_heartbeat = time.monotonic()
             pending: dict[str, Any] | None = None
-            # On the connection's network path: its approved certificates pinned.
-            operations = within(network_path_for(connection), service.extract(config, state, deadline))
+            # On the connection's network path: its approved certificates pinned, through its proxy agent.
+            path = network_path_for(connection, self.store)
+            operations = within(path, service.extract(config, state, deadline))
             for operation in operations:
                 if isinstance(operation, Checkpoint):
                     pending = operation.state

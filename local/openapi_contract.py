@@ -261,6 +261,7 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
             ),
         ]
     },
+    "GroupPublicKey": obj({"public_key": STRING}),
     "MigrationConnection": ANY_OBJECT,
     "MigrationConnectionPage": page_of("MigrationConnection"),
 }
@@ -283,6 +284,7 @@ OPERATIONS: dict[tuple[str, str], Responses] = {
     ("GET", "/v1/groups/{group_id}"): Responses("Group", (401, 404)),
     ("PATCH", "/v1/groups/{group_id}"): Responses("Group", (400, 401, 404)),
     ("DELETE", "/v1/groups/{group_id}"): Responses(None, (401, 404, 409)),
+    ("GET", "/v1/groups/{group_id}/public-key"): Responses("GroupPublicKey", (401, 404)),
     ("POST", "/v1/destinations"): Responses("Destination", (400, 401, 404, 409), success=201),
     ("GET", "/v1/destinations/{destination_id}"): Responses("Destination", (401, 404)),
     ("PATCH", "/v1/destinations/{destination_id}"): Responses("Destination", (400, 401, 404)),

@@ -78,3 +78,9 @@ def describe(der: bytes) -> dict[str, str]:
         "sha256": hashlib.sha256(der).hexdigest(),
         "public_key": public_key.decode().strip(),
     }
+
+
+def host_key_hash(blob: bytes) -> str:
+    """An SSH host key's `hash` in the fingerprints API: SHA-256 of its blob, base64url without padding
+    (OpenSSH shows the same digest in standard base64 as `SHA256:...`)."""
+    return _b64url(hashlib.sha256(blob).digest())

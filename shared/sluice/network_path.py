@@ -1,5 +1,5 @@
 """The network path of the source a connection is reading: the certificates it trusts beyond the
-system store, what its setup tests saw, and the proxy agent its traffic goes through.
+system store, what its setup tests saw, and the proxy agent or SSH bastion its traffic goes through.
 
 The path is ambient (a context variable) rather than passed to every source: the guarded client in
 `sluice.outbound` reads it on every connection it opens, so no source, built in or not, can forget to
@@ -30,6 +30,24 @@ class Proxy:
 
 
 @dataclass(frozen=True)
+class SshTunnel:
+    """A bastion every TCP connection of the source goes through (direct-tcpip channels), logged in as
+    `user` with the group's key; its host key must be one the connection approved."""
+
+    host: str
+    port: int
+    user: str
+    private_key: str = field(repr=False)  # OpenSSH PEM: a secret
+    group_id: str = ""  # whose key it is (for messages)
+    # hashes (sluice.connections.trust.fingerprint_hash) of the approved host keys
+    approved_host_keys: frozenset[str] = frozenset()
+    # Setup tests run with trust_fingerprints: any host key is accepted (and recorded in `seen`).
+    trust_any_host_key: bool = False
+    # The host keys accepted on trust_fingerprints, as OpenSSH lines (setup tests approve these).
+    seen_host_keys: list[str] = field(default_factory=list, compare=False)
+
+
+@dataclass(frozen=True)
 class NetworkPath:
     # The connection whose source this is (for messages that say where to approve a certificate).
     connection_id: str | None = None
@@ -40,12 +58,21 @@ class NetworkPath:
     trust_any_certificate: bool = False
     # networking_method ProxyAgent: the proxy every TCP connection of the source is tunnelled through.
     proxy: Proxy | None = None
+    # networking_method SshTunnel: the bastion every TCP connection of the source is tunnelled through.
+    tunnel: SshTunnel | None = None
     # DER of every certificate that was accepted without verifying (setup tests approve these).
     seen_certificates: list[bytes] = field(default_factory=list)
 
     def saw(self, der: bytes) -> None:
         if der not in self.seen_certificates:
             self.seen_certificates.append(der)
+
+    def close(self) -> None:
+        """Close what the path holds open (the SSH connection to a bastion)."""
+        if self.tunnel is not None:
+            from sluice.ssh_tunnel import close
+
+            close(self.tunnel)
 
 
 DIRECT = NetworkPath()
@@ -86,3 +113,4 @@ def within(path: NetworkPath, steps: Iterator[T]) -> Iterator[T]:
                 close()
             finally:
                 _current.reset(token)
+        path.close()

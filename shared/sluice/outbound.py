@@ -21,7 +21,6 @@ What it guarantees, whatever the caller does:
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import socket
 import ssl
@@ -159,7 +158,43 @@ def why_refused(address: str | IPAddress, *, allow_loopback: bool | None = None)
 
 
 def resolve(host: str, port: int) -> str:
-    """The one address a host is reached at, checked; raises RefusedAddress or HostNotFound."""
+    """The one address a host is reached at, checked; raises RefusedAddress or HostNotFound. Through an
+    SSH tunnel the bastion resolves it (see `_through_bastion`)."""
+    if network_path.current().tunnel is not None:
+        return _through_bastion(host, port)
+    return resolve_public(host, port)
+
+
+# Refused even at the far end of an SSH tunnel: the bastion's own metadata service and credentials.
+_REFUSED_THROUGH_BASTION = frozenset(
+    {"an unspecified address", 'an unspecified ("this network") address', "a link-local address",
+     "a link-local address (this range holds the cloud metadata service)", "a scoped (link-local) address",
+     "a multicast address", "a reserved address"}
+)  # fmt: skip
+
+
+def _through_bastion(host: str, port: int) -> str:
+    """The name or address the bastion is asked to reach. Private and loopback addresses are what a
+    bastion is for (the database beside it); link-local (the metadata service), unspecified, multicast
+    and reserved addresses stay refused, and so do this deployment's own endpoints. A name is resolved
+    by the bastion, in its network."""
+    literal = host.strip("[]")
+    try:
+        ip = ipaddress.ip_address(literal)
+    except ValueError:
+        return host
+    why = why_refused(ip, allow_loopback=True)
+    if why in _REFUSED_THROUGH_BASTION or (why and why.startswith(tuple(_REFUSED_THROUGH_BASTION))):
+        raise RefusedAddress(f"Refused to connect to '{host}' through the SSH tunnel: it is {why}")
+    if is_own_endpoint(literal, port, get_settings().own_endpoints):
+        raise RefusedAddress(
+            f"Refused to connect to '{host}:{port}': it is one of this Sluice deployment's own endpoints"
+        )
+    return literal
+
+
+def resolve_public(host: str, port: int) -> str:
+    """`resolve` for a direct connection (and for a proxy or a bastion themselves)."""
     literal = host.strip("[]")
     try:
         infos = socket.getaddrinfo(literal, port, type=socket.SOCK_STREAM)
@@ -309,21 +344,24 @@ class _PinnedAdapter(HTTPAdapter):
         pool: HTTPConnectionPool = self.poolmanager.connection_from_host(
             **host_params, pool_kwargs=pool_kwargs
         )
-        if self._path.proxy is not None:
-            pool.ConnectionCls = _tunnelled(pool.ConnectionCls, self._path.proxy, host)
+        through = self._path.proxy is not None or self._path.tunnel is not None
+        if through and not getattr(pool.ConnectionCls, "on_network_path", False):
+            pool.ConnectionCls = _on_path(pool.ConnectionCls, self._path, host)
         return pool
 
 
-@functools.lru_cache(maxsize=64)
-def _tunnelled(base: type, proxy: network_path.Proxy, host: str) -> type:
-    """urllib3's connection class `base`, opening its TCP connection through the proxy agent."""
+def _on_path(base: type, path: network_path.NetworkPath, host: str) -> type:
+    """urllib3's connection class `base`, opening its TCP connection on `path` (proxy agent or bastion)."""
 
-    class Tunnelled(base):  # type: ignore[misc]
+    class OnPath(base):  # type: ignore[misc]
+        on_network_path = True
+
         def _new_conn(self) -> socket.socket:
             timeout = self.timeout if isinstance(self.timeout, int | float) else CONNECT_TIMEOUT
-            return open_tunnel(proxy, host, self._dns_host, self.port, timeout)
+            with network_path.using(path):
+                return connect(host, self._dns_host, self.port, timeout)
 
-    return Tunnelled
+    return OnPath
 
 
 @dataclass(frozen=True)
@@ -627,10 +665,17 @@ def probe(url: str, *, trust_certificates: bool = False, timeout: float = CONNEC
 def connect(host: str, address: str, port: int, timeout: float) -> socket.socket:
     """A TCP connection to `address` (already checked by `resolve`) on the current network path:
     directly, or tunnelled through the connection's proxy agent."""
-    proxy = network_path.current().proxy
-    if proxy is None:
-        return _connect(host, address, port, timeout)
-    return open_tunnel(proxy, host, address, port, timeout)
+    path = network_path.current()
+    if path.tunnel is not None:
+        from sluice.ssh_tunnel import open_channel
+
+        tunnel = path.tunnel
+        where = f"the bastion {tunnel.host}:{tunnel.port}"
+        bastion = _connect(where, resolve_public(tunnel.host, tunnel.port), tunnel.port, timeout)
+        return open_channel(tunnel, bastion, host, address, port, timeout)
+    if path.proxy is not None:
+        return open_tunnel(path.proxy, host, address, port, timeout)
+    return _connect(host, address, port, timeout)
 
 
 # The longest proxy answer to CONNECT read before giving up on it.
@@ -644,7 +689,7 @@ def open_tunnel(
     the same checks as any address (public, not this deployment's own endpoints); the target was
     checked by the caller, so a proxy can't be used to reach what a direct connection may not."""
     where = f"the proxy agent {proxy.agent_id} ({proxy.host}:{proxy.port})"
-    sock = _connect(where, resolve(proxy.host, proxy.port), proxy.port, timeout)
+    sock = _connect(where, resolve_public(proxy.host, proxy.port), proxy.port, timeout)
     target = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
     try:
         sock.sendall(

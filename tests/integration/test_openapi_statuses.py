@@ -400,6 +400,10 @@ SCENARIOS: dict[tuple[str, str], dict[int, Scenario]] = {
         400: lambda w: Request(f"{C}/{w.connection()}/connect-card", body={"redirect_uri": "ftp://x"}),
         404: lambda w: Request(f"{C}/nope/connect-card"),
     },
+    ("GET", "/v1/groups/{group_id}/public-key"): {
+        200: lambda w: Request(f"/v1/groups/{w.group()}/public-key"),
+        404: lambda w: Request("/v1/groups/nope/public-key"),
+    },
     ("POST", "/v1/proxy"): {
         201: lambda w: Request(
             "/v1/proxy", body={"display_name": new_id(), "proxy_url": "http://127.0.0.1:3128"}

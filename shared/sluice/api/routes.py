@@ -13,6 +13,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v1/groups/{group_id}", "get_group"),
     ("PATCH", "/v1/groups/{group_id}", "update_group"),
     ("DELETE", "/v1/groups/{group_id}", "delete_group"),
+    ("GET", "/v1/groups/{group_id}/public-key", "get_group_public_key"),
     ("POST", "/v1/destinations", "create_destination"),
     ("GET", "/v1/destinations/{destination_id}", "get_destination"),
     ("PATCH", "/v1/destinations/{destination_id}", "update_destination"),

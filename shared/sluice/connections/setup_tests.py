@@ -44,8 +44,12 @@ def run_tests(
     service = get_service(service_name)
     scrubber = service.scrubber(config)
     try:
-        with using(path or NetworkPath(trust_any_certificate=options.trust_certificates)):
-            results = list(service.setup_tests(config, options))
+        on = path or NetworkPath(trust_any_certificate=options.trust_certificates)
+        try:
+            with using(on):
+                results = list(service.setup_tests(config, options))
+        finally:
+            on.close()
     except Exception as exc:  # a bug in a test must not take the API call down with it
         logger.error(
             "setup tests crashed",
@@ -112,7 +116,12 @@ def test_and_record(
     connection = store.get_connection(account_id, connection_id)
     plain = config if config is not None else revealed_config(connection, decrypt)
     get_service(connection.service).check_references(store, connection.account_id, plain)
-    path = network_path_for(connection, store, trust_any_certificate=options.trust_certificates)
+    path = network_path_for(
+        connection,
+        store,
+        trust_any_certificate=options.trust_certificates,
+        trust_any_host_key=options.trust_fingerprints,
+    )
     results = run_tests(connection.service, plain, options, path)
 
     def approve(tested: Connection) -> Connection:

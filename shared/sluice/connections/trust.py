@@ -10,17 +10,24 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sluice.api.caller import Caller
-from sluice.certificates import certificate_hash, decoded, describe, encoded, fingerprint_of, hash_id
+from sluice.certificates import (
+    certificate_hash,
+    decoded,
+    describe,
+    encoded,
+    fingerprint_of,
+    hash_id,
+    host_key_hash,
+)
 from sluice.connections.model import ApprovedCertificate, ApprovedFingerprint, Connection
 from sluice.errors import InvalidInput, NotFound
-from sluice.network_path import NetworkPath
+from sluice.network_path import NetworkPath, SshTunnel
 from sluice.storage.store import Store
 from sluice.timestamps import format_timestamp, utc_now
 
@@ -46,26 +53,61 @@ class FingerprintNotFound(NotFound):
 
 
 def network_path_for(
-    connection: Connection, store: Store, *, trust_any_certificate: bool = False
+    connection: Connection,
+    store: Store,
+    *,
+    trust_any_certificate: bool = False,
+    trust_any_host_key: bool = False,
 ) -> NetworkPath:
     """The path the connection's source runs on: its approved certificates pinned, and through its
-    proxy agent when its networking method is ProxyAgent."""
+    proxy agent (ProxyAgent) or its bastion (SshTunnel, approved host keys only)."""
     from sluice.proxy_agents import proxy_for
 
     approved = frozenset(fingerprint_of(_der(c)) for c in connection.certificates)
     proxy = None
     if connection.networking_method == "ProxyAgent" and connection.proxy_agent_id:
         proxy = proxy_for(store, connection.account_id, connection.proxy_agent_id)
+    tunnel = None
+    if connection.networking_method == "SshTunnel":
+        tunnel = _tunnel_for(connection, store, trust_any_host_key)
     return NetworkPath(
         connection_id=connection.id,
         approved_certificates=approved,
         trust_any_certificate=trust_any_certificate,
         proxy=proxy,
+        tunnel=tunnel,
+    )
+
+
+def tunnel_problem(connection: Connection) -> str | None:
+    """Why an SshTunnel connection's config can't name its bastion (None when it can)."""
+    missing = [f for f in ("tunnel_host", "tunnel_user") if not connection.config.get(f)]
+    if missing:
+        return f"Field 'config.{missing[0]}' is required when networking_method is SshTunnel"
+    return None
+
+
+def _tunnel_for(connection: Connection, store: Store, trust_any_host_key: bool) -> SshTunnel:
+    from sluice.groups.ssh_keys import private_key
+
+    problem = tunnel_problem(connection)
+    if problem:
+        raise InvalidInput(problem)
+    config = connection.config
+    return SshTunnel(
+        host=str(config["tunnel_host"]),
+        port=int(config.get("tunnel_port") or 22),
+        user=str(config["tunnel_user"]),
+        private_key=private_key(store, connection.account_id, connection.group_id),
+        group_id=connection.group_id,
+        approved_host_keys=frozenset(_fingerprint_hash_of(f) for f in connection.fingerprints),
+        trust_any_host_key=trust_any_host_key,
     )
 
 
 def with_seen_approved(connection: Connection, path: NetworkPath, user_id: str) -> Connection:
-    """The connection with every certificate its setup tests accepted on trust_certificates approved."""
+    """The connection with every certificate (host key) its setup tests accepted on trust_certificates
+    (trust_fingerprints) approved."""
     known = {c.encoded_cert for c in connection.certificates}
     now = format_timestamp(utc_now())
     added = [
@@ -73,10 +115,21 @@ def with_seen_approved(connection: Connection, path: NetworkPath, user_id: str) 
         for der in path.seen_certificates
         if encoded(der) not in known
     ]
-    if not added:
+    known_keys = {f.public_key for f in connection.fingerprints}
+    seen_keys = path.tunnel.seen_host_keys if path.tunnel is not None else []
+    keys = [
+        ApprovedFingerprint(public_key=line, validated_by=user_id, validated_date=now)
+        for line in seen_keys
+        if line not in known_keys
+    ]
+    if not added and not keys:
         return connection
-    kept = [*connection.certificates, *added][-MAX_APPROVED:]
-    return connection.model_copy(update={"certificates": kept})
+    return connection.model_copy(
+        update={
+            "certificates": [*connection.certificates, *added][-MAX_APPROVED:],
+            "fingerprints": [*connection.fingerprints, *keys][-MAX_APPROVED:],
+        }
+    )
 
 
 # ---- certificates ----------------------------------------------------------------------------------
@@ -210,9 +263,7 @@ def key_blob(public_key: str) -> bytes | None:
 
 
 def fingerprint_hash(blob: bytes) -> str:
-    """An SSH host key's `hash`: SHA-256 of its blob, base64url without padding (OpenSSH shows the same
-    digest in standard base64 as `SHA256:...`)."""
-    return base64.urlsafe_b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+    return host_key_hash(blob)
 
 
 def _same_hash(given: str, hash_: str) -> bool:

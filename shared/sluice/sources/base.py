@@ -54,6 +54,16 @@ class ServiceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
+class TunnelFields(BaseModel):
+    """Fivetran's SSH tunnel fields, used when the connection's networking_method is SshTunnel: the
+    bastion the source is reached through. The tunnel decides where the secrets travel, so moving it
+    brings them again."""
+
+    tunnel_host: Annotated[str, Field(min_length=1, max_length=255), SecretDestination()] | None = None
+    tunnel_port: Annotated[int, Field(ge=1, le=65535), SecretDestination()] | None = None
+    tunnel_user: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+
+
 def _is_secret(info: Any) -> bool:
     extra = getattr(info, "json_schema_extra", None)
     return isinstance(extra, dict) and bool(extra.get("secret"))

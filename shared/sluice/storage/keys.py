@@ -112,3 +112,7 @@ def proxy_agent_name_key(account_id: str, display_name: str) -> dict[str, str]:
 
 def account_proxy_agents_partition(account_id: str) -> str:
     return f"ACCT#{account_id}#PROXY"
+
+
+def group_ssh_key_key(group_id: str) -> dict[str, str]:
+    return {"pk": f"GROUP#{group_id}", "sk": "SSHKEY"}

@@ -46,6 +46,7 @@ from sluice.storage.keys import (
     destination_key,
     duckdb_file_key,
     group_key,
+    group_ssh_key_key,
     package_key,
     proxy_agent_key,
     proxy_agent_name_key,
@@ -653,6 +654,21 @@ class Store:
 
     def connections_using_package(self, account_id: str, package_id: str) -> list[str]:
         return self.package_users(account_id).get(package_id, [])
+
+    # -- a group's SSH key pair -------------------------------------------------------------------------
+
+    def get_group_ssh_key(self, group_id: str) -> dict[str, Any] | None:
+        return self.get(group_ssh_key_key(group_id))
+
+    def put_group_ssh_key(self, group_id: str, item: dict[str, Any]) -> dict[str, Any]:
+        """Store the group's first key pair; when another came first, that one (a group has one)."""
+        try:
+            self.put_new({**item, **group_ssh_key_key(group_id)}, lambda: Conflict("taken"))
+        except Conflict:
+            existing = self.get_group_ssh_key(group_id)
+            assert existing is not None
+            return existing
+        return {**item, **group_ssh_key_key(group_id)}
 
     # -- proxy agents ----------------------------------------------------------------------------------
 

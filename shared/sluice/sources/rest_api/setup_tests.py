@@ -65,6 +65,7 @@ class _SetupRun:
 
     def _run(self) -> None:
         from sluice.outbound import CertificateNotTrusted, OutboundError, probe, resolve
+        from sluice.ssh_tunnel import HostKeyNotTrusted
 
         base = self.config.base_url
         parts = urlsplit(base)
@@ -80,6 +81,10 @@ class _SetupRun:
             found = probe(base, trust_certificates=self.options.trust_certificates, timeout=self._budget(10))
         except CertificateNotTrusted as exc:
             raise self.fatal(str(exc), certificate_details(exc.certificate)) from None
+        except HostKeyNotTrusted as exc:
+            raise self.fatal(str(exc), {"hash": exc.hash, "public_key": exc.public_key}) from None
+        except SourceError as exc:  # the tunnel or the proxy
+            raise self.fatal(str(exc)) from None
         except OutboundError as exc:
             raise self.fatal(str(exc)) from None
         details = {"address": found.address, "port": found.port, "tls": found.tls}

@@ -60,6 +60,8 @@ class NetworkPath:
     proxy: Proxy | None = None
     # networking_method SshTunnel: the bastion every TCP connection of the source is tunnelled through.
     tunnel: SshTunnel | None = None
+    # networking_method PrivateLink: the operator's private CIDRs (settings) may be reached directly.
+    private_link: bool = False
     # DER of every certificate that was accepted without verifying (setup tests approve these).
     seen_certificates: list[bytes] = field(default_factory=list)
 

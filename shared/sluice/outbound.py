@@ -14,6 +14,8 @@ What it guarantees, whatever the caller does:
   any origin but that one;
 - every request has connect and read timeouts and a total time bound, and bodies are capped
   (50 MiB by default) after decompression;
+- a connection whose networking method is PrivateLink may also reach the operator's private networks
+  (`SLUICE_PRIVATE_LINK_CIDRS`, never the metadata range or loopback);
 - proxies and netrc from the environment are ignored; a connection whose networking method is
   ProxyAgent has every TCP connection (requests, probes) tunnelled through its proxy agent with HTTP
   CONNECT to the checked address, so the same refusals hold through the proxy.
@@ -207,10 +209,13 @@ def resolve_public(host: str, port: int) -> str:
         raise HostNotFound(f"The host '{host}' has no address")
     settings = get_settings()
     allow_loopback = settings.allow_loopback
+    private_link = settings.private_link_cidrs if network_path.current().private_link else ()
     # Every address must pass: a name that resolves to a public and a private address is refused,
     # so that no resolver ordering can send us inside.
     for address in addresses:
         why = why_refused(address, allow_loopback=allow_loopback)
+        if why and _in_private_link(address, private_link):
+            why = None
         if why:
             shown = host if host == address else f"{host}' ({address})"
             raise RefusedAddress(
@@ -223,6 +228,15 @@ def resolve_public(host: str, port: int) -> str:
                 "endpoints, which connections may never reach"
             )
     return addresses[0]
+
+
+def _in_private_link(address: str, cidrs: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    """Whether a refused address is in one of the operator's PrivateLink networks. The settings never
+    hold the metadata range or loopback; the check here refuses them again, whatever they hold."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if ip.is_link_local or ip.is_loopback or ip.is_multicast or ip.is_unspecified:
+        return False
+    return any(ip.version == net.version and ip in net for net in cidrs)
 
 
 _ANY_ADDRESS = frozenset({"0.0.0.0", "::", "localhost"})

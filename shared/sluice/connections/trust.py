@@ -76,6 +76,7 @@ def network_path_for(
         trust_any_certificate=trust_any_certificate,
         proxy=proxy,
         tunnel=tunnel,
+        private_link=connection.networking_method == "PrivateLink",
     )
 
 

@@ -23,9 +23,11 @@ What it guarantees, whatever the caller does:
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -690,6 +692,66 @@ def connect(host: str, address: str, port: int, timeout: float) -> socket.socket
     if path.proxy is not None:
         return open_tunnel(path.proxy, host, address, port, timeout)
     return _connect(host, address, port, timeout)
+
+
+class Forward:
+    """Where a library that opens its own sockets (libpq) connects to reach one checked address on the
+    current network path: the address itself when direct; else a loopback listener for one connection,
+    forwarded through the proxy agent or bastion. `error` is why the forwarding failed (libpq would
+    only see a closed connection)."""
+
+    def __init__(self, host: str, address: str, port: int, timeout: float) -> None:
+        self.error: Exception | None = None
+        path = network_path.current()
+        if path.proxy is None and path.tunnel is None:
+            self.address, self.port = address, port
+            return
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(timeout)
+        self.address, self.port = "127.0.0.1", int(listener.getsockname()[1])
+
+        def serve() -> None:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            finally:
+                listener.close()
+            try:
+                with network_path.using(path):
+                    upstream = connect(host, address, port, timeout)
+            except Exception as exc:  # kept for the caller's message
+                self.error = exc
+                client.close()
+                return
+            client.settimeout(None)
+            upstream.settimeout(None)
+            _splice(client, upstream)
+
+        threading.Thread(target=serve, daemon=True, name="sluice-forward").start()
+
+
+def _splice(a: socket.socket, b: socket.socket) -> None:
+    """Copy bytes both ways until either side closes."""
+
+    def copy(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                sink.shutdown(socket.SHUT_WR)
+
+    other = threading.Thread(target=copy, args=(b, a), daemon=True)
+    other.start()
+    copy(a, b)
+    other.join()
+    a.close()
+    b.close()
 
 
 # The longest proxy answer to CONNECT read before giving up on it.

@@ -17,6 +17,7 @@ from sluice.settings import get_settings
 from sluice.storage.keys import proxy_agent_key
 from tests.support.api_events import DEFAULT, Account, call, make_connection, make_group, rest_api_config
 from tests.support.connect_proxy import ConnectProxy
+from tests.support.postgres import SUPERUSER, SUPERUSER_PASSWORD
 from tests.support.syncing import (
     duckdb_file,
     duckdb_rows,
@@ -247,3 +248,42 @@ def test_the_proxy_cannot_reach_what_a_direct_connection_may_not(aws, lake, monk
         result = run_worker(sync_event(connection["id"]))
         assert result["status"] == "FAILURE_WITH_TASK" and "Refused" in result["message"]
         assert proxy.tunnels == [] and own.requests == []  # nothing was asked of the proxy
+
+
+def test_a_postgres_source_syncs_through_the_proxy(aws, lake, pg_server, pg_database) -> None:
+    pg_server.execute(
+        pg_database,
+        "CREATE TABLE items (id int PRIMARY KEY, name text)",
+        "INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 12) g",
+    )
+    config = {
+        "schema": "shop",
+        "host": pg_server.host,
+        "port": pg_server.port,
+        "database": pg_database,
+        "user": SUPERUSER,
+        "password": SUPERUSER_PASSWORD,
+        "update_method": "XMIN",
+    }
+    with ConnectProxy() as proxy:
+        created = create_agent(proxy.url).data
+        proxy.credential = credential(created)
+        reply = call(
+            "create_connection",
+            body={
+                "group_id": make_group_with_duckdb(lake.name),
+                "service": "postgres",
+                "config": config,
+                "networking_method": "ProxyAgent",
+                "proxy_agent_id": created["agent_id"],
+                "run_setup_tests": True,
+            },
+        )
+        assert reply.status == 201, reply.body
+        assert reply.data["status"]["setup_state"] == "connected", reply.data["setup_tests"]
+        tested = len(proxy.targets())
+        assert tested >= 1 and set(proxy.targets()) == {f"{pg_server.host}:{pg_server.port}"}
+        result = run_worker(sync_event(reply.data["id"]))
+        assert result["status"] == "SUCCESSFUL", result
+        assert len(duckdb_rows(lake, "shop.items")) == 12
+        assert len(proxy.targets()) > tested

@@ -16,6 +16,7 @@ from local.sample_api import SampleApi
 from sluice.settings import get_settings
 from sluice.storage.keys import group_ssh_key_key
 from tests.support.api_events import Account, call
+from tests.support.postgres import SUPERUSER, SUPERUSER_PASSWORD
 from tests.support.sshd import Sshd, host_key_line, new_host_key, require_sshd
 from tests.support.syncing import (
     duckdb_file,
@@ -190,3 +191,44 @@ def test_the_tunnel_cannot_reach_the_metadata_range_or_own_endpoints(
         assert created["setup_tests"][0]["status"] == "FAILED"
         assert "Refused" in created["setup_tests"][0]["message"]
         assert sshd.tunnels() == [] and own.requests == []
+
+
+def test_a_postgres_source_syncs_through_the_bastion(
+    aws, lake, tmp_path: Path, pg_server, pg_database
+) -> None:
+    pg_server.execute(
+        pg_database,
+        "CREATE TABLE items (id int PRIMARY KEY, name text)",
+        "INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 9) g",
+    )
+    group_id = make_group_with_duckdb(lake.name)
+    with Sshd(tmp_path, public_key(group_id), new_host_key(tmp_path, "host")) as sshd:
+        config = {
+            "schema": "shop",
+            "host": pg_server.host,
+            "port": pg_server.port,
+            "database": pg_database,
+            "user": SUPERUSER,
+            "password": SUPERUSER_PASSWORD,
+            "update_method": "XMIN",
+            "tunnel_host": "127.0.0.1",
+            "tunnel_port": sshd.port,
+            "tunnel_user": "root",
+        }
+        reply = call(
+            "create_connection",
+            body={
+                "group_id": group_id,
+                "service": "postgres",
+                "config": config,
+                "networking_method": "SshTunnel",
+                "run_setup_tests": True,
+                "trust_fingerprints": True,
+            },
+        )
+        assert reply.status == 201, reply.body
+        assert reply.data["status"]["setup_state"] == "connected", reply.data["setup_tests"]
+        result = run_worker(sync_event(reply.data["id"]))
+        assert result["status"] == "SUCCESSFUL", result
+        assert len(duckdb_rows(lake, "shop.items")) == 9
+        assert set(sshd.tunnels()) == {(pg_server.host, pg_server.port)}

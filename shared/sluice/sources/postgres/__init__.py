@@ -28,6 +28,7 @@ from sluice.sources.base import (
     ServiceConfig,
     SetupTestOptions,
     SourceError,
+    TunnelFields,
     secret_destinations,
     secret_paths,
 )
@@ -37,7 +38,7 @@ SlotName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9_
 PgName = Annotated[str, Field(min_length=1, max_length=63)]
 
 
-class PostgresConfig(ServiceConfig):
+class PostgresConfig(ServiceConfig, TunnelFields):
     schema_: Name = Field(alias="schema")
     # The password goes to host:port: changing either needs the password again.
     host: Annotated[str, Field(min_length=1, max_length=253), SecretDestination()]

@@ -5,7 +5,12 @@ sync goes through the bastion's direct-tcpip channels (read back from sshd's log
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +22,7 @@ from sluice.settings import get_settings
 from sluice.storage.keys import group_ssh_key_key
 from tests.support.api_events import Account, call
 from tests.support.postgres import SUPERUSER, SUPERUSER_PASSWORD
-from tests.support.sshd import Sshd, host_key_line, new_host_key, require_sshd
+from tests.support.sshd import Site, Sshd, free_port, host_key_line, new_host_key, require_sshd
 from tests.support.syncing import (
     duckdb_file,
     duckdb_rows,
@@ -232,3 +237,68 @@ def test_a_postgres_source_syncs_through_the_bastion(
         assert result["status"] == "SUCCESSFUL", result
         assert len(duckdb_rows(lake, "shop.items")) == 9
         assert set(sshd.tunnels()) == {(pg_server.host, pg_server.port)}
+
+
+@contextlib.contextmanager
+def source_in(site: Site, port: int, rows: int) -> Iterator[None]:
+    """The sample API inside the site's namespace, on its loopback; ready when it says so."""
+    root = Path(__file__).resolve().parents[2]
+    process = subprocess.Popen(
+        site.inside(
+            sys.executable,
+            "-m",
+            "local.sample_api",
+            "--rows",
+            str(rows),
+            "--port",
+            str(port),
+            "--token",
+            "t0k3n",
+            "--quiet",
+        ),
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": f"{root / 'shared'}{os.pathsep}{root}"},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("Sample API"), "the sample API did not start"
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_a_source_reachable_only_through_the_bastion_syncs(aws, lake, tmp_path: Path) -> None:
+    group_id = make_group_with_duckdb(lake.name)
+    port = free_port()  # nothing listens there in this namespace
+    with (
+        Site() as site,
+        source_in(site, port, rows=7),
+        Sshd(
+            tmp_path,
+            public_key(group_id),
+            new_host_key(tmp_path, "host"),
+            listen=site.bastion,
+            netns=site.name,
+        ) as sshd,
+    ):
+        config = sample_api_config(f"http://127.0.0.1:{port}", token="t0k3n")
+        direct = make_rest_connection(group_id, config, run_setup_tests=True)
+        connecting = next(t for t in direct["setup_tests"] if t["title"] == "Connecting")
+        assert connecting["status"] == "FAILED" and "refused" in connecting["message"]
+
+        tunnelled = {**config, "schema": "site", "tunnel_host": site.bastion, "tunnel_port": sshd.port}
+        created = make_rest_connection(
+            group_id,
+            {**tunnelled, "tunnel_user": "root"},
+            networking_method="SshTunnel",
+            run_setup_tests=True,
+            trust_fingerprints=True,
+        )
+        assert created["status"]["setup_state"] == "connected", created["setup_tests"]
+        result = run_worker(sync_event(created["id"]))
+        assert result["status"] == "SUCCESSFUL", result
+        assert len(duckdb_rows(lake, "site.items")) == 7
+        assert set(sshd.tunnels()) == {("127.0.0.1", port)}

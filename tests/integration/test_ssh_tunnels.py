@@ -302,3 +302,24 @@ def test_a_source_reachable_only_through_the_bastion_syncs(aws, lake, tmp_path: 
         assert result["status"] == "SUCCESSFUL", result
         assert len(duckdb_rows(lake, "site.items")) == 7
         assert set(sshd.tunnels()) == {("127.0.0.1", port)}
+
+
+def test_moving_the_tunnel_brings_the_secrets_again(aws) -> None:
+    group_id = make_group_with_duckdb("m.duckdb")
+    config = {**sample_api_config("https://api.example.com", token="t0k3n"), "tunnel_host": "203.0.113.9"}
+    connection = make_rest_connection(
+        group_id, {**config, "tunnel_user": "root"}, networking_method="SshTunnel"
+    )
+    path = f"{C}/{connection['id']}"
+    moved = call("update_connection", path=path, body={"config": {"tunnel_host": "bastion.example.com"}})
+    assert moved.status == 400 and "tunnel_host" in moved.body["message"]
+    with_secret = call(
+        "update_connection",
+        path=path,
+        body={
+            "config": {"tunnel_host": "bastion.example.com", "auth": {"type": "bearer", "token": "t0k3n"}},
+            "run_setup_tests": False,
+        },
+    )
+    assert with_secret.status == 200, with_secret.body
+    assert with_secret.data["config"]["tunnel_host"] == "bastion.example.com"

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 # all find secret fields through this marker.
 Secret = Annotated[str, Field(json_schema_extra={"secret": True, "format": "password"})]
 
+# A config field most setups leave at its default: the hosted Connect Card shows it only when the card
+# was created with `connect_card_config.all_fields: true` (a hidden field keeps its stored value).
+ADVANCED = Field(json_schema_extra={"advanced": True})
+
 SecretPath = tuple[str, ...]  # "[]" stands for every item of an array
 EACH = "[]"
 
@@ -59,9 +63,11 @@ class TunnelFields(BaseModel):
     bastion the source is reached through. The tunnel decides where the secrets travel, so moving it
     brings them again."""
 
-    tunnel_host: Annotated[str, Field(min_length=1, max_length=255), SecretDestination()] | None = None
-    tunnel_port: Annotated[int, Field(ge=1, le=65535), SecretDestination()] | None = None
-    tunnel_user: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    tunnel_host: Annotated[str | None, Field(min_length=1, max_length=255), SecretDestination(), ADVANCED] = (
+        None
+    )
+    tunnel_port: Annotated[int | None, Field(ge=1, le=65535), SecretDestination(), ADVANCED] = None
+    tunnel_user: Annotated[str | None, Field(min_length=1, max_length=255), ADVANCED] = None
 
 
 def _is_secret(info: Any) -> bool:

@@ -180,6 +180,8 @@ def test_setup_tests_and_syncs_go_through_the_proxy(aws, lake) -> None:
     with SampleApi(rows=25, token="t0k3n") as api, ConnectProxy() as proxy:
         connection = _proxied_connection(api, proxy, lake)
         assert connection["status"]["setup_state"] == "connected", connection["setup_tests"]
+        connecting = next(t for t in connection["setup_tests"] if t["title"] == "Connecting")
+        assert f"through the proxy agent {connection['proxy_agent_id']}" in connecting["message"]
         tested = len(proxy.targets())
         assert tested >= 2  # the connecting probe and the table fetch
         assert set(proxy.targets()) == {f"127.0.0.1:{api.port}"}

@@ -298,6 +298,8 @@ def test_a_source_reachable_only_through_the_bastion_syncs(aws, lake, tmp_path: 
             trust_fingerprints=True,
         )
         assert created["status"]["setup_state"] == "connected", created["setup_tests"]
+        connecting = next(t for t in created["setup_tests"] if t["title"] == "Connecting")
+        assert f"through the bastion {site.bastion}" in connecting["message"]
         result = run_worker(sync_event(created["id"]))
         assert result["status"] == "SUCCESSFUL", result
         assert len(duckdb_rows(lake, "site.items")) == 7

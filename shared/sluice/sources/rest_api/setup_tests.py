@@ -21,6 +21,16 @@ def setup_tests(config: dict[str, Any], options: SetupTestOptions) -> list[Setup
     return _SetupRun(parse_config(config), options).run()
 
 
+def _is_address(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 class _Fatal(Exception):
     """A setup test failed in a way that makes the later ones meaningless."""
 
@@ -64,6 +74,7 @@ class _SetupRun:
         return self.results
 
     def _run(self) -> None:
+        from sluice.network_path import current
         from sluice.outbound import CertificateNotTrusted, OutboundError, probe, resolve
         from sluice.ssh_tunnel import HostKeyNotTrusted
 
@@ -75,7 +86,17 @@ class _SetupRun:
             address = resolve(host, port)
         except OutboundError as exc:
             raise self.fatal(str(exc)) from None
-        self.add("PASSED", f"{host} resolves to {address}", {"host": host, "address": address})
+        path = current()
+        if path.tunnel is not None and address == host and not _is_address(host):
+            self.add("PASSED", f"{host} is resolved by the bastion {path.tunnel.host}", {"host": host})
+        else:
+            self.add("PASSED", f"{host} resolves to {address}", {"host": host, "address": address})
+        # How the connection gets there, for the Connecting message.
+        via = ""
+        if path.tunnel is not None:
+            via = f" through the bastion {path.tunnel.host}"
+        elif path.proxy is not None:
+            via = f" through the proxy agent {path.proxy.agent_id}"
 
         try:
             found = probe(base, trust_certificates=self.options.trust_certificates, timeout=self._budget(10))
@@ -106,7 +127,9 @@ class _SetupRun:
             )
         else:
             self.add(
-                "PASSED", f"Connected to {host}:{found.port}" + (" over TLS" if found.tls else ""), details
+                "PASSED",
+                f"Connected to {host}:{found.port}{via}" + (" over TLS" if found.tls else ""),
+                details,
             )
 
         options: dict[str, Any] = {"total_timeout": max(1.0, self.remaining())}

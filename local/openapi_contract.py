@@ -262,6 +262,22 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
         ]
     },
     "GroupPublicKey": obj({"public_key": STRING}),
+    "Webhook": obj(
+        {
+            "id": STRING,
+            "type": {"enum": ["account", "group"]},
+            "url": STRING,
+            "events": {"type": "array", "items": STRING},
+            "active": BOOLEAN,
+            "secret": nullable("string"),
+            "group_id": STRING,
+            "created_at": TIMESTAMP,
+            "created_by": STRING,
+        },
+        ["id", "type", "url", "events", "active", "created_at", "created_by"],
+    ),
+    "WebhookPage": page_of("Webhook"),
+    "WebhookTest": obj({"succeed": BOOLEAN, "status": INTEGER, "message": STRING}),
     "MigrationConnection": ANY_OBJECT,
     "MigrationConnectionPage": page_of("MigrationConnection"),
 }
@@ -335,6 +351,14 @@ OPERATIONS: dict[tuple[str, str], Responses] = {
     ("DELETE", "/v1/connector-sdk/packages/{package_id}"): Responses(None, (401, 404, 409)),
     ("GET", "/v1/connector-sdk/migration/connections"): Responses("MigrationConnectionPage", (400, 401)),
     ("DELETE", "/v1/api-keys/{api_key}"): Responses(None, (401, 404)),
+    # Fivetran answers 200 (not 201) to a webhook's creation, and go-fivetran checks for it.
+    ("POST", "/v1/webhooks/account"): Responses("Webhook", (400, 401)),
+    ("POST", "/v1/webhooks/group/{group_id}"): Responses("Webhook", (400, 401, 404)),
+    ("GET", "/v1/webhooks"): Responses("WebhookPage", (400, 401)),
+    ("GET", "/v1/webhooks/{webhook_id}"): Responses("Webhook", (401, 404)),
+    ("PATCH", "/v1/webhooks/{webhook_id}"): Responses("Webhook", (400, 401, 404)),
+    ("DELETE", "/v1/webhooks/{webhook_id}"): Responses(None, (401, 404)),
+    ("POST", "/v1/webhooks/{webhook_id}/test"): Responses("WebhookTest", (400, 401, 404)),
 }
 
 ERROR_DESCRIPTIONS = {

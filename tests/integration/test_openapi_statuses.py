@@ -92,6 +92,12 @@ class World:
         assert reply.status == 201, reply.body
         return str(reply.data["id"])
 
+    def webhook(self) -> str:
+        body = {"url": self.api.url + "/hook", "events": ["sync_end"], "active": False}
+        reply = call("create_account_webhook", body=body)
+        assert reply.status == 200, reply.body
+        return str(reply.data["id"])
+
     def with_state(self) -> str:
         connection_id = self.connection(paused=True)
         reply = call("update_connection_state", path=f"{C}/{connection_id}/state", body={"state": {"c": 1}})
@@ -254,6 +260,47 @@ SCENARIOS: dict[tuple[str, str], dict[int, Scenario]] = {
     ("DELETE", "/v1/api-keys/{api_key}"): {
         200: _own_api_key,
         404: lambda w: Request("/v1/api-keys/nope"),
+    },
+    ("POST", "/v1/webhooks/account"): {
+        200: lambda w: Request(
+            "/v1/webhooks/account", body={"url": w.api.url + "/hook", "events": ["sync_end"], "active": False}
+        ),
+        400: lambda w: Request(
+            "/v1/webhooks/account", body={"url": "http://x.example", "events": ["sync_end"]}
+        ),
+    },
+    ("POST", "/v1/webhooks/group/{group_id}"): {
+        200: lambda w: Request(
+            f"/v1/webhooks/group/{w.group()}",
+            body={"url": w.api.url + "/hook", "events": ["sync_end"], "active": False},
+        ),
+        400: lambda w: Request(f"/v1/webhooks/group/{w.group()}", body={"url": w.api.url, "events": ["x"]}),
+        404: lambda w: Request(
+            "/v1/webhooks/group/nope",
+            body={"url": w.api.url + "/hook", "events": ["sync_end"], "active": False},
+        ),
+    },
+    ("GET", "/v1/webhooks"): {
+        200: lambda w: Request("/v1/webhooks"),
+        400: lambda w: Request("/v1/webhooks", query={"limit": "0"}),
+    },
+    ("GET", "/v1/webhooks/{webhook_id}"): {
+        200: lambda w: Request(f"/v1/webhooks/{w.webhook()}"),
+        404: lambda w: Request("/v1/webhooks/nope"),
+    },
+    ("PATCH", "/v1/webhooks/{webhook_id}"): {
+        200: lambda w: Request(f"/v1/webhooks/{w.webhook()}", body={"events": ["sync_start"]}),
+        400: lambda w: Request(f"/v1/webhooks/{w.webhook()}", body={"events": ["nope"]}),
+        404: lambda w: Request("/v1/webhooks/nope", body={"events": ["sync_start"]}),
+    },
+    ("DELETE", "/v1/webhooks/{webhook_id}"): {
+        200: lambda w: Request(f"/v1/webhooks/{w.webhook()}"),
+        404: lambda w: Request("/v1/webhooks/nope"),
+    },
+    ("POST", "/v1/webhooks/{webhook_id}/test"): {
+        200: lambda w: Request(f"/v1/webhooks/{w.webhook()}/test", body={"event": "sync_end"}),
+        400: lambda w: Request(f"/v1/webhooks/{w.webhook()}/test", body={"event": "nope"}),
+        404: lambda w: Request("/v1/webhooks/nope/test", body={"event": "sync_end"}),
     },
     ("POST", "/v1/groups"): {
         201: lambda w: Request("/v1/groups", body={"name": "team"}),

@@ -62,6 +62,14 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("DELETE", "/v1/proxy/{agent_id}", "delete_proxy_agent"),
     ("GET", "/v1/metadata/connector-types", "get_metadata"),
     ("GET", "/v1/metadata/connector-types/{service}", "get_metadata"),
+    # Webhooks (Fivetran's Webhooks API)
+    ("POST", "/v1/webhooks/account", "create_account_webhook"),
+    ("POST", "/v1/webhooks/group/{group_id}", "create_group_webhook"),
+    ("GET", "/v1/webhooks", "list_webhooks"),
+    ("GET", "/v1/webhooks/{webhook_id}", "get_webhook"),
+    ("PATCH", "/v1/webhooks/{webhook_id}", "update_webhook"),
+    ("DELETE", "/v1/webhooks/{webhook_id}", "delete_webhook"),
+    ("POST", "/v1/webhooks/{webhook_id}/test", "test_webhook"),
     # Connector SDK packages (`fivetran deploy` uploads them)
     ("POST", "/v1/connector-sdk/packages", "create_package"),
     ("GET", "/v1/connector-sdk/packages", "list_packages"),

@@ -283,7 +283,7 @@ def update(caller: Caller, connection_id: str, request: UpdateConnectionRequest,
             secret_box().decrypt,
             user_id=caller.user_id,
         )
-    publish("Connection Updated", _event_detail(saved))
+    publish("Connection Updated", {**_event_detail(saved), "was_paused": current.paused})
     if current.resync_pending and not saved.resync_pending:
         request_sync(SyncRequest(saved.account_id, saved.id, reason="unpause", historical=True))
     return saved

@@ -25,6 +25,8 @@ from sluice.timestamps import utc_now
 _FAILURES = {"FAILED", "JOB_FAILED"}
 RETEST_BROKEN_AFTER = timedelta(days=1)
 SETUP_TESTS_REQUESTED = "Setup Tests Requested"
+# Published once a run's results are stored (webhooks: connection_successful, connection_failure).
+SETUP_TESTS_COMPLETED = "Setup Tests Completed"
 
 
 def setup_state_after(results: list[SetupTestResult], previous: Connection) -> SetupState:
@@ -150,4 +152,22 @@ def record(
         return approve(updated) if approve is not None else updated
 
     current, saved = store.modify_connection(None, connection.id, store_results)
+    if saved is not None:
+        from sluice.events import publish
+
+        publish(
+            SETUP_TESTS_COMPLETED,
+            {
+                "account_id": saved.account_id,
+                "connection_id": saved.id,
+                "group_id": saved.group_id,
+                "setup_state": saved.setup_state,
+                "setup_tests": [result.model_dump() for result in results],
+                "connection": {
+                    "service": saved.service,
+                    "schema": saved.schema_name,
+                    "group_id": saved.group_id,
+                },
+            },
+        )
     return saved or current

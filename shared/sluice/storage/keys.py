@@ -116,3 +116,16 @@ def account_proxy_agents_partition(account_id: str) -> str:
 
 def group_ssh_key_key(group_id: str) -> dict[str, str]:
     return {"pk": f"GROUP#{group_id}", "sk": "SSHKEY"}
+
+
+def webhook_key(webhook_id: str) -> dict[str, str]:
+    return {"pk": f"WEBHOOK#{webhook_id}", "sk": "WEBHOOK"}
+
+
+def account_webhooks_partition(account_id: str) -> str:
+    return f"ACCT#{account_id}#WEBHOOK"
+
+
+def webhook_delivery_key(webhook_id: str, event_id: str) -> dict[str, str]:
+    """The record that one bus event was delivered to one webhook (a retry skips it)."""
+    return {"pk": f"WEBHOOK#{webhook_id}", "sk": f"DELIVERED#{event_id}"}

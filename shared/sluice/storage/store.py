@@ -41,6 +41,7 @@ from sluice.storage.keys import (
     account_key,
     account_packages_partition,
     account_proxy_agents_partition,
+    account_webhooks_partition,
     api_key_key,
     connection_key,
     destination_key,
@@ -52,6 +53,8 @@ from sluice.storage.keys import (
     proxy_agent_name_key,
     purge_key,
     schema_guard_key,
+    webhook_delivery_key,
+    webhook_key,
 )
 from sluice.timestamps import format_timestamp, parse_timestamp
 
@@ -730,6 +733,70 @@ class Store:
                 }
             )
         ]
+
+    # -- webhooks ----------------------------------------------------------------------------------------
+
+    def get_webhook(self, account_id: str, webhook_id: str) -> dict[str, Any] | None:
+        return self._get_owned(webhook_key(webhook_id), account_id)
+
+    def list_webhooks(self, account_id: str, cursor: str | None, limit: int) -> Page:
+        return self.query_page(account_webhooks_partition(account_id), limit, cursor)
+
+    def account_webhooks(self, account_id: str) -> list[dict[str, Any]]:
+        """Every webhook of an account (one Query of the account's index partition)."""
+        return list(
+            self.query_all(
+                {
+                    "IndexName": "gsi1",
+                    "KeyConditionExpression": "gsi1pk = :p",
+                    "ExpressionAttributeValues": to_dynamo({":p": account_webhooks_partition(account_id)}),
+                }
+            )
+        )
+
+    def put_webhook(self, item: dict[str, Any], expected_version: int | None) -> None:
+        """Create a webhook item (`expected_version` None) or replace it if nobody changed it since."""
+        webhook_id = str(item["id"])
+        full = {
+            **item,
+            **webhook_key(webhook_id),
+            "gsi1pk": account_webhooks_partition(str(item["account_id"])),
+            "gsi1sk": webhook_id,
+        }
+        condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+        if expected_version is not None:
+            condition = {
+                "ConditionExpression": "version = :v",
+                "ExpressionAttributeValues": to_dynamo({":v": expected_version}),
+            }
+        try:
+            send(self.client.put_item, TableName=self.name, Item=to_dynamo(full), **condition)
+        except ConditionFailed:
+            raise ConcurrentUpdate() from None
+
+    def delete_webhook(self, account_id: str, webhook_id: str) -> bool:
+        try:
+            send(
+                self.client.delete_item,
+                TableName=self.name,
+                Key=to_dynamo(webhook_key(webhook_id)),
+                ConditionExpression="account_id = :a",
+                ExpressionAttributeValues=to_dynamo({":a": account_id}),
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def webhook_delivered(self, webhook_id: str, event_id: str) -> bool:
+        return self.get(webhook_delivery_key(webhook_id, event_id)) is not None
+
+    def mark_webhook_delivered(self, webhook_id: str, event_id: str, expires_at: int) -> None:
+        item = {
+            **webhook_delivery_key(webhook_id, event_id),
+            "type": "webhook_delivery",
+            "expires_at": expires_at,
+        }
+        send(self.client.put_item, TableName=self.name, Item=to_dynamo(item))
 
 
 _NEW = "attribute_not_exists(pk)"

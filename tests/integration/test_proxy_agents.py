@@ -289,3 +289,20 @@ def test_a_postgres_source_syncs_through_the_proxy(aws, lake, pg_server, pg_data
         assert result["status"] == "SUCCESSFUL", result
         assert len(duckdb_rows(lake, "shop.items")) == 12
         assert len(proxy.targets()) > tested
+
+
+def test_a_service_that_cannot_go_through_a_proxy_refuses_it(aws) -> None:
+    agent_id = create_agent().data["agent_id"]
+    reply = call(
+        "create_connection",
+        body={
+            "group_id": make_group(),
+            "service": "s3",
+            "config": {"schema": "files", "table": "events", "bucket": "my-bucket"},
+            "networking_method": "ProxyAgent",
+            "proxy_agent_id": agent_id,
+            "run_setup_tests": False,
+        },
+    )
+    assert reply.status == 400 and "not supported by service 's3'" in reply.body["message"]
+    assert call("get_proxy_agent", path=f"/v1/proxy/{agent_id}").data["usage"] == []

@@ -120,7 +120,13 @@ def _check_rules(connection: Connection) -> None:
 
 
 def _check_networking(connection: Connection, store: Store) -> None:
-    """A ProxyAgent connection names an agent of its account; an SshTunnel one names its bastion."""
+    """The service honours the method; a ProxyAgent connection names an agent of its account; an
+    SshTunnel one names its bastion."""
+    if connection.networking_method not in get_service(connection.service).networking_methods:
+        raise InvalidInput(
+            f"Field 'networking_method': {connection.networking_method} is not supported by service "
+            f"'{connection.service}'"
+        )
     if connection.networking_method == "ProxyAgent" and connection.proxy_agent_id:
         check_usable(store, connection.account_id, connection.proxy_agent_id)
     if connection.networking_method == "SshTunnel":

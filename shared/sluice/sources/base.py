@@ -112,6 +112,10 @@ def secret_destinations(
     return tuple(found)
 
 
+# Every method a source reached through sluice.outbound supports.
+ALL_NETWORKING_METHODS = frozenset({"Directly", "SshTunnel", "ProxyAgent", "PrivateLink"})
+
+
 class SourceError(Exception):
     """The source failed for good (after retries); the message is safe to show to the user."""
 
@@ -180,6 +184,10 @@ class Service:
     # Called with the connection's account before its config is stored, tested, synced or read
     # for tables: a config may only name the account's own resources.
     check_references: CheckReferences = _references_nothing
+    # The networking methods whose path the service's connections honour (sluice.network_path): a
+    # source that opens no sockets through sluice.outbound (AWS APIs, Connector SDK code in its own
+    # process) can't be sent through a proxy agent or a bastion.
+    networking_methods: frozenset[str] = frozenset({"Directly"})
 
     def schema_name(self, config: dict[str, Any]) -> str:
         return ".".join(str(config[key]) for key in self.naming_keys)

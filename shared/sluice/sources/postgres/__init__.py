@@ -22,6 +22,7 @@ from pydantic import Field, ValidationError, model_validator
 from sluice.contract import Operation, TableSpec
 from sluice.sources.base import (
     ADVANCED,
+    ALL_NETWORKING_METHODS,
     Name,
     Secret,
     SecretDestination,
@@ -105,4 +106,5 @@ SERVICE = Service(
     tables=tables,
     extract=extract,
     setup_tests=setup_tests,
+    networking_methods=ALL_NETWORKING_METHODS,
 )

@@ -28,7 +28,7 @@ from typing import Any
 
 import requests
 
-from bench.common import Figure, median
+from bench.common import Figure, median, speed_figure
 from bench.throughput import PAGE_SIZE, SampleApiProcess, source_config
 
 BUDGET = 0.8  # Sluice's speed at least 0.8x the bare loop's, end to end
@@ -313,12 +313,13 @@ def _s3_destination(stack: _Stack, api: SampleApiProcess, runs: int, out: Any) -
         f"({', '.join(f'{t:.3f}' for t in sluice_times)}), bare requests + put_object per page "
         f"{bare_s:.3f} s ({', '.join(f'{t:.3f}' for t in bare_times)})"
     )
-    figure = Figure(
+    figure = speed_figure(
         f"sync e2e speed s3 Sluice / bare, {api.rows:,} rows",
-        bare_s / sluice_s,
+        api.rows,
+        sluice_times,
+        bare_times,
         BUDGET,
-        higher_is_better=True,
-        detail=f"{api.rows / sluice_s:,.0f} vs {api.rows / bare_s:,.0f} rows/s",
+        median,
     )
     out(figure.line())
     return figure
@@ -379,12 +380,8 @@ def _one_size(
             detail=f"{sluice_s * 1000:.0f} vs {bare_s * 1000:.0f} ms",
         )
     else:
-        figure = Figure(
-            f"sync e2e speed Sluice / bare, {rows:,} rows",
-            bare_s / sluice_s,
-            BUDGET,
-            higher_is_better=True,
-            detail=f"{rows / sluice_s:,.0f} vs {rows / bare_s:,.0f} rows/s",
+        figure = speed_figure(
+            f"sync e2e speed Sluice / bare, {rows:,} rows", rows, sluice_times, bare_times, BUDGET, median
         )
     out(figure.line())
     return [figure]

@@ -607,13 +607,17 @@ class Store:
 
     def put_package(self, item: dict[str, Any], expected_version: int | None) -> None:
         """Create a package item (`expected_version` None) or replace it if nobody changed it since."""
-        package_id = str(item["id"])
-        full = {
-            **item,
-            **package_key(package_id),
-            "gsi1pk": account_packages_partition(str(item["account_id"])),
-            "gsi1sk": package_id,
-        }
+        key = package_key(str(item["id"]))
+        self._put_account_item(
+            item, key, account_packages_partition(str(item["account_id"])), expected_version
+        )
+
+    def _put_account_item(
+        self, item: dict[str, Any], key: dict[str, str], partition: str, expected_version: int | None
+    ) -> None:
+        """Write an item an account lists (in its gsi1 `partition`, by id): new when `expected_version` is
+        None, else only over that version (ConcurrentUpdate when another write came first)."""
+        full = {**item, **key, "gsi1pk": partition, "gsi1sk": str(item["id"])}
         condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
         if expected_version is not None:
             condition = {
@@ -756,23 +760,10 @@ class Store:
 
     def put_webhook(self, item: dict[str, Any], expected_version: int | None) -> None:
         """Create a webhook item (`expected_version` None) or replace it if nobody changed it since."""
-        webhook_id = str(item["id"])
-        full = {
-            **item,
-            **webhook_key(webhook_id),
-            "gsi1pk": account_webhooks_partition(str(item["account_id"])),
-            "gsi1sk": webhook_id,
-        }
-        condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
-        if expected_version is not None:
-            condition = {
-                "ConditionExpression": "version = :v",
-                "ExpressionAttributeValues": to_dynamo({":v": expected_version}),
-            }
-        try:
-            send(self.client.put_item, TableName=self.name, Item=to_dynamo(full), **condition)
-        except ConditionFailed:
-            raise ConcurrentUpdate() from None
+        key = webhook_key(str(item["id"]))
+        self._put_account_item(
+            item, key, account_webhooks_partition(str(item["account_id"])), expected_version
+        )
 
     def delete_webhook(self, account_id: str, webhook_id: str) -> bool:
         try:

@@ -58,7 +58,7 @@ clients: $(CLIENTS)/fivetran-cli/.installed $(CLIENTS)/dagster/.installed $(CLIE
 run: $(VENV)/.runtime
 	$(PY) -m local.stack $(ARGS)
 
-test: lint clients browser postgres dynamodb-local
+test: lint clients browser postgres sshd dynamodb-local
 	SLUICE_REQUIRE_DYNAMODB_LOCAL=1 $(PY) -m pytest -q
 
 lint: install $(SAM_VENV)/.installed
@@ -104,6 +104,15 @@ browser:
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; else \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; \
+	fi
+
+# OpenSSH's server for the SSH tunnel tests (Debian's openssh-server; tests start their own sshd on a
+# loopback port with their own config and host keys, and skip without it).
+.PHONY: sshd
+sshd:
+	@if [ -x /usr/sbin/sshd ]; then :; else \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openssh-server; \
 	fi
 
 # PostgreSQL 15 for the postgres source and destination tests (Debian's package; tests start their own

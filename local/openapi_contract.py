@@ -229,6 +229,64 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
         }
     ),
     "PackagePage": page_of("Package"),
+    # Fivetran's CertificateDetailsResponse and FingerprintDetailsResponse.
+    "Certificate": obj(
+        {
+            "id": STRING,
+            "hash": STRING,
+            "name": STRING,
+            "type": STRING,
+            "sha1": STRING,
+            "sha256": STRING,
+            "public_key": STRING,
+            "validated_by": STRING,
+            "validated_date": TIMESTAMP,
+        }
+    ),
+    "CertificatePage": page_of("Certificate"),
+    "Fingerprint": obj(
+        {
+            "id": STRING,
+            "hash": STRING,
+            "public_key": STRING,
+            "validated_by": STRING,
+            "validated_date": TIMESTAMP,
+        }
+    ),
+    "FingerprintPage": page_of("Fingerprint"),
+    # Fivetran's ProxyAgentCreatedResponse, ProxyAgentWithCountsResponse, ProxyAgentWithUsageResponse
+    # (counts left out: they would cost a read of the account's connections per agent).
+    "ProxyAgentCreated": obj(
+        {"agent_id": STRING, "auth_token": STRING, "client_cert": STRING, "client_private_key": STRING}
+    ),
+    "ProxyAgent": obj(
+        {
+            "id": STRING,
+            "account_id": STRING,
+            "registered_at": TIMESTAMP,
+            "region": STRING,
+            "created_by": STRING,
+            "display_name": STRING,
+            "version": nullable("string"),
+            "status": nullable("string"),
+            "proxy_url": STRING,  # ours: where the HTTP CONNECT proxy listens
+        }
+    ),
+    "ProxyAgentPage": page_of("ProxyAgent"),
+    "ProxyAgentWithUsage": {
+        "allOf": [
+            ref("ProxyAgent"),
+            obj(
+                {
+                    "usage": {
+                        "type": "array",
+                        "items": obj({"id": STRING, "schema": nullable("string"), "service": STRING}),
+                    }
+                }
+            ),
+        ]
+    },
+    "GroupPublicKey": obj({"public_key": STRING}),
     "Webhook": obj(
         {
             "id": STRING,
@@ -267,6 +325,7 @@ OPERATIONS: dict[tuple[str, str], Responses] = {
     ("GET", "/v1/groups/{group_id}"): Responses("Group", (401, 404)),
     ("PATCH", "/v1/groups/{group_id}"): Responses("Group", (400, 401, 404)),
     ("DELETE", "/v1/groups/{group_id}"): Responses(None, (401, 404, 409)),
+    ("GET", "/v1/groups/{group_id}/public-key"): Responses("GroupPublicKey", (401, 404)),
     ("POST", "/v1/destinations"): Responses("Destination", (400, 401, 404, 409), success=201),
     ("GET", "/v1/destinations/{destination_id}"): Responses("Destination", (401, 404)),
     ("PATCH", "/v1/destinations/{destination_id}"): Responses("Destination", (400, 401, 404)),
@@ -296,8 +355,20 @@ OPERATIONS: dict[tuple[str, str], Responses] = {
     ("GET", C + "/schemas/{schema}/tables/{table}/columns"): Responses("TableColumns", (401, 404)),
     ("POST", C + "/test"): Responses("Connection", (400, 401, 404)),
     ("POST", C + "/connect-card"): Responses("ConnectCard", (400, 401, 404)),
+    ("GET", C + "/certificates"): Responses("CertificatePage", (400, 401, 404)),
+    ("POST", C + "/certificates"): Responses("Certificate", (400, 401, 404), success=201),
+    ("GET", C + "/certificates/{hash}"): Responses("Certificate", (401, 404)),
+    ("DELETE", C + "/certificates/{hash}"): Responses(None, (401, 404)),
+    ("GET", C + "/fingerprints"): Responses("FingerprintPage", (400, 401, 404)),
+    ("POST", C + "/fingerprints"): Responses("Fingerprint", (400, 401, 404), success=201),
+    ("GET", C + "/fingerprints/{hash}"): Responses("Fingerprint", (401, 404)),
+    ("DELETE", C + "/fingerprints/{hash}"): Responses(None, (401, 404)),
     ("GET", "/connect-card/setup"): Responses("html", (401,)),
     ("POST", "/connect-card/setup"): Responses("html", (401, 403, 415)),
+    ("POST", "/v1/proxy"): Responses("ProxyAgentCreated", (400, 401, 409), success=201),
+    ("GET", "/v1/proxy"): Responses("ProxyAgentPage", (400, 401)),
+    ("GET", "/v1/proxy/{agent_id}"): Responses("ProxyAgentWithUsage", (401, 404)),
+    ("DELETE", "/v1/proxy/{agent_id}"): Responses(None, (401, 404, 409)),
     ("GET", "/v1/metadata/connector-types"): Responses("ConnectorTypePage", (400, 401)),
     ("GET", "/v1/metadata/connector-types/{service}"): Responses("ConnectorType", (401, 404)),
     ("GET", "/v1/metadata/connectors/{connection_id}/tables"): Responses("MetadataTablePage", (401, 404)),

@@ -21,7 +21,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     detail = event.get("detail") or {}
     connection_id = str(detail.get("connection_id") or "")
     account_id = detail.get("account_id")
-    options = SetupTestOptions(trust_certificates=bool(detail.get("trust_certificates")))
+    options = SetupTestOptions(
+        trust_certificates=bool(detail.get("trust_certificates")),
+        trust_fingerprints=bool(detail.get("trust_fingerprints")),
+    )
     try:
         tested = test_and_record(get_store(), account_id, connection_id, options, secret_box().decrypt)
     except NotFound:

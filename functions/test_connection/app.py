@@ -26,8 +26,9 @@ def test_connection(connection_id: str, request: Annotated[SetupTestsBody, Body(
         trust_fingerprints=bool(request.trust_fingerprints),
         timeout=connections.SETUP_TESTS_TIMEOUT,
     )
+    caller = current_caller(app)
     tested = test_and_record(
-        get_store(), current_caller(app).account_id, connection_id, options, secret_box().decrypt
+        get_store(), caller.account_id, connection_id, options, secret_box().decrypt, user_id=caller.user_id
     )
     return envelope(connections.as_response(tested), "Setup tests were completed")
 

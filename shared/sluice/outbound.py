@@ -14,15 +14,20 @@ What it guarantees, whatever the caller does:
   any origin but that one;
 - every request has connect and read timeouts and a total time bound, and bodies are capped
   (50 MiB by default) after decompression;
-- proxies and netrc from the environment are ignored.
+- a connection whose networking method is PrivateLink may also reach the operator's private networks
+  (`SLUICE_PRIVATE_LINK_CIDRS`, never the metadata range or loopback);
+- proxies and netrc from the environment are ignored; a connection whose networking method is
+  ProxyAgent has every TCP connection (requests, probes) tunnelled through its proxy agent with HTTP
+  CONNECT to the checked address, so the same refusals hold through the proxy.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +40,8 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import parse_header_links
 from urllib3.connectionpool import HTTPConnectionPool
 
+from sluice import network_path
+from sluice.certificates import certificate_hash, fingerprint_of
 from sluice.settings import get_settings
 from sluice.sources.base import SourceError
 
@@ -116,11 +123,13 @@ class ConnectFailed(OutboundError):
 
 
 class CertificateNotTrusted(ConnectFailed):
-    """The server's TLS certificate does not verify; `fingerprint` is its SHA-256 (hex)."""
+    """The server's TLS certificate does not verify; `fingerprint` is its SHA-256 (hex) and
+    `certificate` its DER, when the handshake got that far."""
 
-    def __init__(self, message: str, fingerprint: str | None) -> None:
+    def __init__(self, message: str, fingerprint: str | None, certificate: bytes | None = None) -> None:
         super().__init__(message)
         self.fingerprint = fingerprint
+        self.certificate = certificate
 
 
 def why_refused(address: str | IPAddress, *, allow_loopback: bool | None = None) -> str | None:
@@ -153,7 +162,43 @@ def why_refused(address: str | IPAddress, *, allow_loopback: bool | None = None)
 
 
 def resolve(host: str, port: int) -> str:
-    """The one address a host is reached at, checked; raises RefusedAddress or HostNotFound."""
+    """The one address a host is reached at, checked; raises RefusedAddress or HostNotFound. Through an
+    SSH tunnel the bastion resolves it (see `_through_bastion`)."""
+    if network_path.current().tunnel is not None:
+        return _through_bastion(host, port)
+    return resolve_public(host, port)
+
+
+# Refused even at the far end of an SSH tunnel: the bastion's own metadata service and credentials.
+_REFUSED_THROUGH_BASTION = frozenset(
+    {"an unspecified address", 'an unspecified ("this network") address', "a link-local address",
+     "a link-local address (this range holds the cloud metadata service)", "a scoped (link-local) address",
+     "a multicast address", "a reserved address"}
+)  # fmt: skip
+
+
+def _through_bastion(host: str, port: int) -> str:
+    """The name or address the bastion is asked to reach. Private and loopback addresses are what a
+    bastion is for (the database beside it); link-local (the metadata service), unspecified, multicast
+    and reserved addresses stay refused, and so do this deployment's own endpoints. A name is resolved
+    by the bastion, in its network."""
+    literal = host.strip("[]")
+    try:
+        ip = ipaddress.ip_address(literal)
+    except ValueError:
+        return host
+    why = why_refused(ip, allow_loopback=True)
+    if why in _REFUSED_THROUGH_BASTION or (why and why.startswith(tuple(_REFUSED_THROUGH_BASTION))):
+        raise RefusedAddress(f"Refused to connect to '{host}' through the SSH tunnel: it is {why}")
+    if is_own_endpoint(literal, port, get_settings().own_endpoints):
+        raise RefusedAddress(
+            f"Refused to connect to '{host}:{port}': it is one of this Sluice deployment's own endpoints"
+        )
+    return literal
+
+
+def resolve_public(host: str, port: int) -> str:
+    """`resolve` for a direct connection (and for a proxy or a bastion themselves)."""
     literal = host.strip("[]")
     try:
         infos = socket.getaddrinfo(literal, port, type=socket.SOCK_STREAM)
@@ -166,10 +211,13 @@ def resolve(host: str, port: int) -> str:
         raise HostNotFound(f"The host '{host}' has no address")
     settings = get_settings()
     allow_loopback = settings.allow_loopback
+    private_link = settings.private_link_cidrs if network_path.current().private_link else ()
     # Every address must pass: a name that resolves to a public and a private address is refused,
     # so that no resolver ordering can send us inside.
     for address in addresses:
         why = why_refused(address, allow_loopback=allow_loopback)
+        if why and _in_private_link(address, private_link):
+            why = None
         if why:
             shown = host if host == address else f"{host}' ({address})"
             raise RefusedAddress(
@@ -182,6 +230,15 @@ def resolve(host: str, port: int) -> str:
                 "endpoints, which connections may never reach"
             )
     return addresses[0]
+
+
+def _in_private_link(address: str, cidrs: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    """Whether a refused address is in one of the operator's PrivateLink networks. The settings never
+    hold the metadata range or loopback; the check here refuses them again, whatever they hold."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if ip.is_link_local or ip.is_loopback or ip.is_multicast or ip.is_unspecified:
+        return False
+    return any(ip.version == net.version and ip in net for net in cidrs)
 
 
 _ANY_ADDRESS = frozenset({"0.0.0.0", "::", "localhost"})
@@ -240,13 +297,37 @@ class _PinnedAdapter(HTTPAdapter):
     def __init__(self, pins: dict[tuple[str, int], str], fingerprint: str | None) -> None:
         self._pins = pins
         self._fingerprint = fingerprint
+        # The network path this session was opened on (see sluice.network_path).
+        self._path = network_path.current()
+        # Per https host: the approved certificate it presented (None: it verifies by the system store).
+        self._approved: dict[tuple[str, int], str | None] = {}
         super().__init__(pool_connections=4, pool_maxsize=4, max_retries=0)
+
+    @property
+    def connection_id(self) -> str:
+        return self._path.connection_id or "{id}"
+
+    def approved_fingerprint(self, host: str, port: int) -> str | None:
+        """For a connection with approved certificates: the one this host presents, when its certificate
+        does not verify by the system store; CertificateNotTrusted when it presents another."""
+        key = (host, port)
+        if key not in self._approved:
+            with network_path.using(self._path):
+                found = probe(f"https://{host}:{port}/", trust_certificates=False)
+            self._approved[key] = None if found.verified else found.fingerprint
+        return self._approved[key]
 
     def address_for(self, host: str, port: int) -> str:
         key = (host, port)
         if key not in self._pins:
             self._pins[key] = resolve(host, port)
         return self._pins[key]
+
+    def cert_verify(self, conn: Any, url: str, verify: bool | str, cert: Any) -> None:
+        # requests sets chain verification on the pool after it is made: a pinned pool must keep none.
+        if getattr(conn, "assert_fingerprint", None):
+            verify = False
+        super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
 
     def get_connection_with_tls_context(
         self,
@@ -255,27 +336,48 @@ class _PinnedAdapter(HTTPAdapter):
         proxies: Mapping[str, str] | None = None,
         cert: tuple[str, str] | str | None = None,
     ) -> HTTPConnectionPool:
-        if self._fingerprint:
+        scheme, host, port = _origin(request.url or "")
+        if scheme not in ("http", "https") or not host:
+            raise OutboundError(f"Only http and https URLs can be fetched, not '{scheme}'")
+        address = self.address_for(host, port)
+        fingerprint = self._fingerprint
+        if scheme == "https" and not fingerprint and self._path.approved_certificates:
+            fingerprint = self.approved_fingerprint(host, port)
+        if fingerprint:
             verify = False  # the fingerprint check below replaces chain verification
         host_params, typed_kwargs = self.build_connection_pool_key_attributes(
             request, True if verify is None else verify, cert
         )
         pool_kwargs: dict[str, Any] = dict(typed_kwargs)
-        scheme, host, port = _origin(request.url or "")
-        if scheme not in ("http", "https") or not host:
-            raise OutboundError(f"Only http and https URLs can be fetched, not '{scheme}'")
-        host_params["host"] = self.address_for(host, port)
+        host_params["host"] = address
         if scheme == "https":
             pool_kwargs["server_hostname"] = host
-            if self._fingerprint:
-                # Trusted by its fingerprint (a setup test recorded it): urllib3 compares it itself.
-                pool_kwargs["assert_fingerprint"] = self._fingerprint
+            if fingerprint:
+                # Pinned: urllib3 compares the certificate of every connection with this fingerprint.
+                pool_kwargs["assert_fingerprint"] = fingerprint.replace(":", "")
             else:
                 pool_kwargs["assert_hostname"] = host
         pool: HTTPConnectionPool = self.poolmanager.connection_from_host(
             **host_params, pool_kwargs=pool_kwargs
         )
+        through = self._path.proxy is not None or self._path.tunnel is not None
+        if through and not getattr(pool.ConnectionCls, "on_network_path", False):
+            pool.ConnectionCls = _on_path(pool.ConnectionCls, self._path, host)
         return pool
+
+
+def _on_path(base: type, path: network_path.NetworkPath, host: str) -> type:
+    """urllib3's connection class `base`, opening its TCP connection on `path` (proxy agent or bastion)."""
+
+    class OnPath(base):  # type: ignore[misc]
+        on_network_path = True
+
+        def _new_conn(self) -> socket.socket:
+            timeout = self.timeout if isinstance(self.timeout, int | float) else CONNECT_TIMEOUT
+            with network_path.using(path):
+                return connect(host, self._dns_host, self.port, timeout)
+
+    return OnPath
 
 
 @dataclass(frozen=True)
@@ -457,7 +559,8 @@ class GuardedSession:
         except requests.exceptions.SSLError as exc:
             raise CertificateNotTrusted(
                 f"TLS with {host} failed: {_ssl_reason(exc)}. If the server uses a self-signed or private "
-                "certificate, run the setup tests with trust_certificates",
+                f"certificate, approve it (POST /v1/connections/{self._adapter.connection_id}/certificates) "
+                "or run the setup tests with trust_certificates",
                 None,
             ) from exc
 
@@ -524,53 +627,183 @@ class Probe:
     # The certificate verified against the system trust store (None without TLS).
     verified: bool | None = None
     tls_version: str | None = None
-
-
-def fingerprint_of(der: bytes) -> str:
-    digest = hashlib.sha256(der).hexdigest().upper()
-    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+    # The server certificate (DER), and whether it is one the connection approved.
+    certificate: bytes | None = None
+    approved: bool = False
 
 
 def probe(url: str, *, trust_certificates: bool = False, timeout: float = CONNECT_TIMEOUT) -> Probe:
     """Open TCP (and TLS for https) to a URL's host at its checked address, then close.
 
-    Raises RefusedAddress, HostNotFound, ConnectFailed, or CertificateNotTrusted (with the
-    certificate's fingerprint) when TLS does not verify and `trust_certificates` is false.
+    A certificate that does not verify is accepted when the current network path approved it, or with
+    `trust_certificates` (or a path that trusts any, which then records it as seen). Otherwise raises
+    CertificateNotTrusted (with the certificate and its fingerprint); also RefusedAddress,
+    HostNotFound, ConnectFailed.
     """
     scheme, host, port = _origin(url)
     address = resolve(host, port)
     if scheme != "https":
-        with _connect(host, address, port, timeout):
+        with connect(host, address, port, timeout):
             return Probe(host, address, port, tls=False)
     try:
         verified = ssl.create_default_context()
         with (
-            _connect(host, address, port, timeout) as sock,
+            connect(host, address, port, timeout) as sock,
             verified.wrap_socket(sock, server_hostname=host) as tls,
         ):
-            return Probe(host, address, port, True, _peer_fingerprint(tls), True, tls.version())
+            der = tls.getpeercert(binary_form=True)
+            return Probe(host, address, port, True, _fingerprint(der), True, tls.version(), der)
     except ssl.SSLCertVerificationError as exc:
         reason = exc.verify_message or "the certificate does not verify"
         unverified = ssl.create_default_context()
         unverified.check_hostname = False
         unverified.verify_mode = ssl.CERT_NONE
         with (
-            _connect(host, address, port, timeout) as sock,
+            connect(host, address, port, timeout) as sock,
             unverified.wrap_socket(sock, server_hostname=host) as tls,
         ):
-            found = _peer_fingerprint(tls)
-            if trust_certificates:
-                return Probe(host, address, port, True, found, False, tls.version())
-        raise CertificateNotTrusted(
-            f"The TLS certificate of {host} is not trusted ({reason}). If this server uses a self-signed "
-            f"or private certificate you trust, run the setup tests again with trust_certificates "
-            f"(SHA-256 fingerprint {found})",
-            found,
-        ) from exc
+            der = tls.getpeercert(binary_form=True)
+            version = tls.version()
+        found = _fingerprint(der)
+        path = network_path.current()
+        if found is not None and found in path.approved_certificates:
+            return Probe(host, address, port, True, found, False, version, der, approved=True)
+        if der and (trust_certificates or path.trust_any_certificate):
+            path.saw(der)
+            return Probe(host, address, port, True, found, False, version, der)
+        raise CertificateNotTrusted(_not_trusted_message(host, reason, der, path), found, der) from exc
     except ssl.SSLError as exc:
         raise ConnectFailed(
             f"TLS handshake with {host}:{port} failed ({exc.reason or exc}); is it an https port?"
         ) from exc
+
+
+def connect(host: str, address: str, port: int, timeout: float) -> socket.socket:
+    """A TCP connection to `address` (already checked by `resolve`) on the current network path:
+    directly, or tunnelled through the connection's proxy agent."""
+    path = network_path.current()
+    if path.tunnel is not None:
+        from sluice.ssh_tunnel import open_channel
+
+        tunnel = path.tunnel
+        where = f"the bastion {tunnel.host}:{tunnel.port}"
+        bastion = _connect(where, resolve_public(tunnel.host, tunnel.port), tunnel.port, timeout)
+        return open_channel(tunnel, bastion, host, address, port, timeout)
+    if path.proxy is not None:
+        return open_tunnel(path.proxy, host, address, port, timeout)
+    return _connect(host, address, port, timeout)
+
+
+class Forward:
+    """Where a library that opens its own sockets (libpq) connects to reach one checked address on the
+    current network path: the address itself when direct; else a loopback listener for one connection,
+    forwarded through the proxy agent or bastion. `error` is why the forwarding failed (libpq would
+    only see a closed connection)."""
+
+    def __init__(self, host: str, address: str, port: int, timeout: float) -> None:
+        self.error: Exception | None = None
+        path = network_path.current()
+        if path.proxy is None and path.tunnel is None:
+            self.address, self.port = address, port
+            return
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(timeout)
+        self.address, self.port = "127.0.0.1", int(listener.getsockname()[1])
+
+        def serve() -> None:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            finally:
+                listener.close()
+            try:
+                with network_path.using(path):
+                    upstream = connect(host, address, port, timeout)
+            except Exception as exc:  # kept for the caller's message
+                self.error = exc
+                client.close()
+                return
+            client.settimeout(None)
+            upstream.settimeout(None)
+            _splice(client, upstream)
+
+        threading.Thread(target=serve, daemon=True, name="sluice-forward").start()
+
+
+def _splice(a: socket.socket, b: socket.socket) -> None:
+    """Copy bytes both ways until either side closes."""
+
+    def copy(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                sink.shutdown(socket.SHUT_WR)
+
+    other = threading.Thread(target=copy, args=(b, a), daemon=True)
+    other.start()
+    copy(a, b)
+    other.join()
+    a.close()
+    b.close()
+
+
+# The longest proxy answer to CONNECT read before giving up on it.
+_MAX_PROXY_HEAD = 16 * 1024
+
+
+def open_tunnel(
+    proxy: network_path.Proxy, host: str, address: str, port: int, timeout: float
+) -> socket.socket:
+    """A TCP connection to (address, port) through an HTTP CONNECT proxy. The proxy itself must pass
+    the same checks as any address (public, not this deployment's own endpoints); the target was
+    checked by the caller, so a proxy can't be used to reach what a direct connection may not."""
+    where = f"the proxy agent {proxy.agent_id} ({proxy.host}:{proxy.port})"
+    sock = _connect(where, resolve_public(proxy.host, proxy.port), proxy.port, timeout)
+    target = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+    try:
+        sock.sendall(
+            f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
+            f"Proxy-Authorization: {proxy.authorization}\r\n\r\n".encode("latin-1")
+        )
+        head = _proxy_answer(sock, where)
+        status_line = head.split(b"\r\n", 1)[0].decode("latin-1", errors="replace")
+        parts = status_line.split(" ", 2)
+        status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+        if status == 407:
+            raise ConnectFailed(
+                f"{where} refused Sluice's credentials (HTTP 407): configure the proxy to accept the agent "
+                "id and auth token returned when the agent was created"
+            )
+        if not 200 <= status < 300:
+            raise ConnectFailed(f"{where} could not open a tunnel to {host}:{port} ({status_line[:120]!r})")
+    except TimeoutError as exc:
+        sock.close()
+        raise ConnectFailed(f"{where} did not answer CONNECT within {timeout:.0f}s") from exc
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _proxy_answer(sock: socket.socket, where: str) -> bytes:
+    """The proxy's answer head, read byte by byte: what follows it belongs to the tunnel (an SSH server
+    speaks first)."""
+    head = bytearray()
+    while not head.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        if not byte:
+            raise ConnectFailed(f"{where} closed the connection instead of answering CONNECT")
+        head += byte
+        if len(head) > _MAX_PROXY_HEAD:
+            raise ConnectFailed(f"{where} sent an answer to CONNECT longer than {_MAX_PROXY_HEAD} bytes")
+    return bytes(head)
 
 
 def _connect(host: str, address: str, port: int, timeout: float) -> socket.socket:
@@ -587,6 +820,26 @@ def _connect(host: str, address: str, port: int, timeout: float) -> socket.socke
         raise ConnectFailed(f"Could not connect to {host}:{port} ({exc.strerror or exc})") from exc
 
 
-def _peer_fingerprint(tls: ssl.SSLSocket) -> str | None:
-    der = tls.getpeercert(binary_form=True)
+def _fingerprint(der: bytes | None) -> str | None:
     return fingerprint_of(der) if der else None
+
+
+def _not_trusted_message(host: str, reason: str, der: bytes | None, path: network_path.NetworkPath) -> str:
+    """Which certificate to approve, and how."""
+    if not der:
+        return f"The TLS certificate of {host} is not trusted ({reason})"
+    which = f"certificate {certificate_hash(der)} (SHA-256 {fingerprint_of(der)})"
+    how = (
+        f"approve it with POST /v1/connections/{path.connection_id or '{id}'}/certificates (hash "
+        f"{certificate_hash(der)}, encoded_cert: the certificate's DER in base64, as the setup tests "
+        "show it) or run the setup tests again with trust_certificates"
+    )
+    if path.approved_certificates:
+        return (
+            f"The TLS certificate of {host} changed: it now presents {which}, which is not one this "
+            f"connection approved ({reason}). If you trust the new certificate, {how}"
+        )
+    return (
+        f"The TLS certificate of {host} is not trusted ({reason}). If this server uses a self-signed or "
+        f"private certificate you trust, {how}; it presents {which}"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from functools import cache
@@ -22,6 +23,37 @@ def _endpoints(value: str | None) -> tuple[tuple[str, int], ...]:
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"SLUICE_OWN_ENDPOINTS: '{entry}' is not host:port")
         found.append((host.strip("[]").lower(), int(port)))
+    return tuple(found)
+
+
+# Never reachable, whatever an operator lists: the metadata service's range, loopback, "this network",
+# multicast (and their IPv6 forms).
+_NEVER_PRIVATE_LINK = tuple(
+    ipaddress.ip_network(n)
+    for n in ("169.254.0.0/16", "127.0.0.0/8", "0.0.0.0/8", "224.0.0.0/4", "fe80::/10", "::1/128", "ff00::/8")
+)
+
+
+def _private_link_cidrs(
+    value: str | None,
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """`10.20.0.0/16,fd12::/48`: the private networks PrivateLink connections may reach."""
+    found: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for entry in (value or "").split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        try:
+            network = ipaddress.ip_network(entry, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"SLUICE_PRIVATE_LINK_CIDRS: '{entry}' is not a CIDR ({exc})") from None
+        for never in _NEVER_PRIVATE_LINK:
+            if network.version == never.version and network.overlaps(never):
+                raise ValueError(
+                    f"SLUICE_PRIVATE_LINK_CIDRS: '{entry}' overlaps {never}, which connections may never "
+                    "reach"
+                )
+        found.append(network)
     return tuple(found)
 
 
@@ -55,6 +87,9 @@ class Settings:
     # What a package's requirements.txt is resolved for: the Lambda runtime's Python and platform.
     connector_sdk_python_version: str = "3.13"
     connector_sdk_platforms: tuple[str, ...] = ("manylinux2014_aarch64",)
+    # Private networks (the operator's, set by the PrivateLinkCidrs template parameter) that connections
+    # with networking_method PrivateLink may reach; every other private address stays refused.
+    private_link_cidrs: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
 
 @cache
@@ -80,4 +115,5 @@ def get_settings() -> Settings:
         connector_sdk_platforms=tuple(
             env.get("CONNECTOR_SDK_PLATFORMS", "manylinux2014_aarch64").replace(",", " ").split()
         ),
+        private_link_cidrs=_private_link_cidrs(env.get("SLUICE_PRIVATE_LINK_CIDRS")),
     )

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -18,6 +20,7 @@ from openapi_spec_validator import validate
 from local.openapi import render
 from local.sample_api import SampleApi
 from sluice.api.routes import ROUTES, canonical_path
+from sluice.ids import new_id
 from sluice.storage.store import get_store
 from sluice.timestamps import utc_now
 from tests.support.api_events import (
@@ -33,6 +36,8 @@ from tests.support.api_events import (
 from tests.support.connect_card_pages import get_page, invoke_page, page_event, post_page, query_of
 from tests.support.connector_sdk import make_sdk_connection, multipart, upload, upload_headers, zip_connector
 from tests.support.syncing import sample_api_config
+from tests.support.tls import CertFiles, self_signed
+from tests.support.trust import ssh_public_key
 
 DOCUMENT = json.loads(render())
 FUNCTIONS = {(method, path): function for method, path, function in ROUTES}
@@ -126,6 +131,36 @@ class World:
         assert reply.status == 200, reply.body
         return connection_id, sync_id
 
+    def certificate(self) -> CertFiles:
+        return self_signed(Path(tempfile.mkdtemp(prefix="sluice-cert-")))
+
+    def approved(self, kind: str) -> tuple[str, str]:
+        """A connection with an approved certificate or fingerprint, and its hash."""
+        connection_id = self.connection()
+        if kind == "certificates":
+            cert = self.certificate()
+            body = {"hash": cert.hash, "encoded_cert": cert.encoded}
+        else:
+            public_key, hash_ = ssh_public_key()
+            body = {"hash": hash_, "public_key": public_key}
+        reply = call("approve_connection_trust", path=f"{C}/{connection_id}/{kind}", body=body)
+        assert reply.status == 201, reply.body
+        return connection_id, body["hash"]
+
+    def proxy_agent(self) -> tuple[str, str]:
+        """A proxy agent's id and display name."""
+        name = new_id()
+        body = {"display_name": name, "proxy_url": "http://127.0.0.1:3128"}
+        reply = call("create_proxy_agent", path="/v1/proxy", body=body)
+        assert reply.status == 201, reply.body
+        return str(reply.data["agent_id"]), name
+
+    def proxied_connection(self) -> str:
+        """A proxy agent that a connection uses (its id)."""
+        agent_id, _ = self.proxy_agent()
+        self.connection(networking_method="ProxyAgent", proxy_agent_id=agent_id)
+        return agent_id
+
     def card_query(self, connection_id: str) -> dict[str, str]:
         reply = call("create_connect_card", path=f"{C}/{connection_id}/connect-card", body={})
         assert reply.status == 200, reply.body
@@ -199,6 +234,44 @@ def _own_api_key(w: World) -> Request:
 # (method, path) -> {status: scenario}; 401 is every authenticated scenario's success request, sent
 # without credentials.
 Scenario = Callable[[World], Request]
+
+
+def _trust_scenarios(kind: str) -> list[tuple[str, str, dict[int, Scenario]]]:
+    def approval(w: World) -> dict[str, str]:
+        if kind == "certificates":
+            cert = w.certificate()
+            return {"hash": cert.hash, "encoded_cert": cert.encoded}
+        public_key, hash_ = ssh_public_key()
+        return {"hash": hash_, "public_key": public_key}
+
+    def one(w: World) -> Request:
+        connection_id, hash_ = w.approved(kind)
+        return Request(f"{C}/{connection_id}/{kind}/{hash_}")
+
+    return [
+        (
+            "GET",
+            "",
+            {
+                200: lambda w: Request(f"{C}/{w.approved(kind)[0]}/{kind}"),
+                400: lambda w: Request(f"{C}/{w.connection()}/{kind}", query={"limit": "0"}),
+                404: lambda w: Request(f"{C}/nope/{kind}"),
+            },
+        ),
+        (
+            "POST",
+            "",
+            {
+                201: lambda w: Request(f"{C}/{w.connection()}/{kind}", body=approval(w)),
+                400: lambda w: Request(f"{C}/{w.connection()}/{kind}", body={**approval(w), "hash": "x"}),
+                404: lambda w: Request(f"{C}/nope/{kind}", body=approval(w)),
+            },
+        ),
+        ("GET", "/{hash}", {200: one, 404: lambda w: Request(f"{C}/{w.connection()}/{kind}/nope")}),
+        ("DELETE", "/{hash}", {200: one, 404: lambda w: Request(f"{C}/{w.connection()}/{kind}/nope")}),
+    ]
+
+
 SCENARIOS: dict[tuple[str, str], dict[int, Scenario]] = {
     ("DELETE", "/v1/api-keys/{api_key}"): {
         200: _own_api_key,
@@ -399,10 +472,41 @@ SCENARIOS: dict[tuple[str, str], dict[int, Scenario]] = {
         400: lambda w: Request(f"{C}/{w.connection()}/test", body={"trust_certificates": "yes please"}),
         404: lambda w: Request(f"{C}/nope/test"),
     },
+    **{
+        (method, C + "/{connection_id}/" + kind + suffix): scenarios
+        for kind in ("certificates", "fingerprints")
+        for method, suffix, scenarios in _trust_scenarios(kind)
+    },
     ("POST", C + "/{connection_id}/connect-card"): {
         200: lambda w: Request(f"{C}/{w.connection()}/connect-card"),
         400: lambda w: Request(f"{C}/{w.connection()}/connect-card", body={"redirect_uri": "ftp://x"}),
         404: lambda w: Request(f"{C}/nope/connect-card"),
+    },
+    ("GET", "/v1/groups/{group_id}/public-key"): {
+        200: lambda w: Request(f"/v1/groups/{w.group()}/public-key"),
+        404: lambda w: Request("/v1/groups/nope/public-key"),
+    },
+    ("POST", "/v1/proxy"): {
+        201: lambda w: Request(
+            "/v1/proxy", body={"display_name": new_id(), "proxy_url": "http://127.0.0.1:3128"}
+        ),
+        400: lambda w: Request("/v1/proxy", body={"display_name": "office"}),
+        409: lambda w: Request(
+            "/v1/proxy", body={"display_name": w.proxy_agent()[1], "proxy_url": "http://h:1"}
+        ),
+    },
+    ("GET", "/v1/proxy"): {
+        200: lambda w: Request("/v1/proxy"),
+        400: lambda w: Request("/v1/proxy", query={"limit": "0"}),
+    },
+    ("GET", "/v1/proxy/{agent_id}"): {
+        200: lambda w: Request(f"/v1/proxy/{w.proxy_agent()[0]}"),
+        404: lambda w: Request("/v1/proxy/nope"),
+    },
+    ("DELETE", "/v1/proxy/{agent_id}"): {
+        200: lambda w: Request(f"/v1/proxy/{w.proxy_agent()[0]}"),
+        404: lambda w: Request("/v1/proxy/nope"),
+        409: lambda w: Request(f"/v1/proxy/{w.proxied_connection()}"),
     },
     ("GET", "/v1/metadata/connector-types"): {
         200: lambda w: Request("/v1/metadata/connector-types"),
@@ -527,6 +631,12 @@ def test_create_is_201_and_no_operation_documents_422() -> None:
         ("POST", "/v1/connections"),
         ("POST", "/v1/connectors"),
         ("POST", "/v1/connector-sdk/packages"),
+        ("POST", "/v1/proxy"),
+        *(
+            ("POST", f"/v1/{prefix}/{{connection_id}}/{kind}")
+            for prefix in ("connections", "connectors")
+            for kind in ("certificates", "fingerprints")
+        ),
     }
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
 import hashlib
 import ipaddress
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,20 @@ class CertFiles:
     # SHA-256 of the certificate (DER), as sluice.outbound.fingerprint_of formats it.
     fingerprint: str
     ca: str | None = None
+
+    @property
+    def der(self) -> bytes:
+        return ssl.PEM_cert_to_DER_cert(Path(self.cert).read_text())
+
+    @property
+    def encoded(self) -> str:
+        """The certificate as the certificates API's `encoded_cert` takes it (DER in base64)."""
+        return base64.b64encode(self.der).decode()
+
+    @property
+    def hash(self) -> str:
+        """The certificate's `hash` in the certificates API: SHA-256 of the DER, base64url unpadded."""
+        return base64.urlsafe_b64encode(hashlib.sha256(self.der).digest()).decode().rstrip("=")
 
 
 def _name(common_name: str) -> x509.Name:

@@ -68,7 +68,13 @@ def test_a_self_signed_certificate_fails_and_names_trust_certificates(tmp_path: 
     connecting = by_title(results)["Connecting"]
     assert connecting.status == "FAILED"
     assert "trust_certificates" in connecting.message
-    assert connecting.details == {"fingerprint": cert.fingerprint}
+    # What approving it takes: its hash and the certificate itself.
+    assert connecting.details == {
+        "certificate_sha256": cert.fingerprint,
+        "hash": cert.hash,
+        "encoded_cert": cert.encoded,
+    }
+    assert cert.hash in connecting.message
     assert [r.status for r in results[2:]] == ["SKIPPED", "SKIPPED"]
 
 

@@ -172,6 +172,23 @@ class SetupTestsBody(Body):
     trust_fingerprints: bool | None = None
 
 
+class ApproveCertificateRequest(Body):
+    hash: Annotated[str, Field(min_length=1, max_length=200)]
+    encoded_cert: Annotated[str, Field(min_length=1, max_length=32768)]
+
+
+class ApproveFingerprintRequest(Body):
+    hash: Annotated[str, Field(min_length=1, max_length=200)]
+    public_key: Annotated[str, Field(min_length=1, max_length=16384)]
+
+
+class CreateProxyAgentRequest(Body):
+    display_name: Annotated[str, Field(min_length=1, max_length=255)]
+    group_region: str | None = None
+    # Ours: where the HTTP CONNECT proxy listens (http://host:port); Fivetran's agent dials out instead.
+    proxy_url: Annotated[str, Field(max_length=2048)] | None = None
+
+
 WebhookUrl = Annotated[str, Field(min_length=1, max_length=2048)]
 WebhookEvents = Annotated[list[Annotated[str, Field(max_length=64)]], Field(min_length=1, max_length=64)]
 

@@ -13,6 +13,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v1/groups/{group_id}", "get_group"),
     ("PATCH", "/v1/groups/{group_id}", "update_group"),
     ("DELETE", "/v1/groups/{group_id}", "delete_group"),
+    ("GET", "/v1/groups/{group_id}/public-key", "get_group_public_key"),
     ("POST", "/v1/destinations", "create_destination"),
     ("GET", "/v1/destinations/{destination_id}", "get_destination"),
     ("PATCH", "/v1/destinations/{destination_id}", "update_destination"),
@@ -46,9 +47,24 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
         "get_connection_schemas",
     ),
     ("POST", "/v1/connections/{connection_id}/test", "test_connection"),
+    # Trust: approved TLS certificates and SSH host keys (Terraform's fivetran_connector_certificates
+    # and fivetran_connector_fingerprints)
+    ("GET", "/v1/connections/{connection_id}/certificates", "get_connection_trust"),
+    ("POST", "/v1/connections/{connection_id}/certificates", "approve_connection_trust"),
+    ("GET", "/v1/connections/{connection_id}/certificates/{hash}", "get_connection_trust"),
+    ("DELETE", "/v1/connections/{connection_id}/certificates/{hash}", "revoke_connection_trust"),
+    ("GET", "/v1/connections/{connection_id}/fingerprints", "get_connection_trust"),
+    ("POST", "/v1/connections/{connection_id}/fingerprints", "approve_connection_trust"),
+    ("GET", "/v1/connections/{connection_id}/fingerprints/{hash}", "get_connection_trust"),
+    ("DELETE", "/v1/connections/{connection_id}/fingerprints/{hash}", "revoke_connection_trust"),
     ("POST", "/v1/connections/{connection_id}/connect-card", "create_connect_card"),
     ("GET", "/connect-card/setup", "connect_card_page"),
     ("POST", "/connect-card/setup", "connect_card_page"),
+    # Proxy agents (HTTP CONNECT proxies that ProxyAgent connections go through)
+    ("POST", "/v1/proxy", "create_proxy_agent"),
+    ("GET", "/v1/proxy", "list_proxy_agents"),
+    ("GET", "/v1/proxy/{agent_id}", "get_proxy_agent"),
+    ("DELETE", "/v1/proxy/{agent_id}", "delete_proxy_agent"),
     ("GET", "/v1/metadata/connector-types", "get_metadata"),
     ("GET", "/v1/metadata/connector-types/{service}", "get_metadata"),
     # Webhooks (Fivetran's Webhooks API)

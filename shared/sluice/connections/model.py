@@ -42,6 +42,23 @@ class Alert(BaseModel):
     details: str = ""  # the reason, in the user's terms, with what to do about it
 
 
+class ApprovedCertificate(BaseModel):
+    """A TLS certificate the connection's source may present (approved by a user or a setup test run
+    with trust_certificates); the details on the wire are derived from the DER."""
+
+    encoded_cert: str  # DER, base64
+    validated_by: str
+    validated_date: str  # RFC 3339, as it goes on the wire
+
+
+class ApprovedFingerprint(BaseModel):
+    """An SSH host key the connection's tunnel may present."""
+
+    public_key: str  # OpenSSH form: "<type> <base64 blob>"
+    validated_by: str
+    validated_date: str
+
+
 class Connection(BaseModel):
     """A connection as the domain sees it; storage keys live elsewhere."""
 
@@ -77,6 +94,9 @@ class Connection(BaseModel):
     external_secrets_manager_id: str | None = None
     external_secrets_keys_config: dict[str, Any] | None = None  # stored, never returned (as Fivetran)
     schema_status: SchemaStatus = "ready"
+    # What the source may present beyond the system trust store: pinned, never on the connection's wire.
+    certificates: list[ApprovedCertificate] = Field(default_factory=list)
+    fingerprints: list[ApprovedFingerprint] = Field(default_factory=list)
     # The service config with every secret replaced by "******"; naming keys included.
     config: dict[str, Any] = Field(default_factory=dict)
     # KMS ciphertexts (base64) keyed by JSON pointer into config ("auth/token"), plus "$auth".

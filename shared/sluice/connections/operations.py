@@ -13,9 +13,11 @@ from sluice.api.validation import check_item_size, parse
 from sluice.config_secrets import merge_config, seal_config, secret_box
 from sluice.connections.model import Connection, response_data
 from sluice.connections.setup_tests import run_tests, test_and_record, with_results
+from sluice.connections.trust import network_path_for, tunnel_problem, with_seen_approved
 from sluice.errors import GroupNotFound, InvalidInput
 from sluice.events import publish
 from sluice.ids import new_id
+from sluice.proxy_agents import check_usable
 from sluice.scheduler.data_delay import connection_update_state
 from sluice.scheduler.grid import (
     connection_next_sync_at,
@@ -117,6 +119,22 @@ def _check_rules(connection: Connection) -> None:
         )
 
 
+def _check_networking(connection: Connection, store: Store) -> None:
+    """The service honours the method; a ProxyAgent connection names an agent of its account; an
+    SshTunnel one names its bastion."""
+    if connection.networking_method not in get_service(connection.service).networking_methods:
+        raise InvalidInput(
+            f"Field 'networking_method': {connection.networking_method} is not supported by service "
+            f"'{connection.service}'"
+        )
+    if connection.networking_method == "ProxyAgent" and connection.proxy_agent_id:
+        check_usable(store, connection.account_id, connection.proxy_agent_id)
+    if connection.networking_method == "SshTunnel":
+        problem = tunnel_problem(connection)
+        if problem:
+            raise InvalidInput(problem)
+
+
 def _validated_config(
     service: Service, config: dict[str, Any], account_id: str, store: Store
 ) -> dict[str, Any]:
@@ -155,11 +173,19 @@ def create(caller: Caller, request: CreateConnectionRequest, store: Store) -> Co
         **settings,
     )
     _check_rules(connection)
+    _check_networking(connection, store)
     if request.run_setup_tests is not False:
         # Before the one write, so that a create is saved whole (with its results) or not at all.
         # The plain config is in hand: the tests need no decryption here.
-        results = run_tests(service.name, config, _test_options(request))
-        connection = with_results(connection, results, utc_now())
+        options = _test_options(request)
+        path = network_path_for(
+            connection,
+            store,
+            trust_any_certificate=options.trust_certificates,
+            trust_any_host_key=options.trust_fingerprints,
+        )
+        results = run_tests(service.name, config, options, path)
+        connection = with_seen_approved(with_results(connection, results, utc_now()), path, caller.user_id)
     _check_size(connection)
     store.create_connection(connection)
     publish("Connection Created", _event_detail(connection))
@@ -234,6 +260,8 @@ def _apply_update(connection: Connection, request: UpdateConnectionRequest, stor
     # model_copy skips validation: re-validate so the stored item always satisfies the model.
     updated = Connection.model_validate(updated.model_dump(by_alias=True))
     _check_rules(updated)
+    if {"networking_method", "proxy_agent_id", "config"} & set(changes):
+        _check_networking(updated, store)
     _check_size(updated)
     return updated
 
@@ -254,7 +282,12 @@ def update(caller: Caller, connection_id: str, request: UpdateConnectionRequest,
     saved = written
     if _retest_wanted(request):
         saved = test_and_record(
-            store, caller.account_id, saved.id, _test_options(request), secret_box().decrypt
+            store,
+            caller.account_id,
+            saved.id,
+            _test_options(request),
+            secret_box().decrypt,
+            user_id=caller.user_id,
         )
     publish("Connection Updated", {**_event_detail(saved), "was_paused": current.paused})
     if current.resync_pending and not saved.resync_pending:

@@ -14,6 +14,8 @@ from typing import Any
 from sluice.config_secrets import AUTH_POINTER, Scrubber, reveal
 from sluice.connections.alerts import after_setup_tests
 from sluice.connections.model import Connection, SetupState, SetupTestResult
+from sluice.connections.trust import network_path_for, with_seen_approved
+from sluice.network_path import NetworkPath, using
 from sluice.observability import logger
 from sluice.scheduler.grid import connection_next_sync_at
 from sluice.sources import get_service
@@ -34,15 +36,23 @@ def setup_state_after(results: list[SetupTestResult], previous: Connection) -> S
     return "connected"
 
 
-def run_tests(service_name: str, config: dict[str, Any], options: SetupTestOptions) -> list[SetupTestResult]:
-    """The service's tests; a crash inside them becomes one JOB_FAILED result, never an exception.
+def run_tests(
+    service_name: str, config: dict[str, Any], options: SetupTestOptions, path: NetworkPath | None = None
+) -> list[SetupTestResult]:
+    """The service's tests, on the connection's network `path`; a crash inside them becomes one
+    JOB_FAILED result, never an exception.
 
     `config` has its secrets revealed; whatever the source echoed of them (in a message, a field name
     in the details) is scrubbed before the results go anywhere."""
     service = get_service(service_name)
     scrubber = service.scrubber(config)
     try:
-        results = list(service.setup_tests(config, options))
+        on = path or NetworkPath(trust_any_certificate=options.trust_certificates)
+        try:
+            with using(on):
+                results = list(service.setup_tests(config, options))
+        finally:
+            on.close()
     except Exception as exc:  # a bug in a test must not take the API call down with it
         logger.error(
             "setup tests crashed",
@@ -105,18 +115,36 @@ def test_and_record(
     options: SetupTestOptions,
     decrypt: Callable[[str, dict[str, str]], dict[str, str]],
     config: dict[str, Any] | None = None,
+    user_id: str | None = None,
 ) -> Connection:
     """Run the tests on the stored config (or on `config`, the plain one a caller already holds) and
-    store the results. Re-reads and retries when the connection changes meanwhile."""
+    store the results, and with trust_certificates approve (as `user_id`) the certificates they saw.
+    Re-reads and retries when the connection changes meanwhile."""
     connection = store.get_connection(account_id, connection_id)
     plain = config if config is not None else revealed_config(connection, decrypt)
     get_service(connection.service).check_references(store, connection.account_id, plain)
-    return record(store, connection, run_tests(connection.service, plain, options))
+    path = network_path_for(
+        connection,
+        store,
+        trust_any_certificate=options.trust_certificates,
+        trust_any_host_key=options.trust_fingerprints,
+    )
+    results = run_tests(connection.service, plain, options, path)
+
+    def approve(tested: Connection) -> Connection:
+        return with_seen_approved(tested, path, user_id or connection.connected_by)
+
+    return record(store, connection, results, approve)
 
 
-def record(store: Store, connection: Connection, results: list[SetupTestResult]) -> Connection:
-    """Store test results on the connection, re-reading it if another write came first. Results for a
-    config that changed meanwhile are not stored: they no longer describe it."""
+def record(
+    store: Store,
+    connection: Connection,
+    results: list[SetupTestResult],
+    approve: Callable[[Connection], Connection] | None = None,
+) -> Connection:
+    """Store test results on the connection (and what `approve` adds), re-reading it if another write
+    came first. Results for a config that changed meanwhile are not stored: they no longer describe it."""
     tested = (connection.config, connection.secrets)  # a rotated secret changes its ciphertext
 
     def store_results(current: Connection) -> Connection | None:
@@ -125,7 +153,8 @@ def record(store: Store, connection: Connection, results: list[SetupTestResult])
                 "config changed during setup tests; results dropped", extra={"connection_id": current.id}
             )
             return None
-        return with_results(current, results, utc_now())
+        updated = with_results(current, results, utc_now())
+        return approve(updated) if approve is not None else updated
 
     current, saved = store.modify_connection(None, connection.id, store_results)
     if saved is not None:

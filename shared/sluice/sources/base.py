@@ -58,6 +58,18 @@ class ServiceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
+class TunnelFields(BaseModel):
+    """Fivetran's SSH tunnel fields, used when the connection's networking_method is SshTunnel: the
+    bastion the source is reached through. The tunnel decides where the secrets travel, so moving it
+    brings them again."""
+
+    tunnel_host: Annotated[str | None, Field(min_length=1, max_length=255), SecretDestination(), ADVANCED] = (
+        None
+    )
+    tunnel_port: Annotated[int | None, Field(ge=1, le=65535), SecretDestination(), ADVANCED] = None
+    tunnel_user: Annotated[str | None, Field(min_length=1, max_length=255), ADVANCED] = None
+
+
 def _is_secret(info: Any) -> bool:
     extra = getattr(info, "json_schema_extra", None)
     return isinstance(extra, dict) and bool(extra.get("secret"))
@@ -98,6 +110,10 @@ def secret_destinations(
         for in_list, sub in _models_in(info.annotation):
             found.extend(secret_destinations(sub, (*prefix, key, EACH) if in_list else (*prefix, key)))
     return tuple(found)
+
+
+# Every method a source reached through sluice.outbound supports.
+ALL_NETWORKING_METHODS = frozenset({"Directly", "SshTunnel", "ProxyAgent", "PrivateLink"})
 
 
 class SourceError(Exception):
@@ -168,6 +184,10 @@ class Service:
     # Called with the connection's account before its config is stored, tested, synced or read
     # for tables: a config may only name the account's own resources.
     check_references: CheckReferences = _references_nothing
+    # The networking methods whose path the service's connections honour (sluice.network_path): a
+    # source that opens no sockets through sluice.outbound (AWS APIs, Connector SDK code in its own
+    # process) can't be sent through a proxy agent or a bastion.
+    networking_methods: frozenset[str] = frozenset({"Directly"})
 
     def schema_name(self, config: dict[str, Any]) -> str:
         return ".".join(str(config[key]) for key in self.naming_keys)

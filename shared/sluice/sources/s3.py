@@ -386,4 +386,6 @@ SERVICE = Service(
     tables=tables,
     extract=extract,
     setup_tests=setup_tests,
+    # boto3 reaches S3 as the function does (inside the VPC when the data plane is, PrivateLink or not).
+    networking_methods=frozenset({"Directly", "PrivateLink"}),
 )

@@ -38,6 +38,8 @@ _JSON_ATTRIBUTES = (
     "external_secrets_keys_config",
     "schedule",
     "resync_schedule",
+    "certificates",
+    "fingerprints",
 )
 _CONNECTION_DATETIMES = (
     "created_at",

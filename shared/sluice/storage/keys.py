@@ -106,6 +106,23 @@ def account_packages_partition(account_id: str) -> str:
     return f"ACCT#{account_id}#PACKAGE"
 
 
+def proxy_agent_key(agent_id: str) -> dict[str, str]:
+    return {"pk": f"PROXY#{agent_id}", "sk": "PROXY"}
+
+
+def proxy_agent_name_key(account_id: str, display_name: str) -> dict[str, str]:
+    """Claims a proxy agent's display name within its account (Fivetran: 409 for a taken name)."""
+    return {"pk": f"PROXYNAME#{account_id}#{display_name}", "sk": "PROXYNAME"}
+
+
+def account_proxy_agents_partition(account_id: str) -> str:
+    return f"ACCT#{account_id}#PROXY"
+
+
+def group_ssh_key_key(group_id: str) -> dict[str, str]:
+    return {"pk": f"GROUP#{group_id}", "sk": "SSHKEY"}
+
+
 def webhook_key(webhook_id: str) -> dict[str, str]:
     return {"pk": f"WEBHOOK#{webhook_id}", "sk": "WEBHOOK"}
 

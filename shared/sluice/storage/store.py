@@ -40,13 +40,17 @@ from sluice.storage.keys import (
     account_groups_partition,
     account_key,
     account_packages_partition,
+    account_proxy_agents_partition,
     account_webhooks_partition,
     api_key_key,
     connection_key,
     destination_key,
     duckdb_file_key,
     group_key,
+    group_ssh_key_key,
     package_key,
+    proxy_agent_key,
+    proxy_agent_name_key,
     purge_key,
     schema_guard_key,
     webhook_delivery_key,
@@ -661,6 +665,82 @@ class Store:
     def connections_using_package(self, account_id: str, package_id: str) -> list[str]:
         return self.package_users(account_id).get(package_id, [])
 
+    # -- a group's SSH key pair -------------------------------------------------------------------------
+
+    def get_group_ssh_key(self, group_id: str) -> dict[str, Any] | None:
+        return self.get(group_ssh_key_key(group_id))
+
+    def put_group_ssh_key(self, group_id: str, item: dict[str, Any]) -> dict[str, Any]:
+        """Store the group's first key pair; when another came first, that one (a group has one)."""
+        try:
+            self.put_new({**item, **group_ssh_key_key(group_id)}, lambda: Conflict("taken"))
+        except Conflict:
+            existing = self.get_group_ssh_key(group_id)
+            assert existing is not None
+            return existing
+        return {**item, **group_ssh_key_key(group_id)}
+
+    # -- proxy agents ----------------------------------------------------------------------------------
+
+    def create_proxy_agent(self, item: dict[str, Any]) -> None:
+        """A new proxy agent and the claim on its display name, together; Conflict when the account
+        already has an agent of that name."""
+        agent_id, account_id = str(item["id"]), str(item["account_id"])
+        full = {
+            **item,
+            **proxy_agent_key(agent_id),
+            "gsi1pk": account_proxy_agents_partition(account_id),
+            "gsi1sk": f"{item['registered_at']}#{agent_id}",
+        }
+        claim = {**proxy_agent_name_key(account_id, str(item["display_name"])), "agent_id": agent_id}
+        try:
+            send(
+                self.client.transact_write_items,
+                TransactItems=[
+                    {"Put": {"TableName": self.name, "Item": to_dynamo(claim), "ConditionExpression": _NEW}},
+                    {"Put": {"TableName": self.name, "Item": to_dynamo(full), "ConditionExpression": _NEW}},
+                ],
+            )
+        except ConditionFailed:
+            raise Conflict("Proxy agent with same name already exists") from None
+
+    def get_proxy_agent(self, account_id: str | None, agent_id: str) -> dict[str, Any] | None:
+        return self._get_owned(proxy_agent_key(agent_id), account_id)
+
+    def list_proxy_agents(self, account_id: str, cursor: str | None, limit: int) -> Page:
+        return self.query_page(account_proxy_agents_partition(account_id), limit, cursor)
+
+    def delete_proxy_agent(self, item: dict[str, Any]) -> None:
+        account_id = str(item["account_id"])
+        send(
+            self.client.transact_write_items,
+            TransactItems=[
+                {"Delete": {"TableName": self.name, "Key": to_dynamo(proxy_agent_key(str(item["id"])))}},
+                {
+                    "Delete": {
+                        "TableName": self.name,
+                        "Key": to_dynamo(proxy_agent_name_key(account_id, str(item["display_name"]))),
+                    }
+                },
+            ],
+        )
+
+    def connections_using_proxy_agent(self, account_id: str, agent_id: str) -> list[dict[str, Any]]:
+        """The account's connections that go through the agent (one Query on the account's connections)."""
+        return [
+            item
+            for item in self.query_all(
+                {
+                    "IndexName": "gsi1",
+                    "KeyConditionExpression": "gsi1pk = :p",
+                    "FilterExpression": "proxy_agent_id = :agent",
+                    "ExpressionAttributeValues": to_dynamo(
+                        {":p": account_connections_partition(account_id), ":agent": agent_id}
+                    ),
+                }
+            )
+        ]
+
     # -- webhooks ----------------------------------------------------------------------------------------
 
     def get_webhook(self, account_id: str, webhook_id: str) -> dict[str, Any] | None:
@@ -711,6 +791,9 @@ class Store:
             "expires_at": expires_at,
         }
         send(self.client.put_item, TableName=self.name, Item=to_dynamo(item))
+
+
+_NEW = "attribute_not_exists(pk)"
 
 
 def get_store() -> Store:

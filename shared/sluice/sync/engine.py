@@ -23,9 +23,11 @@ from typing import Any
 from sluice.config_secrets import AUTH_POINTER, Scrubber, reveal
 from sluice.connections.alerts import after_sync, rate_limited_warning, sync_task
 from sluice.connections.model import Alert, Connection
+from sluice.connections.trust import network_path_for
 from sluice.contract import Checkpoint, Deletes, Operation, TableSpec, Upserts
 from sluice.destinations import Destination, open_destination
 from sluice.errors import Conflict, ConnectionNotFound
+from sluice.network_path import within
 from sluice.observability import logger
 from sluice.scheduler.grid import connection_next_sync_at
 from sluice.sources import get_service
@@ -168,7 +170,9 @@ class SyncEngine:
             batch = 0
             last_commit = last_lease_check = last_heartbeat = time.monotonic()
             pending: dict[str, Any] | None = None
-            operations = service.extract(config, state, deadline)
+            # On the connection's network path: its approved certificates pinned, through its proxy agent.
+            path = network_path_for(connection, self.store)
+            operations = within(path, service.extract(config, state, deadline))
             for operation in operations:
                 if isinstance(operation, Checkpoint):
                     pending = operation.state

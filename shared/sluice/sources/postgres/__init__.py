@@ -22,6 +22,7 @@ from pydantic import Field, ValidationError, model_validator
 from sluice.contract import Operation, TableSpec
 from sluice.sources.base import (
     ADVANCED,
+    ALL_NETWORKING_METHODS,
     Name,
     Secret,
     SecretDestination,
@@ -29,6 +30,7 @@ from sluice.sources.base import (
     ServiceConfig,
     SetupTestOptions,
     SourceError,
+    TunnelFields,
     secret_destinations,
     secret_paths,
 )
@@ -38,7 +40,7 @@ SlotName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9_
 PgName = Annotated[str, Field(min_length=1, max_length=63)]
 
 
-class PostgresConfig(ServiceConfig):
+class PostgresConfig(ServiceConfig, TunnelFields):
     schema_: Name = Field(alias="schema")
     # The password goes to host:port: changing either needs the password again.
     host: Annotated[str, Field(min_length=1, max_length=253), SecretDestination()]
@@ -104,4 +106,5 @@ SERVICE = Service(
     tables=tables,
     extract=extract,
     setup_tests=setup_tests,
+    networking_methods=ALL_NETWORKING_METHODS,
 )

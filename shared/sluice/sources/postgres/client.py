@@ -47,11 +47,15 @@ def open_connection(config: PostgresConfig, address: str) -> psycopg.Connection[
     """Connect to `address` (already checked) for `config.host`; errors say what was refused."""
     import psycopg
 
+    from sluice.outbound import Forward
+
+    # Through a proxy agent or an SSH bastion, libpq connects to a loopback forwarder.
+    forward = Forward(config.host, address, config.port, CONNECT_TIMEOUT_SECONDS)
     try:
         connection = psycopg.connect(
             host=config.host,
-            hostaddr=address,
-            port=config.port,
+            hostaddr=forward.address,
+            port=forward.port,
             dbname=config.database,
             user=config.user,
             password=config.password,
@@ -60,6 +64,8 @@ def open_connection(config: PostgresConfig, address: str) -> psycopg.Connection[
             autocommit=True,
         )
     except psycopg.Error as exc:
+        if isinstance(forward.error, SourceError):
+            raise forward.error from None
         reason = first_line(exc)
         where = f"PostgreSQL at {config.host}:{config.port}"
         if any(marker in reason for marker in _AUTH_FAILURES):

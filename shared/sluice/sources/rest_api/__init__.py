@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sluice.sources.base import Service, secret_destinations, secret_paths
+from sluice.sources.base import ALL_NETWORKING_METHODS, Service, secret_destinations, secret_paths
 from sluice.sources.rest_api.config import RestApiConfig, secret_values
 from sluice.sources.rest_api.extract import extract, tables
 from sluice.sources.rest_api.setup_tests import setup_tests
@@ -36,4 +36,5 @@ SERVICE = Service(
     tables=tables,
     extract=extract,
     setup_tests=setup_tests,
+    networking_methods=ALL_NETWORKING_METHODS,
 )

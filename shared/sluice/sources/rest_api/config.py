@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from sluice.sources.base import ADVANCED, Name, Secret, SecretDestination, ServiceConfig
+from sluice.sources.base import ADVANCED, Name, Secret, SecretDestination, ServiceConfig, TunnelFields
 from sluice.sources.rest_api.pagination import NoPagination, Pagination
 
 # RFC 9110 section 5.6.2: a field name is a token.
@@ -174,7 +174,7 @@ class RestApiTable(ServiceConfig):
     pagination: Pagination = NoPagination(type="none")
 
 
-class RestApiConfig(ServiceConfig):
+class RestApiConfig(ServiceConfig, TunnelFields):
     schema_: Name = Field(alias="schema")
     # Credentials are sent to this URL's origin only: moving it to another origin needs them again.
     base_url: Annotated[

@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from sluice.certificates import certificate_details
 from sluice.connections.model import SetupTestResult
 from sluice.sources.base import SetupTestOptions, SourceError
 from sluice.sources.rest_api.client import READ_TIMEOUT, Client, session_for
@@ -18,6 +19,16 @@ if TYPE_CHECKING:
 
 def setup_tests(config: dict[str, Any], options: SetupTestOptions) -> list[SetupTestResult]:
     return _SetupRun(parse_config(config), options).run()
+
+
+def _is_address(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 class _Fatal(Exception):
@@ -63,7 +74,9 @@ class _SetupRun:
         return self.results
 
     def _run(self) -> None:
+        from sluice.network_path import current
         from sluice.outbound import CertificateNotTrusted, OutboundError, probe, resolve
+        from sluice.ssh_tunnel import HostKeyNotTrusted
 
         base = self.config.base_url
         parts = urlsplit(base)
@@ -73,18 +86,39 @@ class _SetupRun:
             address = resolve(host, port)
         except OutboundError as exc:
             raise self.fatal(str(exc)) from None
-        self.add("PASSED", f"{host} resolves to {address}", {"host": host, "address": address})
+        path = current()
+        if path.tunnel is not None and address == host and not _is_address(host):
+            self.add("PASSED", f"{host} is resolved by the bastion {path.tunnel.host}", {"host": host})
+        else:
+            self.add("PASSED", f"{host} resolves to {address}", {"host": host, "address": address})
+        # How the connection gets there, for the Connecting message.
+        via = ""
+        if path.tunnel is not None:
+            via = f" through the bastion {path.tunnel.host}"
+        elif path.proxy is not None:
+            via = f" through the proxy agent {path.proxy.agent_id}"
 
         try:
             found = probe(base, trust_certificates=self.options.trust_certificates, timeout=self._budget(10))
         except CertificateNotTrusted as exc:
-            raise self.fatal(str(exc), {"fingerprint": exc.fingerprint}) from None
+            raise self.fatal(str(exc), certificate_details(exc.certificate)) from None
+        except HostKeyNotTrusted as exc:
+            raise self.fatal(str(exc), {"hash": exc.hash, "public_key": exc.public_key}) from None
+        except SourceError as exc:  # the tunnel or the proxy
+            raise self.fatal(str(exc)) from None
         except OutboundError as exc:
             raise self.fatal(str(exc)) from None
         details = {"address": found.address, "port": found.port, "tls": found.tls}
         if found.tls:
-            details |= {"tls_version": found.tls_version, "certificate_sha256": found.fingerprint}
-        if found.tls and not found.verified:
+            details |= {"tls_version": found.tls_version, **certificate_details(found.certificate)}
+        if found.approved:
+            self.add(
+                "PASSED",
+                f"Connected to {host}:{found.port} over TLS; its certificate is one this connection approved "
+                f"(SHA-256 {found.fingerprint})",
+                details,
+            )
+        elif found.tls and not found.verified:
             self.add(
                 "WARNING",
                 f"The TLS certificate of {host} is not signed by a trusted authority; it is trusted because "
@@ -93,7 +127,9 @@ class _SetupRun:
             )
         else:
             self.add(
-                "PASSED", f"Connected to {host}:{found.port}" + (" over TLS" if found.tls else ""), details
+                "PASSED",
+                f"Connected to {host}:{found.port}{via}" + (" over TLS" if found.tls else ""),
+                details,
             )
 
         options: dict[str, Any] = {"total_timeout": max(1.0, self.remaining())}

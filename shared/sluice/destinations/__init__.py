@@ -93,6 +93,20 @@ DESTINATION_CONFIGS: dict[str, type[DestinationConfig]] = {
 }
 
 
+# The table sync modes each writer keeps (SOFT_DELETE: deletes are flagged; LIVE: deleted rows are removed;
+# HISTORY: every version is kept with _fivetran_start/_fivetran_end/_fivetran_active).
+SYNC_MODES: dict[str, frozenset[str]] = {
+    "duckdb": frozenset({"SOFT_DELETE", "LIVE", "HISTORY"}),
+    "s3": frozenset({"SOFT_DELETE"}),
+    "postgres": frozenset({"SOFT_DELETE"}),
+    "iceberg": frozenset({"SOFT_DELETE"}),
+}
+
+
+def sync_modes_of(service: str) -> frozenset[str]:
+    return SYNC_MODES.get(service, frozenset({"SOFT_DELETE"}))
+
+
 # ---- the writer contract ----------------------------------------------------------------------------------
 
 

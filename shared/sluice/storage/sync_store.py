@@ -326,6 +326,30 @@ class SyncStore:
                     ExpressionAttributeValues=to_dynamo({":t": table, ":type": "columns", ":names": part}),
                 )
 
+    def add_columns_reporting_new(self, connection_id: str, table: str, names: set[str]) -> set[str]:
+        """Like `add_columns` for one table, and which of `names` no writer had added before: the
+        atomic ADD returns each bucket's old set, so a column is new to exactly one caller (a replayed
+        or concurrent sync finds it known)."""
+        import zlib
+
+        buckets: dict[int, set[str]] = {}
+        for name in names:
+            buckets.setdefault(zlib.crc32(name.encode()) % COLUMN_BUCKETS, set()).add(name)
+        new: set[str] = set()
+        for bucket, part in sorted(buckets.items()):
+            response = send(
+                self.client.update_item,
+                TableName=self._name,
+                Key=to_dynamo(columns_key(connection_id, table, bucket)),
+                UpdateExpression="SET #t = :t, #type = :type ADD #names :names",
+                ExpressionAttributeNames={"#t": "table", "#type": "type", "#names": "names"},
+                ExpressionAttributeValues=to_dynamo({":t": table, ":type": "columns", ":names": part}),
+                ReturnValues="UPDATED_OLD",
+            )
+            old = from_dynamo(response.get("Attributes") or {}).get("names") or set()
+            new |= part - {str(n) for n in old}
+        return new
+
     def columns_seen(self, connection: Connection) -> dict[str, list[str]]:
         """Columns seen per table, sorted (with what older versions kept on the connection item)."""
         seen: dict[str, set[str]] = {t: set(names) for t, names in connection.table_columns.items()}

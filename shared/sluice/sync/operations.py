@@ -6,20 +6,13 @@ from typing import Any
 
 from sluice.api.caller import Caller
 from sluice.connections.model import Connection, sync_in_progress
-from sluice.errors import Conflict, InvalidInput, NotFound
+from sluice.errors import Conflict, InvalidInput
 from sluice.sources import get_service
 from sluice.storage.store import Store
 from sluice.storage.sync_store import SyncStore
 from sluice.sync.events import SyncRequest, request_sync
 from sluice.sync.runs import FORCED_OUT, WORKER_SILENT, end_stopped_run, worker_silent
 from sluice.timestamps import utc_now
-
-
-class TableNotFound(NotFound):
-    code = "NotFound_Table"
-
-    def __init__(self, schema: str, table: str) -> None:
-        super().__init__(f"Table '{schema}.{table}' doesn't exist in this connection")
 
 
 def sync_running(connection: Connection) -> bool:
@@ -104,11 +97,6 @@ def replace_state(caller: Caller, connection_id: str, state: dict[str, Any], sto
     return state
 
 
-def _with_columns(store: Store, connection: Connection) -> Connection:
-    """The connection with the columns syncs have seen (stored apart from it, see SyncStore)."""
-    return connection.model_copy(update={"table_columns": SyncStore(store).columns_seen(connection)})
-
-
 def schemas(connection: Connection, store: Store) -> dict[str, Any]:
     """Fivetran's schema config: the connection's destination schema, the source's tables, and the
     columns syncs have seen in each."""
@@ -142,24 +130,4 @@ def _columns(connection: Connection, table: str, primary_key: tuple[str, ...]) -
             "is_primary_key": name in primary_key,
         }
         for name in names
-    }
-
-
-def table_columns(
-    caller: Caller, connection_id: str, schema: str, table: str, store: Store
-) -> dict[str, Any]:
-    """Columns of one table, found by its source or destination name (they are the same here)."""
-    connection = _with_columns(store, store.get_connection(caller.account_id, connection_id))
-    for schema_name, schema_config in schemas(connection, store).items():
-        if schema == schema_name and table in schema_config["tables"]:
-            return {"columns": schema_config["tables"][table]["columns"]}
-    raise TableNotFound(schema, table)
-
-
-def schema_config(caller: Caller, connection_id: str, store: Store) -> dict[str, Any]:
-    connection = _with_columns(store, store.get_connection(caller.account_id, connection_id))
-    return {
-        "enable_new_by_default": True,
-        "schema_change_handling": "ALLOW_ALL",
-        "schemas": schemas(connection, store),
     }

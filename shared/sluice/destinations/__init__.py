@@ -98,7 +98,7 @@ DESTINATION_CONFIGS: dict[str, type[DestinationConfig]] = {
 SYNC_MODES: dict[str, frozenset[str]] = {
     "duckdb": frozenset({"SOFT_DELETE", "LIVE", "HISTORY"}),
     "s3": frozenset({"SOFT_DELETE"}),
-    "postgres": frozenset({"SOFT_DELETE"}),
+    "postgres": frozenset({"SOFT_DELETE", "LIVE"}),
     "iceberg": frozenset({"SOFT_DELETE"}),
 }
 
@@ -144,11 +144,17 @@ class Destination(Protocol):
     def delete(
         self, schema: str, table: TableSpec, keys: list[dict[str, Any]], synced_at: datetime, batch_id: str
     ) -> int:
-        """Soft-delete rows by primary key: they stay, with `_fivetran_deleted = true`.
+        """Delete rows by primary key, as the table's `sync_mode` says: SOFT_DELETE keeps them with
+        `_fivetran_deleted = true`, LIVE removes them, HISTORY ends their current version.
 
         `keys` hold the primary key columns (for a table without one: the whole row, or `_fivetran_id`).
         Returns the number of delete records written (`duckdb`: rows that matched).
         """
+        ...
+
+    def drop_columns(self, schema: str, table: str, columns: list[str]) -> None:
+        """Remove columns (blocked ones the user marked for deletion) from a table, if it has them.
+        Safe to repeat."""
         ...
 
     def flush(self) -> None:

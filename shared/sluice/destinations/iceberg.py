@@ -515,6 +515,11 @@ class IcebergDestination:
         self._note_batch(lake, batch_id)
         return len(keys)
 
+    def drop_columns(self, schema: str, table: str, columns: list[str]) -> None:
+        # Not yet: a blocked column stops receiving values (new rows hold null) but stays in the
+        # table's schema. Dropping it means an Iceberg schema change; see docs/sources-and-destinations.md.
+        del schema, table, columns
+
     def flush(self) -> None:
         self._open()
         for lake in self._lakes.values():

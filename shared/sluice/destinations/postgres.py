@@ -273,19 +273,48 @@ class PostgresDestination:
         key_columns = {name: target.columns[name] for name in target.key}
         match = " AND ".join(f"t.{_ident(name)} = k.{_ident(name)}" for name in target.key)
         names = ", ".join(_ident(name) for name in target.key)
-        sql = (
-            f"UPDATE {target.qualified} AS t SET {_ident(DELETED_COLUMN)} = true, "
-            f"{_ident(SYNCED_COLUMN)} = %s FROM (SELECT DISTINCT {names} FROM sluice_stage) AS k "
-            f"WHERE {match} AND t.{_ident(DELETED_COLUMN)} IS NOT TRUE"
-        )
+        if table.sync_mode == "LIVE":
+            sql = (
+                f"DELETE FROM {target.qualified} AS t USING (SELECT DISTINCT {names} FROM sluice_stage) "
+                f"AS k WHERE {match}"
+            )
+            params: list[Any] = []
+        else:
+            sql = (
+                f"UPDATE {target.qualified} AS t SET {_ident(DELETED_COLUMN)} = true, "
+                f"{_ident(SYNCED_COLUMN)} = %s FROM (SELECT DISTINCT {names} FROM sluice_stage) AS k "
+                f"WHERE {match} AND t.{_ident(DELETED_COLUMN)} IS NOT TRUE"
+            )
+            params = [_utc(synced_at)]
         try:
             with self._connection().transaction():
                 self._copy_into_staging(target, key_columns, keys)
-                cursor = self._connection().execute(_sql(sql), [_utc(synced_at)])
+                cursor = self._connection().execute(_sql(sql), params)
                 return max(0, cursor.rowcount)
         except self._psycopg.Error as exc:
             self._tables.pop((schema, table.name), None)
             raise self._failure(f"Deleting from '{schema}.{table.name}' failed: {_first_line(exc)}") from None
+
+    def drop_columns(self, schema: str, table: str, columns: list[str]) -> None:
+        schema = self.schema_for(schema)
+        target = self._table(schema, table)
+        if target is None:
+            return
+        dropped = [c for c in columns if c in target.columns and c not in target.key]
+        if not dropped:
+            return
+        sql = f"ALTER TABLE {target.qualified} " + ", ".join(
+            f"DROP COLUMN IF EXISTS {_ident(c)}" for c in dropped
+        )
+        try:
+            with self._connection().transaction():
+                self._connection().execute(_sql(sql))
+        except self._psycopg.Error as exc:
+            raise self._failure(
+                f"Dropping columns of '{schema}.{table}' failed: {_first_line(exc)}"
+            ) from None
+        finally:
+            self._tables.pop((schema, table), None)
 
     def flush(self) -> None:
         # Every upsert and delete is its own committed transaction: what is written is durable.

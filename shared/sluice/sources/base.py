@@ -143,6 +143,10 @@ def _references_nothing(*_: Any) -> None:
     return None
 
 
+def _reads_every_table(config: dict[str, Any], _enabled: set[str]) -> dict[str, Any]:
+    return config
+
+
 @dataclass(frozen=True)
 class Service:
     """A source service: `rest_api`, `s3`, ..."""
@@ -164,6 +168,9 @@ class Service:
     # Called with the connection's account before its config is stored, tested, synced or read
     # for tables: a config may only name the account's own resources.
     check_references: CheckReferences = _references_nothing
+    # select_tables(config, enabled table names) -> the config that reads only those tables. Services
+    # without it read every table; the engine then drops what a disabled table yields.
+    select_tables: Callable[[dict[str, Any], set[str]], dict[str, Any]] = _reads_every_table
 
     def schema_name(self, config: dict[str, Any]) -> str:
         return ".".join(str(config[key]) for key in self.naming_keys)

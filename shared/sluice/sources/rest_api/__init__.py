@@ -24,6 +24,10 @@ def _secret_forms(plain_config: dict[str, Any]) -> list[str]:
     return secret_values(RestApiConfig.model_validate(plain_config))
 
 
+def _select_tables(config: dict[str, Any], enabled: set[str]) -> dict[str, Any]:
+    return {**config, "tables": [t for t in config.get("tables") or [] if t.get("name") in enabled]}
+
+
 SERVICE = Service(
     name="rest_api",
     title="REST API",
@@ -36,4 +40,5 @@ SERVICE = Service(
     tables=tables,
     extract=extract,
     setup_tests=setup_tests,
+    select_tables=_select_tables,
 )

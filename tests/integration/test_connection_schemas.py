@@ -1,4 +1,4 @@
-"""The Connection Schema routes (get_connection_schemas, update_connection_schemas) on moto and DynamoDB Local."""
+"""The Connection Schema routes (get_connection_schemas, update_connection_schemas), both DynamoDBs."""
 
 from __future__ import annotations
 

@@ -159,10 +159,11 @@ def test_hashing_a_column_of_a_table_with_data_resyncs_the_table_once(aws, api, 
 
 
 def test_a_patch_while_a_sync_runs_says_it_applies_next_sync(aws, api, lake) -> None:
+    from datetime import timedelta
+
     from sluice.storage.store import get_store
     from sluice.storage.sync_store import SyncStore
     from sluice.timestamps import utc_now
-    from datetime import timedelta
 
     connection = make_rest_connection(
         make_group_with_duckdb(lake.name), sample_api_config(api.url, token="s3cr3t-token")

@@ -55,14 +55,7 @@ def update_connection_schemas(
 
 @app.post("/v1/connections/<connection_id>/schemas/reload")
 def reload_connection_schemas(connection_id: str, request: Annotated[ReloadBody, Body()]) -> dict[str, Any]:
-    done = schemas.modify(
-        current_caller(app),
-        connection_id,
-        get_store(),
-        lambda config, loaded, effects: None,
-        "Schema configuration has been reloaded",
-        exclude=request.exclude_mode == "EXCLUDE",
-    )
+    done = schemas.reload(current_caller(app), connection_id, get_store(), request.exclude_mode == "EXCLUDE")
     return envelope(done.data, done.message)
 
 

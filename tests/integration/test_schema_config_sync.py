@@ -324,3 +324,52 @@ def test_history_mode_after_a_crash_and_replay_has_exactly_one_version_per_chang
     result = run_worker(event)  # Lambda retries the same event
     assert result["status"] == "SUCCESSFUL", result
     assert_one_version_per_change(lake)
+
+
+def test_reload_reads_the_sources_columns_so_they_can_be_set_before_the_first_sync(aws, api, lake) -> None:
+    group = make_group_with_duckdb(lake.name)
+    connection = make_rest_connection(group, sample_api_config(api.url, token="s3cr3t-token"))
+    reloaded = call(
+        SCHEMAS, path=f"/v1/connections/{connection['id']}/schemas/reload", method="POST", body={}
+    )
+    assert reloaded.status == 200, reloaded.body
+    columns = reloaded.data["schemas"]["shop"]["tables"]["items"]["columns"]
+    assert set(columns) == {"id", "name", "category", "price", "version", "updated_at"}
+    assert api.requests == ["/next_link/items?limit=50"] or len(api.requests) == 1  # one page, not the table
+    patch(connection["id"], "/shop/tables/items/columns/category", {"enabled": False})
+    assert run_worker(sync_event(connection["id"]))["status"] == "SUCCESSFUL"
+    assert "category" not in columns_of(lake, "shop.items")
+
+
+def test_reload_under_block_all_blocks_a_new_column_and_announces_it_once(aws, lake, bus) -> None:
+    with GatedSource(rows=2, closed=False) as source:
+        connection = make_rest_connection(make_group_with_duckdb(lake.name), sample_api_config(source.url))
+        assert run_worker(sync_event(connection["id"]))["status"] == "SUCCESSFUL"
+        patch(connection["id"], "", {"schema_change_handling": "BLOCK_ALL"})
+        bus.drain()
+        for row in source.rows:
+            row["phone"] = "555"
+        reload_path = f"/v1/connections/{connection['id']}/schemas/reload"
+        first = call(SCHEMAS, path=reload_path, method="POST", body={})
+        again = call(SCHEMAS, path=reload_path, method="POST", body={})
+        assert run_worker(sync_event(connection["id"]))["status"] == "SUCCESSFUL"
+    assert first.data["schemas"]["shop"]["tables"]["items"]["columns"]["phone"]["enabled"] is False
+    assert again.status == 200
+    assert "phone" not in columns_of(lake, "shop.items")
+    changes = schema_changes(bus)
+    assert [(c["column"], c["enabled"]) for c in changes] == [("phone", False)]
+
+
+def test_a_reload_that_cant_reach_the_source_still_merges_tables_and_says_why(aws, lake) -> None:
+    with GatedSource(rows=1, closed=False) as source:
+        url = source.url
+    connection = make_rest_connection(
+        make_group_with_duckdb(lake.name), sample_api_config(url, token="tok-secret-9")
+    )
+    reply = call(SCHEMAS, path=f"/v1/connections/{connection['id']}/schemas/reload", method="POST", body={})
+    assert reply.status == 200, reply.body
+    assert reply.body["message"].startswith(
+        "Schema configuration has been reloaded. The source's columns could not"
+    )
+    assert "tok-secret-9" not in reply.body["message"]
+    assert set(reply.data["schemas"]["shop"]["tables"]) == {"items"}

@@ -11,7 +11,7 @@ from sluice.api.caller import Caller
 from sluice.connections.model import Connection, sync_in_progress
 from sluice.errors import ConcurrentUpdate, Conflict
 from sluice.observability import logger
-from sluice.schema_config.model import SchemaConfig
+from sluice.schema_config.model import ColumnSetting, SchemaConfig
 from sluice.schema_config.rules import (
     Change,
     Effects,
@@ -152,6 +152,61 @@ def modify(
             _message(message, loaded, sorted(effects.resync), store),
         )
     raise ConcurrentUpdate()
+
+
+RELOAD_SECONDS = 20.0  # what a reload may spend asking the source for its columns
+
+
+def reload(caller: Caller, connection_id: str, store: Store, exclude: bool) -> Modified:
+    """POST .../schemas/reload: the source's tables, and (where the service can list them) its columns
+    now, merged into the config. New columns of a table that had some are changes: blocked first
+    under BLOCK_ALL, then announced once (see SchemaPolicy)."""
+    connection = store.get_connection(caller.account_id, connection_id)
+    discovered, problem = _discover_columns(connection)
+
+    def change(config: SchemaConfig, loaded: Loaded, effects: Effects) -> None:
+        if config.new_columns_enabled():
+            return
+        for table, names in discovered.items():
+            setting = config.table(loaded.source.schema, table)
+            if setting is None or not loaded.source.has_data(table):
+                continue
+            for column in sorted(names - set(loaded.source.columns(table))):
+                setting.columns.setdefault(column, ColumnSetting(enabled=False))
+
+    done = modify(caller, connection_id, store, change, "Schema configuration has been reloaded", exclude)
+    loaded = load(caller, connection_id, store)
+    changes: list[Change] = []
+    enabled = loaded.effective.new_columns_enabled()
+    for table, names in sorted(discovered.items()):
+        had_columns = loaded.source.has_data(table)
+        new = SyncStore(store).add_columns_reporting_new(connection.id, table, names) if names else set()
+        if had_columns:
+            changes += [Change(loaded.source.schema, table, column, enabled) for column in sorted(new)]
+    announce_changes(connection, changes)
+    message = done.message if problem is None else f"{done.message}. {problem}"
+    return Modified(schema_config(caller, connection_id, store), message)
+
+
+def _discover_columns(connection: Connection) -> tuple[dict[str, set[str]], str | None]:
+    """Each table's columns from the source (its secrets revealed for the call), or why not."""
+    import time
+
+    from sluice.config_secrets import secret_box
+    from sluice.connections.setup_tests import revealed_config
+    from sluice.sources import get_service
+    from sluice.sources.base import SourceError
+
+    service = get_service(connection.service)
+    if service.columns is None:
+        return {}, None
+    plain = revealed_config(connection, secret_box().decrypt)
+    scrubber = service.scrubber(plain)
+    try:
+        found = service.columns(plain, time.monotonic() + RELOAD_SECONDS)
+    except SourceError as exc:
+        return {}, f"The source's columns could not be read: {scrubber.text(str(exc))}"
+    return {table: {scrubber.text(n) for n in names} for table, names in found.items()}, None
 
 
 def _message(base: str, loaded: Loaded, resync: list[str], store: Store) -> str:

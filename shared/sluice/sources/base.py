@@ -171,6 +171,9 @@ class Service:
     # select_tables(config, enabled table names) -> the config that reads only those tables. Services
     # without it read every table; the engine then drops what a disabled table yields.
     select_tables: Callable[[dict[str, Any], set[str]], dict[str, Any]] = _reads_every_table
+    # columns(config with secrets revealed, deadline) -> each table's columns as the source shows them
+    # now (POST .../schemas/reload). None: columns are learnt by syncs only.
+    columns: Callable[[dict[str, Any], float], dict[str, set[str]]] | None = None
 
     def schema_name(self, config: dict[str, Any]) -> str:
         return ".".join(str(config[key]) for key in self.naming_keys)

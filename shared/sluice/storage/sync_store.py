@@ -127,7 +127,7 @@ class SyncStore:
                 UpdateExpression="REMOVE active_sync_id, lease_expires_at SET version = version + :one",
                 ConditionExpression="attribute_exists(active_sync_id)",
                 ExpressionAttributeValues=to_dynamo({":one": 1}),
-                ReturnValues="UPDATED_OLD",
+                ReturnValues="ALL_OLD",  # the item as it was (UPDATED_OLD omits an unchanged set)
             )
         except ConditionFailed:
             return None
@@ -344,7 +344,7 @@ class SyncStore:
                 UpdateExpression="SET #t = :t, #type = :type ADD #names :names",
                 ExpressionAttributeNames={"#t": "table", "#type": "type", "#names": "names"},
                 ExpressionAttributeValues=to_dynamo({":t": table, ":type": "columns", ":names": part}),
-                ReturnValues="UPDATED_OLD",
+                ReturnValues="ALL_OLD",  # the item as it was (UPDATED_OLD omits an unchanged set)
             )
             old = from_dynamo(response.get("Attributes") or {}).get("names") or set()
             new |= part - {str(n) for n in old}

@@ -14,7 +14,7 @@ from typing import Any
 
 from sluice.sources.base import Service, secret_destinations, secret_paths
 from sluice.sources.rest_api.config import RestApiConfig, secret_values
-from sluice.sources.rest_api.extract import extract, tables
+from sluice.sources.rest_api.extract import columns, extract, tables
 from sluice.sources.rest_api.setup_tests import setup_tests
 
 __all__ = ["SERVICE", "RestApiConfig", "extract", "secret_values", "setup_tests", "tables"]
@@ -41,4 +41,5 @@ SERVICE = Service(
     extract=extract,
     setup_tests=setup_tests,
     select_tables=_select_tables,
+    columns=columns,
 )

@@ -33,17 +33,34 @@ class MissingSalt(SluiceError):
 
 
 def hash_value(salt: bytes, value: Any) -> str | None:
-    """SHA-256 of the salt and the value's text, in hex; null stays null. Two groups have two salts, so
-    their hashes of one value differ and can't be joined."""
+    """SHA-256 of the salt and the value's text (JSON text for anything but a string), in hex; null
+    stays null. Two groups have two salts, so their hashes of one value differ and can't be joined."""
     if value is None:
         return None
-    if isinstance(value, str):
-        text = value
-    else:
-        from sluice.destinations import json_default
+    return _hasher(hashlib.sha256(salt))(value)
 
-        text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=json_default)
-    return hashlib.sha256(salt + text.encode()).hexdigest()
+
+def _hasher(salted: Any) -> Callable[[Any], str]:
+    """A hash function over one salt's precomputed digest state (copied per value: cheaper than
+    hashing the salt again)."""
+
+    def hashed(value: Any) -> str:
+        kind = type(value)
+        if kind is str:
+            text = value
+        elif kind is bool:
+            text = "true" if value else "false"
+        elif kind is int:
+            text = str(value)
+        else:
+            from sluice.destinations import json_default
+
+            text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=json_default)
+        digest = salted.copy()
+        digest.update(text.encode())
+        return str(digest.hexdigest())
+
+    return hashed
 
 
 def update_stored(
@@ -136,20 +153,33 @@ class SchemaPolicy:
         tables = schema.tables.items() if schema else ()
         return {name: list(t.drop_columns) for name, t in tables if t.drop_columns}
 
-    def rows(self, table: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The rows as the destination may see them: disabled columns gone, hashed ones hashed."""
-        names: set[str] = set().union(*rows) if rows else set()
+    def rows(
+        self, table: str, rows: list[dict[str, Any]], names: set[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The rows as the destination may see them: disabled columns gone, hashed ones hashed.
+        `names`: every key of the batch, when the caller has it already."""
+        if names is None:
+            names = set().union(*rows) if rows else set()
         self._discover(table, names)
         disabled, hashed = self._column_rules(table)
-        if not (disabled & names) and not (hashed & names):
+        drop = disabled & names
+        hash_now = hashed & names
+        if not drop and not hash_now:
             return rows
-        if hashed and self._salt is None:
+        if hash_now and self._salt is None:
             raise MissingSalt(f"Table '{self.schema}.{table}' has hashed columns but its group has no salt")
-        salt = self._salt or b""
-        return [
-            {k: (hash_value(salt, v) if k in hashed else v) for k, v in row.items() if k not in disabled}
-            for row in rows
-        ]
+        hashing = _hasher(hashlib.sha256(self._salt or b""))
+        out = []
+        for row in rows:
+            row = row.copy()
+            for name in drop:
+                row.pop(name, None)
+            for name in hash_now:
+                value = row.get(name)
+                if value is not None:
+                    row[name] = hashing(value)
+            out.append(row)
+        return out
 
     def _column_rules(self, table: str) -> tuple[frozenset[str], frozenset[str]]:
         rules = self._rules.get(table)

@@ -222,8 +222,10 @@ class SyncEngine:
                 spec = policy.spec(tables.get(operation.table) or TableSpec(operation.table, ()))
                 if isinstance(operation, Upserts):
                     names: set[str] = set().union(*operation.rows)
-                    rows = policy.rows(operation.table, scrubber.row_keys(operation.rows, names))
-                    result.columns.setdefault(operation.table, set()).update(map(scrubber.text, names))
+                    rows = scrubber.row_keys(operation.rows, names)
+                    landed = set(map(scrubber.text, names)) if scrubber else names
+                    rows = policy.rows(operation.table, rows, landed)
+                    result.columns.setdefault(operation.table, set()).update(landed)
                     result.rows_upserted += destination.upsert(schema, spec, rows, utc_now(), batch_id)
                 elif isinstance(operation, Deletes):
                     keys = policy.rows(operation.table, operation.keys)

@@ -98,7 +98,7 @@ DESTINATION_CONFIGS: dict[str, type[DestinationConfig]] = {
 SYNC_MODES: dict[str, frozenset[str]] = {
     "duckdb": frozenset({"SOFT_DELETE", "LIVE", "HISTORY"}),
     "s3": frozenset({"SOFT_DELETE"}),
-    "postgres": frozenset({"SOFT_DELETE", "LIVE"}),
+    "postgres": frozenset({"SOFT_DELETE", "LIVE", "HISTORY"}),
     "iceberg": frozenset({"SOFT_DELETE"}),
 }
 

@@ -432,3 +432,17 @@ def test_a_commit_that_loses_a_race_merges_again_on_top(
     dest.flush()
     assert {k: r["v"] for k, r in both_readers(endpoint).items()} == {1: 1, 2: 2, 3: 3}
     assert [s.summary[BATCH_PROPERTY] for s in snapshots(endpoint)] == ["1-a-0", "9-z-0", "1-a-1"]
+
+
+def test_live_mode_removes_deleted_rows_from_the_table(dest: IcebergDestination, endpoint: str) -> None:
+    from dataclasses import replace
+
+    live = replace(USERS, sync_mode="LIVE")
+    rows = [{"id": 1, "name": "Ada"}, {"id": 2, "name": "Bo"}, {"id": 3, "name": "Cy"}]
+    dest.upsert("crm", live, rows, T0, "000000000001-sync-000000")
+    dest.flush()
+    dest.delete("crm", live, [{"id": 2}], T0, "000000000002-sync-000000")  # a committed row
+    dest.upsert("crm", live, [{"id": 4, "name": "Di"}], T0, "000000000002-sync-000001")
+    dest.delete("crm", live, [{"id": 4}], T0, "000000000002-sync-000002")  # a buffered row
+    dest.flush()
+    assert set(both_readers(endpoint)) == {1, 3}

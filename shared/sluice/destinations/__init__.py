@@ -99,7 +99,7 @@ SYNC_MODES: dict[str, frozenset[str]] = {
     "duckdb": frozenset({"SOFT_DELETE", "LIVE", "HISTORY"}),
     "s3": frozenset({"SOFT_DELETE"}),
     "postgres": frozenset({"SOFT_DELETE", "LIVE", "HISTORY"}),
-    "iceberg": frozenset({"SOFT_DELETE"}),
+    "iceberg": frozenset({"SOFT_DELETE", "LIVE"}),
 }
 
 

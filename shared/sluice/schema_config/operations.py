@@ -10,7 +10,6 @@ from typing import Any
 from sluice.api.caller import Caller
 from sluice.connections.model import Connection, sync_in_progress
 from sluice.errors import ConcurrentUpdate, Conflict
-from sluice.observability import logger
 from sluice.schema_config.model import ColumnSetting, SchemaConfig
 from sluice.schema_config.rules import (
     Change,
@@ -41,20 +40,27 @@ def sync_modes(store: Store, connection: Connection) -> frozenset[str]:
     return sync_modes_of(str(destination["service"])) if destination else frozenset({"SOFT_DELETE"})
 
 
-def source_tables(connection: Connection, store: Store, stored: SchemaConfig | None) -> SourceTables:
-    """The source's tables as the API can know them without the connection's secrets: the service's
-    tables from its (masked) config, else those the last capture recorded."""
+def source_tables(
+    connection: Connection,
+    store: Store,
+    stored: SchemaConfig | None,
+    asked: dict[str, tuple[str, ...]] | None = None,
+) -> SourceTables:
+    """The source's tables: `asked` (a reload that asked the source), else the service's tables from
+    the connection's config, or, for a service that must ask its source for them (postgres, the
+    Connector SDK), those the last capture recorded (the read API holds no secrets to ask with)."""
     from sluice.sources import get_service
 
     service = get_service(connection.service)
     service.check_references(store, connection.account_id, connection.config)
     schema = str(connection.config.get("schema", connection.schema_name))
-    try:
-        keys = {t.name: tuple(t.primary_key) for t in service.tables(connection.config)}
-    except Exception as exc:  # a source that must be asked (postgres) needs secrets this API can't read
-        logger.info("tables taken from the last capture", extra={"reason": type(exc).__name__})
+    if asked is not None:
+        keys = asked
+    elif service.tables_need_source:
         captured = stored.schemas.get(schema) if stored else None
         keys = {name: tuple(t.primary_key) for name, t in (captured.tables if captured else {}).items()}
+    else:
+        keys = {t.name: tuple(t.primary_key) for t in service.tables(connection.config)}
     seen = SyncStore(store).columns_seen(connection.model_copy(update={"table_columns": {}}))
     return SourceTables(schema, keys, {**connection.table_columns, **seen})
 
@@ -73,11 +79,13 @@ class Loaded:
         return capture(self.stored, self.source)[0]
 
 
-def load(caller: Caller, connection_id: str, store: Store) -> Loaded:
+def load(
+    caller: Caller, connection_id: str, store: Store, asked: dict[str, tuple[str, ...]] | None = None
+) -> Loaded:
     connection = store.get_connection(caller.account_id, connection_id)
     raw, version = SchemaConfigStore(store).get(connection.id)
     stored = SchemaConfig.model_validate(raw) if raw is not None else None
-    source = source_tables(connection, store, stored)
+    source = source_tables(connection, store, stored, asked)
     return Loaded(connection, source, stored, version, sync_modes(store, connection))
 
 
@@ -127,12 +135,13 @@ def modify(
     change: Callable[[SchemaConfig, Loaded, Effects], None],
     message: str,
     exclude: bool = False,
+    asked: dict[str, tuple[str, ...]] | None = None,
 ) -> Modified:
     """Read the config (captured with the source's tables), apply `change`, write it if nobody wrote
     meanwhile (else redo on a fresh read: no lost updates). Tables whose data a change outdated owe
     a re-sync, recorded in the same write; new tables found are announced once, by this writer."""
     for _ in range(_ATTEMPTS):
-        loaded = load(caller, connection_id, store)
+        loaded = load(caller, connection_id, store, asked)
         config, found = capture(loaded.stored, loaded.source, exclude=exclude)
         effects = Effects()
         change(config, loaded, effects)
@@ -162,7 +171,7 @@ def reload(caller: Caller, connection_id: str, store: Store, exclude: bool) -> M
     now, merged into the config. New columns of a table that had some are changes: blocked first
     under BLOCK_ALL, then announced once (see SchemaPolicy)."""
     connection = store.get_connection(caller.account_id, connection_id)
-    discovered, problem = _discover_columns(connection)
+    asked, discovered, problem = _ask_source(connection)
 
     def change(config: SchemaConfig, loaded: Loaded, effects: Effects) -> None:
         if config.new_columns_enabled():
@@ -174,7 +183,9 @@ def reload(caller: Caller, connection_id: str, store: Store, exclude: bool) -> M
             for column in sorted(names - set(loaded.source.columns(table))):
                 setting.columns.setdefault(column, ColumnSetting(enabled=False))
 
-    done = modify(caller, connection_id, store, change, "Schema configuration has been reloaded", exclude)
+    done = modify(
+        caller, connection_id, store, change, "Schema configuration has been reloaded", exclude, asked
+    )
     loaded = load(caller, connection_id, store)
     changes: list[Change] = []
     enabled = loaded.effective.new_columns_enabled()
@@ -188,8 +199,12 @@ def reload(caller: Caller, connection_id: str, store: Store, exclude: bool) -> M
     return Modified(schema_config(caller, connection_id, store), message)
 
 
-def _discover_columns(connection: Connection) -> tuple[dict[str, set[str]], str | None]:
-    """Each table's columns from the source (its secrets revealed for the call), or why not."""
+def _ask_source(
+    connection: Connection,
+) -> tuple[dict[str, tuple[str, ...]] | None, dict[str, set[str]], str | None]:
+    """What the source shows now, with its secrets revealed for the call: its tables (for a service
+    whose tables only the source knows), each table's columns (where the service can list them), or
+    why it could not be asked."""
     import time
 
     from sluice.config_secrets import secret_box
@@ -198,15 +213,18 @@ def _discover_columns(connection: Connection) -> tuple[dict[str, set[str]], str 
     from sluice.sources.base import SourceError
 
     service = get_service(connection.service)
-    if service.columns is None:
-        return {}, None
+    if service.columns is None and not service.tables_need_source:
+        return None, {}, None
     plain = revealed_config(connection, secret_box().decrypt)
     scrubber = service.scrubber(plain)
+    asked: dict[str, tuple[str, ...]] | None = None
     try:
-        found = service.columns(plain, time.monotonic() + RELOAD_SECONDS)
+        if service.tables_need_source:
+            asked = {t.name: tuple(t.primary_key) for t in service.tables(plain)}
+        found = service.columns(plain, time.monotonic() + RELOAD_SECONDS) if service.columns else {}
     except SourceError as exc:
-        return {}, f"The source's columns could not be read: {scrubber.text(str(exc))}"
-    return {table: {scrubber.text(n) for n in names} for table, names in found.items()}, None
+        return asked, {}, f"The source could not be read: {scrubber.text(str(exc))}"
+    return asked, {table: {scrubber.text(n) for n in names} for table, names in found.items()}, None
 
 
 def _message(base: str, loaded: Loaded, resync: list[str], store: Store) -> str:

@@ -163,6 +163,9 @@ class Service:
     # Other forms the secrets of a (revealed) config take on the wire, for scrubbing (see Scrubber).
     secret_forms: Callable[[dict[str, Any]], list[str]] = _no_other_forms
     tables: Tables = _not_built
+    # Whether `tables` asks the source (and so needs the config's secrets): the read API then shows the
+    # tables the last capture recorded instead of calling it.
+    tables_need_source: bool = False
     extract: Extract = _not_built
     setup_tests: SetupTests = _not_built
     # Called with the connection's account before its config is stored, tested, synced or read

@@ -82,11 +82,22 @@ class Loaded:
 def load(
     caller: Caller, connection_id: str, store: Store, asked: dict[str, tuple[str, ...]] | None = None
 ) -> Loaded:
-    connection = store.get_connection(caller.account_id, connection_id)
+    return load_connection(store.get_connection(caller.account_id, connection_id), store, asked)
+
+
+def load_connection(
+    connection: Connection, store: Store, asked: dict[str, tuple[str, ...]] | None = None
+) -> Loaded:
     raw, version = SchemaConfigStore(store).get(connection.id)
     stored = SchemaConfig.model_validate(raw) if raw is not None else None
     source = source_tables(connection, store, stored, asked)
     return Loaded(connection, source, stored, version, sync_modes(store, connection))
+
+
+def effective_schemas(connection: Connection, store: Store) -> dict[str, Any]:
+    """The `schemas` of the config as syncs apply it (for the legacy metadata routes and resync scopes)."""
+    loaded = load_connection(connection, store)
+    return dict(render(loaded.effective, loaded.source, loaded.modes)["schemas"])
 
 
 def schema_config(caller: Caller, connection_id: str, store: Store) -> dict[str, Any]:

@@ -70,7 +70,9 @@ def trigger_resync(
 
 
 def _check_scope(connection: Connection, scope: dict[str, list[str]], store: Store) -> None:
-    known = {name for _, tables in schemas(connection, store).items() for name in tables["tables"]}
+    from sluice.schema_config.operations import effective_schemas
+
+    known = {name for _, tables in effective_schemas(connection, store).items() for name in tables["tables"]}
     for schema_name, tables in scope.items():
         if not isinstance(tables, list) or not all(isinstance(t, str) for t in tables):
             raise InvalidInput(f"Field '{schema_name}' must be a list of table names")
@@ -95,39 +97,3 @@ def replace_state(caller: Caller, connection_id: str, state: dict[str, Any], sto
         raise Conflict("Pause the connection before changing its state")
     SyncStore(store).replace_state(connection, state, utc_now())
     return state
-
-
-def schemas(connection: Connection, store: Store) -> dict[str, Any]:
-    """Fivetran's schema config: the connection's destination schema, the source's tables, and the
-    columns syncs have seen in each."""
-    service = get_service(connection.service)
-    _check_references(connection, store)
-    schema_name = str(connection.config.get("schema", connection.schema_name))
-    return {
-        schema_name: {
-            "name_in_destination": schema_name,
-            "enabled": True,
-            "tables": {
-                table.name: {
-                    "name_in_destination": table.name,
-                    "enabled": True,
-                    "sync_mode": "SOFT_DELETE",
-                    "columns": _columns(connection, table.name, table.primary_key),
-                }
-                for table in service.tables(connection.config)
-            },
-        }
-    }
-
-
-def _columns(connection: Connection, table: str, primary_key: tuple[str, ...]) -> dict[str, Any]:
-    names = list(dict.fromkeys([*primary_key, *connection.table_columns.get(table, [])]))
-    return {
-        name: {
-            "name_in_destination": name,
-            "enabled": True,
-            "hashed": False,
-            "is_primary_key": name in primary_key,
-        }
-        for name in names
-    }

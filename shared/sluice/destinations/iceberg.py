@@ -517,9 +517,28 @@ class IcebergDestination:
         return len(keys)
 
     def drop_columns(self, schema: str, table: str, columns: list[str]) -> None:
-        # Not yet: a blocked column stops receiving values (new rows hold null) but stays in the
-        # table's schema. Dropping it means an Iceberg schema change; see docs/sources-and-destinations.md.
-        del schema, table, columns
+        """An Iceberg schema change: the columns leave the table's schema (older data files keep their
+        bytes, which readers no longer project). A key column is never dropped."""
+        from pyiceberg.exceptions import NoSuchTableError
+
+        self._open()
+        identifier = (self.config.database, table_name(schema, table))
+        try:
+            existing = self._catalog_client().load_table(identifier)
+        except NoSuchTableError:
+            return
+        key = json.loads(existing.metadata.properties.get(KEY_PROPERTY) or "[]")
+        present = {f.name for f in existing.metadata.schema().fields}
+        gone = [c for c in columns if c in present and c not in key and c not in SYSTEM_COLUMNS]
+        if not gone:
+            return
+        try:
+            with existing.update_schema() as update:
+                for column in gone:
+                    update.delete_column(column)
+        except Exception as exc:
+            raise DestinationError(f"Dropping columns of '{schema}.{table}' failed: {exc}") from exc
+        self._lakes.pop((schema, table), None)  # read the table again at its next write
 
     def flush(self) -> None:
         self._open()

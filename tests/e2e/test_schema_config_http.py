@@ -138,3 +138,43 @@ def test_created_paused_configured_then_unpaused_syncs_only_what_was_chosen(
     rows = table(stack, f"{schema}.items")
     assert len(rows) == 60 and "price" not in rows[0]
     assert rows[0]["name"] == "Item 1"
+
+
+def test_a_patch_while_a_sync_runs_says_so_and_applies_from_the_next_sync(stack: LocalStackProcess) -> None:
+    from tests.support.gated_source import GatedSource
+
+    http = stack.session()
+    with GatedSource(rows=3, closed=False) as source:
+        schema = "gate_" + uuid.uuid4().hex[:6]
+        created = http.post(
+            f"{stack.url}/v1/connections",
+            json={
+                "group_id": stack.group_id,
+                "service": "rest_api",
+                "run_setup_tests": False,
+                "config": config_for(source.url, "next_link", None, schema, 25),
+            },
+        )
+        assert created.status_code == 201, created.text
+        url = f"{stack.url}/v1/connections/{created.json()['data']['id']}"
+        assert http.post(f"{url}/sync", json={}).status_code == 200
+        first = wait_for_sync(http, url, None)
+        assert first["failed_at"] is None and len(table(stack, f"{schema}.items")) == 3, first
+
+        source.opened.clear()  # the next sync hangs at the source: it is running while we PATCH
+        assert http.post(f"{url}/sync", json={}).status_code == 200
+        assert source.entered.wait(60), "the sync never reached the source"
+        patched = http.patch(f"{url}/schemas/{schema}/tables/items", json={"enabled": False})
+        assert patched.status_code == 200, patched.text
+        assert patched.json()["message"] == (
+            "Table configuration has been modified. "
+            "A sync is running: the changes take effect from the next sync"
+        )
+        source.open()  # the held request is dropped, as a source that went away would: that sync fails
+        held = wait_for_sync(http, url, first["succeeded_at"])
+
+        source.rows.append({"id": 99, "name": "late", "updated_at": "2026-11-02T00:00:00Z"})
+        assert http.post(f"{url}/sync", json={}).status_code == 200
+        third = wait_for_sync(http, url, max(filter(None, [held["succeeded_at"], held["failed_at"]])))
+        assert third["succeeded_at"] and (third["failed_at"] or "") < third["succeeded_at"], third
+    assert {r["id"] for r in table(stack, f"{schema}.items")} == {0, 1, 2}  # the disabled table got no row

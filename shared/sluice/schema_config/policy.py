@@ -17,7 +17,7 @@ from typing import Any
 from sluice.connections.model import Connection
 from sluice.contract import TableSpec
 from sluice.errors import ConcurrentUpdate, SluiceError
-from sluice.schema_config.model import ColumnSetting, SchemaConfig, TableSetting
+from sluice.schema_config.model import ColumnSetting, SchemaConfig, SchemaSetting, TableSetting
 from sluice.schema_config.rules import Change, SourceTables, capture
 from sluice.storage.schema_store import SchemaConfigStore
 from sluice.storage.store import Store
@@ -135,6 +135,11 @@ class SchemaPolicy:
         setting = schema.tables.get(table) if schema else None
         return setting or TableSetting(enabled=self.config.new_tables_enabled())
 
+    def _table_setting(self, table: str) -> TableSetting:
+        """The table's setting in this sync's config, added if the config lacks it."""
+        schema = self.config.schemas.setdefault(self.schema, SchemaSetting())
+        return schema.tables.setdefault(table, TableSetting(enabled=self.config.new_tables_enabled()))
+
     def table_enabled(self, table: str) -> bool:
         return self.config.table_enabled(self.schema, table)
 
@@ -222,7 +227,11 @@ class SchemaPolicy:
                 setting.columns[column] = ColumnSetting(enabled=False)
             return config if added else None
 
-        self.config = update_stored(self._store, self._connection.id, blocked)
+        update_stored(self._store, self._connection.id, blocked)
+        # This sync keeps the config it started with (a PATCH meanwhile applies from the next sync),
+        # plus the columns it blocked itself.
+        for column in columns:
+            self._table_setting(table).columns.setdefault(column, ColumnSetting(enabled=False))
         self._rules.pop(table, None)
 
     # ---- after the work --------------------------------------------------------------------------------
@@ -241,7 +250,7 @@ class SchemaPolicy:
             return config if changed else None
 
         if served:
-            self.config = update_stored(self._store, self._connection.id, cleared)
+            update_stored(self._store, self._connection.id, cleared)
 
     def dropped(self, done: dict[str, list[str]]) -> None:
         def cleared(config: SchemaConfig) -> SchemaConfig | None:
@@ -255,4 +264,4 @@ class SchemaPolicy:
             return config if changed else None
 
         if done:
-            self.config = update_stored(self._store, self._connection.id, cleared)
+            update_stored(self._store, self._connection.id, cleared)

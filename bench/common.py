@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ class Figure:
     budget: float
     higher_is_better: bool = False  # ratios where more is better (throughput) are budgets from below
     detail: str = ""
+    unit: str = "x"  # most figures are ratios
 
     @property
     def passed(self) -> bool:
@@ -24,7 +26,10 @@ class Figure:
     def line(self) -> str:
         bound = ">=" if self.higher_is_better else "<="
         verdict = "PASS" if self.passed else "OVER"
-        text = f"{verdict:4}  {self.name:<44} {self.value:6.2f}x  (budget {bound} {self.budget:.2f}x)"
+        text = (
+            f"{verdict:4}  {self.name:<44} {self.value:6.2f}{self.unit}  "
+            f"(budget {bound} {self.budget:.2f}{self.unit})"
+        )
         return f"{text}  {self.detail}" if self.detail else text
 
 
@@ -38,3 +43,29 @@ def ms(seconds: float) -> str:
 
 def us(seconds: float) -> str:
     return f"{seconds * 1e6:.0f} us"
+
+
+def interleaved(
+    runs: int, ours: Callable[[], float], theirs: Callable[[], float]
+) -> tuple[list[float], list[float]]:
+    """Seconds of each run of two sides, taking turns (and turning the order around each round), so that
+    drift and caches hit both alike."""
+    our_times: list[float] = []
+    their_times: list[float] = []
+    for index in range(runs):
+        rounds = [(ours, our_times), (theirs, their_times)]
+        for side, times in rounds if index % 2 == 0 else reversed(rounds):
+            times.append(side())
+    return our_times, their_times
+
+
+def speed_figure(name: str, rows: int, ours: list[float], theirs: list[float], budget: float) -> Figure:
+    """Our best run's rows per second over theirs (a speed budget: higher is better)."""
+    our_speed, their_speed = rows / min(ours), rows / min(theirs)
+    return Figure(
+        name,
+        our_speed / their_speed,
+        budget,
+        higher_is_better=True,
+        detail=f"{our_speed:,.0f} vs {their_speed:,.0f} rows/s",
+    )

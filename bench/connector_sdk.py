@@ -26,7 +26,7 @@ import zipfile
 from pathlib import Path
 
 from bench import moto_env
-from bench.common import ROOT, Figure, median
+from bench.common import ROOT, Figure, interleaved, median, speed_figure
 
 BUDGET = 1.0
 CONNECTOR = ROOT / "bench" / "connectors" / "sdk_rows"
@@ -148,23 +148,15 @@ def run(env: moto_env.MotoEnv, rows: int = 100_000, runs: int = 3, out=print) ->
     package_id = _upload(_package())
     with tempfile.TemporaryDirectory(prefix="sluice-bench-sdk-") as folder:
         work = Path(folder)
-        sluice_times: list[float] = []
-        sdk_times: list[float] = []
-        for _ in range(runs):  # interleaved, so that drift hits both alike
-            sluice_times.append(sluice_sync(package_id, rows))
-            sdk_times.append(sdk_debug(rows, work))
+        sluice_times, sdk_times = interleaved(
+            runs, lambda: sluice_sync(package_id, rows), lambda: sdk_debug(rows, work)
+        )
     sluice_best, sdk_best = rows / min(sluice_times), rows / min(sdk_times)
     out(
         f"      connector_sdk sync of {rows:,} upserts: Sluice {sluice_best:,.0f} rows/s best "
         f"({rows / median(sluice_times):,.0f} median), fivetran debug {sdk_best:,.0f} rows/s best "
         f"({rows / median(sdk_times):,.0f} median); {runs} runs each, interleaved"
     )
-    figure = Figure(
-        "connector_sdk sync Sluice / fivetran debug",
-        sluice_best / sdk_best,
-        BUDGET,
-        higher_is_better=True,
-        detail=f"{sluice_best:,.0f} vs {sdk_best:,.0f} rows/s",
-    )
+    figure = speed_figure("connector_sdk sync Sluice / fivetran debug", rows, sluice_times, sdk_times, BUDGET)
     out(figure.line())
     return [figure]

@@ -26,7 +26,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.common import Figure
+from bench.common import Figure, speed_figure
 
 BUDGET = 0.8
 COLUMNS = "id, name, category, price, version, updated_at"
@@ -171,12 +171,8 @@ def run(rows: int = 1_000_000, changed: int = 10_000, runs: int = 1, out=print) 
                 f"({min(sluice_times):.1f} s), bare COPY/COPY/merge {bare_best:,.0f} rows/s "
                 f"({min(bare_times):.1f} s); best of {runs} each"
             )
-            figure = Figure(
-                "postgres historical Sluice / bare psycopg",
-                sluice_best / bare_best,
-                BUDGET,
-                higher_is_better=True,
-                detail=f"{sluice_best:,.0f} vs {bare_best:,.0f} rows/s",
+            figure = speed_figure(
+                "postgres historical Sluice / bare psycopg", rows, sluice_times, bare_times, BUDGET
             )
             out(figure.line())
             assert last is not None

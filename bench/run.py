@@ -1,6 +1,6 @@
 """`make bench`: measures the budgets of DESIGN.md and prints each figure, its budget and PASS/OVER.
 
-    python -m bench.run [--only cold,warm,sync,iceberg,postgres,sdk,schema] [--rows 100000] [--runs 3]
+    python -m bench.run [--only cold,warm,sync,e2e,iceberg,postgres,sdk,schema] [--rows 100000] [--runs 3]
 
 Exit status 1 when any figure is over its budget. Everything listens on 127.0.0.1 and stops itself.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.common import ROOT, Figure
 
-PARTS = ("cold", "warm", "sync", "iceberg", "postgres", "sdk", "schema")
+PARTS = ("cold", "warm", "sync", "e2e", "iceberg", "postgres", "sdk", "schema")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=200, help="timed calls per side, warm API")
     parser.add_argument("--rows", type=int, default=100_000, help="rows synced per throughput run")
     parser.add_argument("--runs", type=int, default=3, help="throughput runs per side")
+    parser.add_argument(
+        "--e2e-rows", default="1000,100000,1000000", help="comma-separated sizes of the end-to-end syncs"
+    )
+    parser.add_argument("--e2e-runs", type=int, default=3, help="end-to-end rounds per side and size")
     parser.add_argument("--lake-rows", type=int, default=1_000_000, help="iceberg historical rows")
     parser.add_argument("--lake-merge", type=int, default=10_000, help="iceberg merge rows")
     parser.add_argument("--lake-runs", type=int, default=1, help="iceberg runs per side")
@@ -60,9 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         figures += cold_start.run(args.imports, out=out)
 
-    if "warm" in parts or "sync" in parts:
+    if {"warm", "sync", "sdk", "schema"} & set(parts):
         from bench import moto_env
 
+        # One moto for these parts: Sluice's clients and key box are made once per process.
         with tempfile.TemporaryDirectory(prefix="sluice-bench-") as folder:
             env = moto_env.start(Path(folder))
             try:
@@ -78,14 +83,37 @@ def main(argv: list[str] | None = None) -> int:
                         "\n== 3. sync throughput: SyncEngine rest_api -> duckdb / bare requests + DuckDB loop"
                     )
                     figures += throughput.run(env, rows=args.rows, runs=args.runs, out=out)
+                if "sdk" in parts:
+                    from bench import connector_sdk
+
+                    out("\n== 7. connector_sdk sync throughput: SyncEngine -> duckdb / fivetran debug")
+                    figures += connector_sdk.run(env, rows=args.rows, runs=args.runs, out=out)
+                if "schema" in parts:
+                    from bench import schema_config
+
+                    out(
+                        "\n== 8. schema config: 50-column sync with 10 columns disabled and 5 hashed / "
+                        "everything enabled"
+                    )
+                    figures += schema_config.run(env, rows=args.rows, runs=args.runs, out=out)
             finally:
                 env.stop()
+
+    if "e2e" in parts:
+        from bench import end_to_end
+
+        sizes = [int(size) for size in args.e2e_rows.split(",") if size.strip()]
+        out(
+            "\n== 4. sync end to end: POST /resync -> succeeded_at over the local stack's HTTP API "
+            f"/ bare requests + JSON lines + one DuckDB merge (medians of {args.e2e_runs}, interleaved)"
+        )
+        figures += end_to_end.run(sizes, args.e2e_runs, out=out)
 
     if "iceberg" in parts:
         from bench import iceberg
 
         out(
-            f"\n== 4. iceberg lake: {args.lake_rows:,}-row historical sync and {args.lake_merge:,}-row merge "
+            f"\n== 5. iceberg lake: {args.lake_rows:,}-row historical sync and {args.lake_merge:,}-row merge "
             "/ bare pyiceberg doing the same commits"
         )
         figures += iceberg.run(args.lake_rows, args.lake_merge, args.lake_runs, out=out)
@@ -94,35 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import postgres
 
         out(
-            f"\n== 5. postgres -> postgres: {args.pg_rows:,}-row historical sync / bare psycopg COPY, COPY, "
+            f"\n== 6. postgres -> postgres: {args.pg_rows:,}-row historical sync / bare psycopg COPY, COPY, "
             f"merge; {args.pg_changed:,} changed rows through the WAL"
         )
         figures += postgres.run(args.pg_rows, args.pg_changed, args.pg_runs, out=out)
-
-    if "sdk" in parts:
-        from bench import connector_sdk, moto_env
-
-        with tempfile.TemporaryDirectory(prefix="sluice-bench-") as folder:
-            env = moto_env.start(Path(folder))
-            try:
-                out("\n== 6. connector_sdk sync throughput: SyncEngine -> duckdb / fivetran debug")
-                figures += connector_sdk.run(env, rows=args.rows, runs=args.runs, out=out)
-            finally:
-                env.stop()
-
-    if "schema" in parts:
-        from bench import moto_env, schema_config
-
-        with tempfile.TemporaryDirectory(prefix="sluice-bench-") as folder:
-            env = moto_env.start(Path(folder))
-            try:
-                out(
-                    "\n== 7. schema config: 50-column sync with 10 columns disabled and 5 hashed / "
-                    "everything enabled"
-                )
-                figures += schema_config.run(env, rows=args.rows, runs=args.runs, out=out)
-            finally:
-                env.stop()
 
     over = [f for f in figures if not f.passed]
     out(

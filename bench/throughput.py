@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import moto_env
-from bench.common import ROOT, Figure, median
+from bench.common import ROOT, Figure, interleaved, median, speed_figure
 from local.sample_api import config_for
 
 BUDGET = 0.8
@@ -190,11 +190,9 @@ def run(env: moto_env.MotoEnv, rows: int = 100_000, runs: int = 3, out=print) ->
     try:
         with tempfile.TemporaryDirectory(prefix="sluice-bench-") as folder:
             work = Path(folder)
-            sluice_times: list[float] = []
-            bare_times: list[float] = []
-            for _ in range(runs):  # interleaved, so that drift hits both alike
-                sluice_times.append(sluice_sync(api, work))
-                bare_times.append(bare_sync(api, work))
+            sluice_times, bare_times = interleaved(
+                runs, lambda: sluice_sync(api, work), lambda: bare_sync(api, work)
+            )
             sluice_best, bare_best = rows / min(sluice_times), rows / min(bare_times)
             out(
                 f"      sync {rows:,} rows, pages of {PAGE_SIZE}: Sluice {sluice_best:,.0f} rows/s best "
@@ -206,12 +204,8 @@ def run(env: moto_env.MotoEnv, rows: int = 100_000, runs: int = 3, out=print) ->
                 "      for reference (no budget): requests + JSON-lines file, no merge: "
                 f"{lines_best:,.0f} rows/s best; Sluice is {sluice_best / lines_best:.2f}x of it"
             )
-            figure = Figure(
-                "sync throughput Sluice / bare loop (best)",
-                sluice_best / bare_best,
-                BUDGET,
-                higher_is_better=True,
-                detail=f"{sluice_best:,.0f} vs {bare_best:,.0f} rows/s",
+            figure = speed_figure(
+                "sync throughput Sluice / bare loop (best)", rows, sluice_times, bare_times, BUDGET
             )
             out(figure.line())
             if not figure.passed:

@@ -6,9 +6,12 @@ HTTP on 127.0.0.1:$PORT (3000) turns each request into an API Gateway REST proxy
 authorizer, and invokes the function the template routes it to. EventBridge rules deliver to SQS
 queues that the stack polls to invoke their target functions; schedules fire on their rate.
 
-Like Lambda, every function runs in its own execution environments (local.isolation), several at once:
-a slow source in one tenant's call or sync holds only that invocation. The control plane is kept
-under the data folder across restarts (local.persistence); `--fresh` starts from nothing.
+Like Lambda, every function runs in its own execution environments, several at once: API functions as
+module copies on threads of this process (local.isolation), worker functions (syncs, setup tests, the
+tick) in processes of their own (local.processes), so that a sync never competes with moto or the API
+for one interpreter. A slow source in one tenant's call or sync holds only that invocation. The
+control plane is kept under the data folder across restarts (local.persistence); `--fresh` starts
+from nothing.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from urllib.parse import parse_qs, urlsplit
 from local.isolation import Functions
 from local.lambda_context import LocalContext
 from local.persistence import SAVE_EVERY_SECONDS, SNAPSHOT_FILE, ControlPlaneFile
+from local.processes import InvocationFailed, WorkerPool
 from local.resources import LocalResources, create_resources
 from local.template import ApiRoute, api_routes, authorizer_cache_seconds, authorizer_function
 
@@ -44,6 +48,8 @@ log = logging.getLogger("local.stack")
 ACCOUNT = "123456789012"
 # Local only, never in template.yaml: `curl -X POST http://127.0.0.1:3000/_local/tick` runs the tick now.
 LOCAL_TICK_PATH = "/_local/tick"
+# Local only: what the worker functions (sync, setup tests, tick) have cost so far, per function.
+LOCAL_STATS_PATH = "/_local/stats"
 REGION = "us-east-1"
 # Execution environments per function at once (Lambda's concurrency, bounded here): API functions,
 # and functions that EventBridge rules invoke (sync and setup-test workers). More invocations wait.
@@ -103,6 +109,10 @@ class LocalStack:
         # API Gateway caches each header's decision (a revoked key works until its entry expires).
         self._auth_cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
         self.auth_cache_seconds = authorizer_cache_seconds()
+        # Per worker function: invocations and the DynamoDB requests they sent (GET /_local/stats).
+        self._stats: dict[str, dict[str, int]] = {}
+        self._stats_lock = threading.Lock()
+        self._workers: dict[str, WorkerPool] = {}
 
     # ---- HTTP → API Gateway ---------------------------------------------------------------------
 
@@ -161,6 +171,14 @@ class LocalStack:
         query = parse_qs(url.query, keep_blank_values=True)
         if path == LOCAL_TICK_PATH and method == "POST":
             return self._tick_now()
+        if path == LOCAL_STATS_PATH and method == "GET":
+            with self._stats_lock:
+                stats = json.loads(json.dumps(self._stats))
+            return {
+                "statusCode": 200,
+                "headers": {"Content-Type": "application/json"},
+                "body": json.dumps({"code": "Success", "data": stats}),
+            }
         found = self.route(method, path)
         if found is None:  # only "/" (the catch-all serves every other path)
             from sluice.api.routes import SERVED_METHODS
@@ -227,12 +245,25 @@ class LocalStack:
     # ---- EventBridge rules → SQS → functions -------------------------------------------------------
 
     def invoke_worker(self, function_id: str, event: dict[str, Any]) -> Any:
-        return self.functions.invoke(
-            function_id,
-            WORKER_CONCURRENCY,
-            event,
-            LocalContext(function_name=function_id, timeout_seconds=900),
-        )
+        """Run a worker function in its own process (local.processes), as Lambda would."""
+        with self._stats_lock:
+            pool = self._workers.get(function_id)
+            if pool is None:
+                pool = self._workers[function_id] = WorkerPool(function_id, WORKER_CONCURRENCY)
+        context = LocalContext(function_name=function_id, timeout_seconds=900)
+        try:
+            result, dynamodb_requests = pool.invoke(event, context)
+        except InvocationFailed:
+            self._count(function_id, 0)
+            raise
+        self._count(function_id, dynamodb_requests)
+        return result
+
+    def _count(self, function_id: str, dynamodb_requests: int) -> None:
+        with self._stats_lock:
+            stats = self._stats.setdefault(function_id, {"invocations": 0, "dynamodb_requests": 0})
+            stats["invocations"] += 1
+            stats["dynamodb_requests"] += dynamodb_requests
 
     def _poll_rule(self, queue_url: str, function_id: str) -> None:
         """Take one message per free slot and run each on its own thread: a sync that hangs holds one
@@ -359,6 +390,10 @@ class LocalStack:
 
     def stop(self) -> None:
         self._stop.set()
+        with self._stats_lock:
+            workers = list(self._workers.values())
+        for pool in workers:
+            pool.stop()
 
 
 def describe_event(event: dict[str, Any]) -> str:
@@ -483,9 +518,17 @@ def make_http_handler(stack: LocalStack) -> type[BaseHTTPRequestHandler]:
 
 
 def start_moto(port: int = 0) -> Any:
+    import functools
+
+    from moto import backends
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    # moto's server lists its own package folder (a listdir and ~190 isdir calls) on every request to
+    # find the backend; the folder does not change while the stack runs. Local only: AWS has no moto.
+    if not hasattr(backends.list_of_moto_modules, "cache_info"):
+        listed = backends.list_of_moto_modules
+        backends.list_of_moto_modules = functools.cache(lambda: tuple(listed()))  # type: ignore[assignment]
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, bound_port = server.get_host_and_port()

@@ -18,7 +18,7 @@ import pytest
 
 from tests.compat.conftest import client_python
 from tests.support.connector_sdk import CONNECTORS
-from tests.support.local_stack import LocalStackProcess
+from tests.support.local_stack import LocalStackProcess, wait_for_sync
 
 
 @pytest.fixture
@@ -67,16 +67,6 @@ def deploy(stack: LocalStackProcess, tmp_path: Path):
     return run
 
 
-def wait_for_sync(http, url: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        data = http.get(url).json()["data"]
-        if (data["succeeded_at"] or data["failed_at"]) and data["status"]["sync_state"] != "syncing":
-            return data
-        time.sleep(0.2)
-    raise AssertionError(f"no sync finished within {timeout}s: {data}")
-
-
 def test_fivetran_deploy_then_a_sync_lands_the_rows(stack: LocalStackProcess, deploy, tmp_path: Path) -> None:
     http = stack.session()
     group = http.get(f"{stack.url}/v1/groups/{stack.group_id}").json()["data"]
@@ -104,7 +94,7 @@ def test_fivetran_deploy_then_a_sync_lands_the_rows(stack: LocalStackProcess, de
     url = f"{stack.url}/v1/connections/{connection['id']}"
     assert http.patch(url, json={"paused": False}).status_code == 200
     assert http.post(f"{url}/sync", json={}).status_code == 200
-    synced = wait_for_sync(http, url)
+    synced = wait_for_sync(http, url, timeout=120)
     assert synced["succeeded_at"] and synced["failed_at"] is None, synced
 
     with duckdb.connect(str(stack.default_duckdb), read_only=True) as db:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.e2e.test_sync_http import wait_for_sync
-from tests.support.local_stack import LocalStackProcess
+from tests.support.local_stack import LocalStackProcess, wait_for_sync
 from tests.support.postgres import SUPERUSER, SUPERUSER_PASSWORD, PostgresServer
 
 

@@ -3,7 +3,6 @@ go-fivetran builds, and a connection created paused, configured, then unpaused."
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -11,24 +10,13 @@ import pytest
 import requests
 
 from local.sample_api import SampleApi, config_for
-from tests.support.local_stack import LocalStackProcess
+from tests.support.local_stack import LocalStackProcess, wait_for_sync
 
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[SampleApi]:
     with SampleApi(rows=60, ties=4, token="e2e-token") as server:
         yield server
-
-
-def wait_for_sync(http: requests.Session, url: str, previous: str | None, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        data = http.get(url).json()["data"]
-        latest = max(filter(None, [data["succeeded_at"], data["failed_at"]]), default=None)
-        if latest and (previous is None or latest > previous) and data["status"]["sync_state"] != "syncing":
-            return data
-        time.sleep(0.2)
-    raise AssertionError(f"no sync finished within {timeout}s: {data}")
 
 
 def table(stack: LocalStackProcess, name: str) -> list[dict]:

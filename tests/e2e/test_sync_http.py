@@ -12,25 +12,13 @@ import pytest
 import requests
 
 from local.sample_api import SampleApi, config_for
-from tests.support.local_stack import LocalStackProcess
+from tests.support.local_stack import LocalStackProcess, wait_for_sync
 
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[SampleApi]:
     with SampleApi(rows=500, ties=4, token="e2e-token") as server:
         yield server
-
-
-def wait_for_sync(http: requests.Session, url: str, previous: str | None, timeout: float = 60) -> dict:
-    """Poll as Dagster and Airflow do: until max(succeeded_at, failed_at) moves past what it was."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        data = http.get(url).json()["data"]
-        latest = max(filter(None, [data["succeeded_at"], data["failed_at"]]), default=None)
-        if latest and (previous is None or latest > previous) and data["status"]["sync_state"] != "syncing":
-            return data
-        time.sleep(0.2)
-    raise AssertionError(f"no sync finished within {timeout}s: {data}")
 
 
 def landed(stack: LocalStackProcess, table: str) -> dict:
@@ -138,3 +126,44 @@ def test_tick_now_runs_the_scheduler(stack: LocalStackProcess) -> None:
     reply = requests.post(f"{stack.url}/_local/tick", timeout=30)
     assert reply.status_code == 200
     assert set(reply.json()["data"]) == {"SchedulerTickFunction"}
+
+
+def test_a_sync_runs_in_a_worker_process_of_its_own_and_is_counted(
+    stack: LocalStackProcess, api: SampleApi
+) -> None:
+    from pathlib import Path
+
+    http = stack.session()
+    config = config_for(api.url, "next_link", {"type": "bearer", "token": "e2e-token"}, "counted", 100)
+    created = http.post(
+        f"{stack.url}/v1/connections",
+        json={"group_id": stack.group_id, "service": "rest_api", "config": config, "run_setup_tests": False},
+    )
+    assert created.status_code == 201, created.text
+    url = f"{stack.url}/v1/connections/{created.json()['data']['id']}"
+
+    def worker_stats() -> dict:
+        reply = requests.get(f"{stack.url}/_local/stats", timeout=30)
+        assert reply.status_code == 200
+        return reply.json()["data"].get("SyncWorkerFunction") or {"invocations": 0, "dynamodb_requests": 0}
+
+    before = worker_stats()
+    assert http.post(f"{url}/sync", json={}).status_code == 200
+    wait_for_sync(http, url, None)
+    # The Sync Completed event is published by the worker before its invocation returns.
+    after, deadline = worker_stats(), time.monotonic() + 60
+    while after["invocations"] == before["invocations"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+        after = worker_stats()
+    assert after["invocations"] - before["invocations"] == 1
+    # Lease, state, one checkpoint, the end: a handful of requests, not one per page (5 pages here).
+    assert 5 <= after["dynamodb_requests"] - before["dynamodb_requests"] <= 30
+
+    children = [
+        entry
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit()
+        and b"SyncWorkerFunction" in (entry / "cmdline").read_bytes()
+        and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == stack.process.pid
+    ]
+    assert children, "the sync worker runs in a child process of the stack, as on Lambda"

@@ -51,8 +51,10 @@ def sample_config(api: SampleApi, token: str = "wrong", **overrides: Any) -> dic
     )
 
 
-def card_query(connection_id: str, redirect_uri: str | None = REDIRECT) -> dict[str, str]:
-    body = {"connect_card_config": {"redirect_uri": redirect_uri}}
+def card_query(
+    connection_id: str, redirect_uri: str | None = REDIRECT, all_fields: bool = False
+) -> dict[str, str]:
+    body = {"connect_card_config": {"redirect_uri": redirect_uri, "all_fields": all_fields}}
     reply = call("create_connect_card", path=connection_path(connection_id) + "/connect-card", body=body)
     assert reply.status == 200, reply.body
     return query_of(reply.data["connect_card"]["uri"])
@@ -103,7 +105,7 @@ def test_the_style_block_matches_its_csp_hash(aws) -> None:
 
 def test_form_is_generated_from_the_config_schema_with_current_values(aws) -> None:
     created = make_connection(make_group())
-    reply = get_page(card_query(created["id"]))
+    reply = get_page(card_query(created["id"], all_fields=True))
     fields = reply.form()
     assert fields["base_url"] == "https://api.example.com"
     assert fields["auth.type"] == "bearer"
@@ -140,7 +142,7 @@ def test_stored_values_are_escaped(aws) -> None:
     config = rest_api_config(headers={"X-Evil": EVIL})
     config["tables"][0]["records_path"] = EVIL
     created = make_connection(make_group(), config=config)
-    reply = get_page(card_query(created["id"]))
+    reply = get_page(card_query(created["id"], all_fields=True))
     assert reply.status == 200
     assert "<script>" not in reply.body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in reply.body
@@ -272,7 +274,7 @@ def test_right_token_passes_the_setup_tests_and_goes_back(aws, sample_api: Sampl
 
 def test_blank_secret_keeps_the_stored_secret(aws, sample_api: SampleApi) -> None:
     created = make_connection(make_group(), config=sample_config(sample_api, token="right"))
-    query = card_query(created["id"])
+    query = card_query(created["id"], all_fields=True)
     fields = get_page(query).form()
     assert fields["auth~bearer.token"] == ""
     reply = post_page({**fields, "page_size": "50"}, query)
@@ -300,7 +302,7 @@ def test_failed_tests_show_the_results_with_the_form(aws, sample_api: SampleApi)
 
 def test_invalid_values_are_shown_and_nothing_is_saved(aws) -> None:
     created = make_connection(make_group())
-    query = card_query(created["id"])
+    query = card_query(created["id"], all_fields=True)
     fields = get_page(query).form()
     before = stored(created["id"])
     typed = {"base_url": "not a url", "headers": "X-A: 1", "auth~bearer.token": "typed-secret"}
@@ -325,7 +327,7 @@ def test_switching_auth_type_needs_the_new_secret(aws) -> None:
 
 def test_tables_can_be_added_and_removed(aws) -> None:
     created = make_connection(make_group())
-    query = card_query(created["id"])
+    query = card_query(created["id"], all_fields=True)
     fields = get_page(query).form()
     form = {
         **fields,
@@ -348,6 +350,64 @@ def test_tables_can_be_added_and_removed(aws) -> None:
         "cursor",
     )
     assert tables[0]["params"] == {"sort": "asc"}
+
+
+ADVANCED_FIELDS = ("page_size", "headers", "tables.0.params", "tables.0.cursor_param", "auth~api_key.header")
+
+
+def test_a_default_card_shows_only_the_fields_setup_needs(aws) -> None:
+    created = make_connection(make_group())
+    fields = get_page(card_query(created["id"])).form()
+    for name in ("base_url", "auth.type", "auth~bearer.token", "tables.0.name", "tables.0.path"):
+        assert name in fields
+    assert "tables.0.pagination~cursor.cursor_path" in fields
+    for name in (
+        *ADVANCED_FIELDS,
+        "tables.0.pagination~page.size_param",
+        "tables.0.pagination~page.start_page",
+    ):
+        assert name not in fields
+    everything = get_page(card_query(created["id"], all_fields=True)).form()
+    for name in (
+        *ADVANCED_FIELDS,
+        "tables.0.pagination~page.size_param",
+        "tables.0.pagination~page.start_page",
+    ):
+        assert name in everything
+
+
+def test_fields_a_default_card_hides_keep_their_stored_values(aws) -> None:
+    table = {"name": "orders", "path": "/v1/orders", "primary_key": ["id"], "params": {"sort": "asc"}}
+    config = rest_api_config(page_size=250, headers={"X-Trace": "on"}, tables=[table])
+    created = make_connection(make_group(), config=config)
+    query = card_query(created["id"])
+    fields = get_page(query).form()
+    form = {
+        **fields,
+        "tables.0.path": "/v2/orders",
+        "tables.1.name": "customers",
+        "tables.1.path": "/v2/customers",
+        "tables.1.primary_key": "id",
+    }
+    reply = post_page(form, query)
+    assert reply.status == 200, reply.body
+    saved = stored(created["id"]).config
+    assert (saved["page_size"], saved["headers"]) == (250, {"X-Trace": "on"})
+    assert [(t["path"], t["params"]) for t in saved["tables"]] == [
+        ("/v2/orders", {"sort": "asc"}),
+        ("/v2/customers", {}),  # a new table gets the defaults of what the card did not show
+    ]
+    assert stored_secret(created["id"]) == "tok-secret-1"
+
+
+def test_an_all_fields_card_edits_the_advanced_fields(aws) -> None:
+    created = make_connection(make_group(), config=rest_api_config(headers={"X-Trace": "on"}))
+    query = card_query(created["id"], all_fields=True)
+    fields = get_page(query).form()
+    assert fields["headers"] == "X-Trace: on"
+    post_page({**fields, "page_size": "500", "headers": ""}, query)
+    saved = stored(created["id"]).config
+    assert (saved["page_size"], saved["headers"]) == (500, {})
 
 
 def test_a_blank_new_table_is_ignored(aws) -> None:
@@ -388,3 +448,26 @@ def test_s3_form_has_both_naming_keys_read_only_and_an_enum_select(aws) -> None:
     assert 'value="events" readonly' in page.body
     assert fields["file_type"] == "jsonl"
     assert fields["bucket"] == "my-bucket"
+
+
+def test_a_field_sluice_sets_is_shown_read_only_and_kept(aws) -> None:
+    group_id = make_group()
+    role = "arn:aws:iam::123456789012:role/reader"
+    config = {"schema": "files", "table": "events", "bucket": "my-bucket", "role_arn": role}
+    reply = call(
+        "create_connection",
+        body={"group_id": group_id, "service": "s3", "config": config, "run_setup_tests": False},
+    )
+    assert reply.status == 201, reply.body
+    account_id = stored(reply.data["id"]).config["external_id"]
+    assert account_id
+    query = card_query(reply.data["id"], all_fields=True)
+    page = get_page(query)
+    fields = page.form()
+    assert fields["role_arn"] == role
+    assert "external_id" not in fields  # never the tenant's to choose
+    assert re.search(rf'id="f-external_id" value="{account_id}" readonly', page.body)
+    post_page({**fields, "external_id": "999999999999", "prefix": "exports/"}, query)
+    saved = stored(reply.data["id"]).config
+    assert (saved["prefix"], saved["external_id"]) == ("exports/", account_id)
+    assert "role_arn" not in get_page(card_query(reply.data["id"])).form()  # advanced: all_fields only

@@ -92,3 +92,21 @@ def test_columns_seen_past_400_kb_live_outside_the_connection_item(aws, store) -
     )
     assert reply.status == 200, reply.body
     assert set(reply.data["columns"]) == names | {"id"}
+
+
+def test_columns_already_stored_are_not_written_again(aws, store) -> None:
+    from sluice.storage.dynamo import requests_sent
+
+    created = make_connection(make_group())
+    syncs = SyncStore(store)
+    columns = {f"column_{i}" for i in range(40)}  # spread over every bucket
+    syncs.add_columns(created["id"], {"orders": columns, "refunds": {"id"}})
+
+    before = requests_sent()
+    syncs.add_columns(created["id"], {"orders": columns, "refunds": {"id"}})
+    assert requests_sent() - before == 1  # the read of what is stored; nothing new to write
+
+    before = requests_sent()
+    syncs.add_columns(created["id"], {"orders": columns | {"column_new"}, "refunds": {"id"}})
+    assert requests_sent() - before == 2  # the read, and one bucket of one table
+    assert "column_new" in syncs.columns_seen(store.get_connection(None, created["id"]))["orders"]

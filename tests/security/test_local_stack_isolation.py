@@ -16,9 +16,8 @@ import pytest
 import requests
 
 from local.sample_api import SampleApi, config_for
-from tests.e2e.test_sync_http import wait_for_sync
 from tests.support.gated_source import GatedSource
-from tests.support.local_stack import LocalStackProcess, start_local_stack
+from tests.support.local_stack import LocalStackProcess, start_local_stack, wait_for_sync
 
 pytestmark = pytest.mark.e2e
 

@@ -20,6 +20,28 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def wait_for_sync(
+    http: requests.Session,
+    url: str,
+    previous: str | None = None,
+    timeout: float = 60,
+    poll_seconds: float = 0.2,
+) -> dict[str, Any]:
+    """Poll a connection (`url`) as Dagster and Airflow do: until max(succeeded_at, failed_at) moves
+    past `previous` and the sync is no longer running; returns the connection then."""
+    deadline = time.monotonic() + timeout
+    data: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        reply = http.get(url, timeout=60)
+        reply.raise_for_status()
+        data = reply.json()["data"]
+        latest = max(filter(None, [data["succeeded_at"], data["failed_at"]]), default=None)
+        if latest and (previous is None or latest > previous) and data["status"]["sync_state"] != "syncing":
+            return data
+        time.sleep(poll_seconds)
+    raise AssertionError(f"no sync finished within {timeout}s: {data}")
+
+
 @dataclass
 class LocalStackProcess:
     url: str

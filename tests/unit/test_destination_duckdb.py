@@ -42,6 +42,7 @@ def dest(data_dir: Path) -> Iterator[DuckDbDestination]:
 def rows_of(
     dest: DuckDbDestination, table: str, schema: str = "crm", order: str = "1"
 ) -> list[dict[str, Any]]:
+    dest.flush()  # what the engine does before a checkpoint: staged rows are merged
     con = dest._connection()
     result = con.execute(f'SELECT * FROM "{dest._catalog}"."{schema}"."{table}" ORDER BY {order}')
     names = [column[0] for column in result.description]
@@ -102,6 +103,63 @@ def test_second_upsert_of_a_key_replaces_the_row(dest: DuckDbDestination) -> Non
         (1, "Ada Lovelace", T1),
         (2, "Bo", T0),
     ]
+
+
+def landed_without_flush(dest: DuckDbDestination, table: str = "users") -> list[tuple[Any, ...]]:
+    """What the table holds now, without the flush `rows_of` does first."""
+    return (
+        dest._connection().execute(f'SELECT id, name FROM "warehouse"."crm"."{table}" ORDER BY id').fetchall()
+    )
+
+
+def test_staged_batches_merge_at_flush_with_the_last_row_of_a_key_winning(dest: DuckDbDestination) -> None:
+    dest.upsert("crm", USERS, [{"id": 1, "name": "Ada"}], T0, "b1")  # creates the table
+    T2 = T1 + timedelta(hours=1)
+    dest.upsert("crm", USERS, [{"id": 1, "name": "Ada v2"}, {"id": 2, "name": "Bo"}], T1, "b2")
+    dest.upsert("crm", USERS, [{"id": 1, "name": "Ada v3"}], T2, "b3")
+    assert landed_without_flush(dest) == [(1, "Ada")]  # staged, not merged yet
+
+    dest.flush()
+
+    assert [(r["id"], r["name"], r["_fivetran_synced"]) for r in rows_of(dest, "users")] == [
+        (1, "Ada v3", T2),
+        (2, "Bo", T1),
+    ]
+
+
+def test_a_delete_lands_after_the_upserts_staged_before_it(dest: DuckDbDestination) -> None:
+    dest.upsert("crm", USERS, [{"id": 1, "name": "Ada"}], T0, "b1")
+    dest.upsert("crm", USERS, [{"id": 2, "name": "Bo"}], T0, "b2")
+    dest.delete("crm", USERS, [{"id": 2}], T1, "b3")
+    dest.upsert("crm", USERS, [{"id": 3, "name": "Cy"}], T1, "b4")
+
+    assert [(r["id"], r["_fivetran_deleted"]) for r in rows_of(dest, "users")] == [
+        (1, False),
+        (2, True),
+        (3, False),
+    ]
+
+
+def test_staged_rows_are_merged_once_past_the_size_limit(
+    dest: DuckDbDestination, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sluice.destinations.duckdb as module
+
+    dest.upsert("crm", USERS, [{"id": 1, "name": "Ada"}], T0, "b1")
+    monkeypatch.setattr(module, "STAGED_BYTES_LIMIT", 60)
+    dest.upsert("crm", USERS, [{"id": 2, "name": "Bo"}], T0, "b2")  # about 25 bytes of JSON
+    assert landed_without_flush(dest) == [(1, "Ada")]
+    dest.upsert("crm", USERS, [{"id": 3, "name": "Cy"}, {"id": 4, "name": "Di"}], T0, "b3")  # past 60
+    assert landed_without_flush(dest) == [(1, "Ada"), (2, "Bo"), (3, "Cy"), (4, "Di")]
+
+
+def test_rows_staged_but_never_flushed_do_not_land(data_dir: Path) -> None:
+    with DuckDbDestination(dest_config("warehouse.duckdb"), ACCOUNT) as first:
+        first.upsert("crm", USERS, [{"id": 1, "name": "Ada"}], T0, "b1")
+        first.upsert("crm", USERS, [{"id": 2, "name": "Bo"}], T0, "b2")
+    # No flush, so no checkpoint covers b2: a replay brings it again.
+    with DuckDbDestination(dest_config("warehouse.duckdb"), ACCOUNT) as second:
+        assert landed_without_flush(second) == [(1, "Ada")]
 
 
 def test_upsert_replaces_the_whole_row_missing_columns_become_null(dest: DuckDbDestination) -> None:

@@ -6,6 +6,11 @@ Field names are dotted paths into the config (`base_url`, `tables.0.path`). A di
 `auth~bearer.token`: every variant is in the page (CSS shows the chosen one, no script needed) and only
 the chosen one is read back. Secret fields are password inputs, never prefilled; left blank they read
 back as the mask, which `sluice.config_secrets` turns into "keep the stored value".
+
+Fields marked `ADVANCED` in a config model are rendered only for a card created with
+`connect_card_config.all_fields: true`; fields Sluice sets itself (`set_by_sluice`) are shown read-only.
+A field the form did not render is never read from it: it keeps its stored value (or, in a new list
+item, its default).
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ class FieldNode:
     variants: dict[str, FieldNode] = field(default_factory=dict)
     item: FieldNode | None = None
     options: tuple[str, ...] = ()
+    advanced: bool = False  # rendered only when the card asks for all fields
+    set_by_sluice: bool = False  # shown read-only, never read back
 
     def blank(self) -> Any:
         """What an empty input means: the default, else null where allowed, else an empty value."""
@@ -89,6 +96,8 @@ def _build(schema: dict[str, Any], defs: dict[str, Any], name: str) -> FieldNode
         default=schema.get("default", _NO_DEFAULT),
         description=str(schema.get("description") or ""),
         schema=schema,
+        advanced=schema.get("advanced") is True,
+        set_by_sluice=bool(schema.get("set_by_sluice")),
     )
     kind = schema.get("type")
     if "oneOf" in schema and "discriminator" in schema:
@@ -143,7 +152,13 @@ def form_tree(service: Service) -> FieldNode:
 
 @dataclass
 class _Render:
+    all_fields: bool
     variants: set[str] = field(default_factory=set)
+
+
+def _editable(node: FieldNode, all_fields: bool) -> bool:
+    """Whether the form renders an input for the field (and so reads it back)."""
+    return not node.set_by_sluice and (all_fields or not node.advanced)
 
 
 def _name(path: list[str]) -> str:
@@ -164,6 +179,16 @@ def _row(path: list[str], node: FieldNode, control: str, hint: str = "", require
     return (
         f'<div class="field"><label for="{_attr(_id(path))}">{escape(node.title)}{star}</label>'
         f"{control}{hints}</div>"
+    )
+
+
+def _read_only(path: list[str], node: FieldNode, value: Any, hint: str) -> str:
+    """A value shown but not submitted (no name): naming keys and fields Sluice sets."""
+    shown = "" if value is None else value
+    return (
+        f'<div class="field"><label for="{_attr(_id(path))}">{escape(node.title)}</label>'
+        f'<input type="text" id="{_attr(_id(path))}" value="{_attr(shown)}" readonly>'
+        f'<p class="hint">{escape(hint)}</p></div>'
     )
 
 
@@ -238,9 +263,19 @@ def _render_group(node: FieldNode, path: list[str], value: Any, stored: Any, ctx
     values = value if isinstance(value, dict) else {}
     stored_values = stored if isinstance(stored, dict) else {}
     return "".join(
-        _render(child, [*path, key], values.get(key), stored_values.get(key), key in node.required, ctx)
+        _render_child(key, child, path, values.get(key), stored_values.get(key), key in node.required, ctx)
         for key, child in node.properties.items()
     )
+
+
+def _render_child(
+    key: str, child: FieldNode, path: list[str], value: Any, stored: Any, required: bool, ctx: _Render
+) -> str:
+    if child.set_by_sluice:
+        return _read_only([*path, key], child, stored, child.description or "Set by Sluice.")
+    if not _editable(child, ctx.all_fields):
+        return ""
+    return _render(child, [*path, key], value, stored, required, ctx)
 
 
 def _variant_of(node: FieldNode, value: Any) -> str | None:
@@ -321,21 +356,25 @@ class RenderedFields:
 
 
 def render_fields(
-    tree: FieldNode, values: Mapping[str, Any], stored: Mapping[str, Any], naming_keys: tuple[str, ...]
+    tree: FieldNode,
+    values: Mapping[str, Any],
+    stored: Mapping[str, Any],
+    naming_keys: tuple[str, ...],
+    all_fields: bool = False,
 ) -> RenderedFields:
     """The form's fields for a config: `values` prefill them (secrets never), `stored` is the stored
-    (masked) config that tells which secrets have a value to keep."""
-    ctx = _Render()
+    (masked) config that tells which secrets have a value to keep. Advanced fields only with
+    `all_fields`."""
+    ctx = _Render(all_fields=all_fields)
     parts = []
     for key, child in tree.properties.items():
         if key in naming_keys:
-            parts.append(
-                f'<div class="field"><label for="{_attr(_id([key]))}">{escape(child.title)}</label>'
-                f'<input type="text" id="{_attr(_id([key]))}" value="{_attr(stored.get(key, ""))}" readonly>'
-                f'<p class="hint">Names the destination {escape(key)}; it cannot be changed.</p></div>'
-            )
+            hint = f"Names the destination {key}; it cannot be changed."
+            parts.append(_read_only([key], child, stored.get(key, ""), hint))
             continue
-        parts.append(_render(child, [key], values.get(key), stored.get(key), key in tree.required, ctx))
+        parts.append(
+            _render_child(key, child, [], values.get(key), stored.get(key), key in tree.required, ctx)
+        )
     css = "".join(
         f'.union:has(> .field > select.switch > option[value="{v}"]:checked) > '
         f'.variant[data-variant="{v}"]{{display:block}}'
@@ -352,23 +391,34 @@ def _value(form: Form, path: list[str]) -> str | None:
     return values[-1] if values else None
 
 
-def _read(node: FieldNode, path: list[str], form: Form, stored: Any) -> Any:
+def _read_group(
+    node: FieldNode, path: list[str], form: Form, stored: Any, all_fields: bool
+) -> dict[str, Any]:
+    stored_values = stored if isinstance(stored, dict) else {}
+    values: dict[str, Any] = {}
+    for key, child in node.properties.items():
+        if _editable(child, all_fields):
+            values[key] = _read(child, [*path, key], form, stored_values.get(key), all_fields)
+        elif key in stored_values:  # not in the form: the stored value stays
+            values[key] = copy.deepcopy(stored_values[key])
+    return values
+
+
+def _read(node: FieldNode, path: list[str], form: Form, stored: Any, all_fields: bool) -> Any:
     if node.kind == "group":
-        stored_values = stored if isinstance(stored, dict) else {}
-        return {
-            key: _read(child, [*path, key], form, stored_values.get(key))
-            for key, child in node.properties.items()
-        }
+        return _read_group(node, path, form, stored, all_fields)
     if node.kind == "union":
         chosen = _value(form, [*path, node.discriminator])
         if chosen not in node.variants:
             chosen = _variant_of(node, stored) or _variant_of(node, node.default) or next(iter(node.variants))
         stored_variant = stored if _variant_of(node, stored) == chosen else None
-        value = _read(node.variants[chosen], [*path[:-1], f"{path[-1]}~{chosen}"], form, stored_variant)
+        value = _read(
+            node.variants[chosen], [*path[:-1], f"{path[-1]}~{chosen}"], form, stored_variant, all_fields
+        )
         value[node.discriminator] = chosen
         return value
     if node.kind == "objects":
-        return _read_objects(node, path, form, stored)
+        return _read_objects(node, path, form, stored, all_fields)
     if node.kind == "const":
         return node.schema["const"]
     if node.kind == "bool":
@@ -420,7 +470,7 @@ def _is_blank(node: FieldNode, path: list[str], form: Form) -> bool:
     return all(not (_value(form, [*path, k]) or "").strip() for k in keys)
 
 
-def _read_objects(node: FieldNode, path: list[str], form: Form, stored: Any) -> list[Any]:
+def _read_objects(node: FieldNode, path: list[str], form: Form, stored: Any, all_fields: bool) -> list[Any]:
     assert node.item is not None
     stored_items = stored if isinstance(stored, list) else []
     items = []
@@ -431,19 +481,21 @@ def _read_objects(node: FieldNode, path: list[str], form: Form, stored: Any) -> 
         if marker == "new" and node.item.kind == "group" and _is_blank(node.item, item_path, form):
             continue
         before = stored_items[index] if marker != "new" and index < len(stored_items) else None
-        items.append(_read(node.item, item_path, form, before))
+        items.append(_read(node.item, item_path, form, before, all_fields))
     return items
 
 
 def read_form(
-    tree: FieldNode, form: Form, stored: Mapping[str, Any], naming_keys: tuple[str, ...]
+    tree: FieldNode,
+    form: Form,
+    stored: Mapping[str, Any],
+    naming_keys: tuple[str, ...],
+    all_fields: bool = False,
 ) -> dict[str, Any]:
-    """The whole config a submitted form describes (naming keys from the stored config: they never
-    change). Secrets left blank read as the mask."""
-    config: dict[str, Any] = {}
-    for key, child in tree.properties.items():
-        if key in naming_keys:
-            config[key] = stored.get(key)
-        else:
-            config[key] = _read(child, [key], form, stored.get(key))
+    """The whole config a submitted form describes (naming keys, and the fields the form did not
+    render, from the stored config). Secrets left blank read as the mask."""
+    config = _read_group(
+        tree, [], form, {k: v for k, v in stored.items() if k not in naming_keys}, all_fields
+    )
+    config.update({key: stored.get(key) for key in naming_keys if key in tree.properties})
     return config

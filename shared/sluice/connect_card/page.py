@@ -152,7 +152,7 @@ def save(query: Mapping[str, str], form: Form, store: Store) -> Page:
     service = get_service(connection.service)
     tree = _form_tree(service)
     try:
-        config = read_form(tree, form, connection.config, service.naming_keys)
+        config = read_form(tree, form, connection.config, service.naming_keys, claims.all_fields)
     except InvalidInput as invalid:
         return _form_page(
             HTTPStatus.BAD_REQUEST, connection, claims, key, dict(connection.config), [invalid.message]
@@ -317,7 +317,9 @@ def _form_page(
     notice: str | None = None,
 ) -> Page:
     service = get_service(connection.service)
-    fields = render_fields(_form_tree(service), values, connection.config, service.naming_keys)
+    fields = render_fields(
+        _form_tree(service), values, connection.config, service.naming_keys, claims.all_fields
+    )
     token = connect_card.issue_token(claims, key)  # the same claims sign to the same token
     error_box = (
         '<div class="errors" role="alert"><ul>'

@@ -1,9 +1,14 @@
 """The `duckdb` destination: a DuckDB file, a schema per connection, a table per source table, merged by key.
 
-Each batch is serialized to JSON once and parsed by DuckDB's own JSON reader inside the single
-statement that merges it (`INSERT OR REPLACE ... SELECT ... FROM read_json(...)`); no row passes
-through Python one at a time on the DuckDB side. Column types come from the table once it exists:
-a batch whose values all fit the current types takes that one statement (the fast path). A batch
+Each batch is serialized to JSON once and parsed by DuckDB's own JSON reader; no row passes through
+Python one at a time on the DuckDB side. Column types come from the table once it exists: a batch
+whose values all fit the current types (the fast path) is appended to a staging table of the run
+(a temporary table without an index, `INSERT ... SELECT ... FROM read_json(...)`), and the staged
+rows are merged into the table by key in one statement (`INSERT OR REPLACE`, the last staged row of
+a key winning) when the engine flushes before a checkpoint, when the staged batches pass
+STAGED_BYTES_LIMIT of JSON (memory stays flat however large the sync), and before anything else
+touches the table (a delete, a schema change). Merging page by page into an indexed table costs
+about three times as much as one merge of the same rows. A batch
 with new columns or values that do not fit (a float in a BIGINT column, text in a TIMESTAMP
 column) takes the evolving path: DuckDB infers the batch's types, new columns are added, and
 conflicting columns are widened (numbers to DOUBLE, dates to timestamps, otherwise VARCHAR or
@@ -47,6 +52,14 @@ SYSTEM_COLUMNS = frozenset({SYNCED_COLUMN, DELETED_COLUMN, START_COLUMN, END_COL
 # an old version ends.
 _OPEN_END = "TIMESTAMP WITH TIME ZONE '9999-12-31 23:59:59.999+00'"
 _VERSION_GAP = "INTERVAL 1 MILLISECOND"
+# Staged batches of one table are merged once their JSON passes this size (or at the next flush).
+STAGED_BYTES_LIMIT = 16 * 2**20
+# DuckDB's own memory (its cache of the file's blocks, the key index, the staging tables): by default
+# it would grow to 80% of the machine as the tables grow; with this cap a sync's memory is bounded
+# whatever the size of the table or of the sync (DuckDB spills to its temporary folder beyond it).
+MEMORY_LIMIT_MIB = 128
+# The staging table's own column: the order batches were staged in (the last row of a key wins).
+_STAGED_ORDER = "__sluice_staged_order"
 
 _INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT")
 _UNSIGNED = ("UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT")
@@ -184,6 +197,9 @@ class _Table:
     columns: dict[str, str]  # data columns (not the system ones) -> normalized type, in table order
     untyped: set[str]  # columns that have only ever held nulls
     merge_sql: str = ""  # the fast-path statement, built on first use
+    staging: str = ""  # the run's staging table for it, while it holds rows (see _stage)
+    staged_bytes: int = 0
+    staged_batches: int = 0
     # A HISTORY table: one row per version, keyed by (key, _fivetran_start), no _fivetran_deleted.
     history: bool = False
 
@@ -193,7 +209,11 @@ class _Table:
         return f"{_ident(self.catalog)}.{_ident(self.schema)}.{_ident(self.name)}"
 
     def refresh(self) -> None:
-        self.merge_sql = ""  # the columns changed: build it again
+        # The columns changed: build the statement and (once what it holds is merged) the staging
+        # table again.
+        assert not self.staged_batches, "staged rows are merged before the table changes"
+        self.merge_sql = ""
+        self.staging = ""
 
     def fits(self, rows: list[dict[str, Any]], names: set[str]) -> bool:
         """Whether every value of the batch takes the current column types as it is (the fast path)."""
@@ -217,6 +237,7 @@ class DuckDbDestination:
         try:
             self._con: duckdb.DuckDBPyConnection | None = duckdb.connect(self.path)
             self._con.execute("SET TimeZone = 'UTC'")
+            self._con.execute(f"SET memory_limit = '{MEMORY_LIMIT_MIB}MB'")
             found = self._con.execute("SELECT current_database()").fetchone()
         except duckdb.IOException as exc:
             raise DestinationError(_open_failure(config.path, exc)) from exc
@@ -224,6 +245,7 @@ class DuckDbDestination:
             raise DestinationError(f"Cannot open DuckDB database '{config.path}': {exc}") from exc
         self._catalog = str(found[0]) if found else "memory"
         self._tables: dict[tuple[str, str], _Table | None] = {}
+        self._staging_names: list[str] = []
         # One batch file for the run, rewritten in place: truncating to zero and rewriting would make
         # ext4 flush it on every close (auto_da_alloc), which costs milliseconds per batch.
         fd, self._batch_path = tempfile.mkstemp(prefix="sluice-batch-", suffix=".json")
@@ -244,21 +266,19 @@ class DuckDbDestination:
         rows = _names_apart(rows, table.name, key, target)
         rows = _last_per_key(rows, key, table.name)
         names = set().union(*rows) - SYSTEM_COLUMNS
-        self._write_batch(rows)
+        size = self._write_batch(rows)
         if table.sync_mode == "HISTORY":
             return self._add_versions(schema, table.name, key, target, rows, synced_at)
         if target is not None and target.fits(rows, names):
             try:
-                self._connection().execute(self._merge_sql(target), [_utc(synced_at)])
+                self._stage(target, size, synced_at)
                 return len(rows)
             except (self._duckdb.ConversionException, self._duckdb.InvalidInputException):
                 pass  # a value that the types could not take after all (a malformed timestamp): evolve
-            except (self._duckdb.BinderException, self._duckdb.CatalogException):
-                # The table changed under this run (another connection altered it): look again.
-                self._tables.pop((schema, table.name), None)
-                target = self._table(schema, table.name)
             except self._duckdb.Error as exc:
                 raise DestinationError(f"Writing to '{schema}.{table.name}' failed: {exc}") from exc
+        if target is not None:
+            self._merge_staged(target)  # the evolving path changes the table: what is staged goes first
         self._evolve_and_merge(schema, table.name, key, target, rows, synced_at)
         return len(rows)
 
@@ -270,6 +290,7 @@ class DuckDbDestination:
         target = self._shaped(schema, table, table.primary_key or (ID_COLUMN,))
         if target is None:
             return 0  # nothing was ever written: nothing to delete
+        self._merge_staged(target)  # upserts staged before this delete land before it
         if not table.primary_key:
             keys = [{ID_COLUMN: row.get(ID_COLUMN) or fivetran_id(row)} for row in keys]
         missing = [name for name in target.key if any(row.get(name) is None for row in keys)]
@@ -314,6 +335,7 @@ class DuckDbDestination:
         target = self._table(schema, table)
         if target is None:
             return
+        self._merge_staged(target)  # the table changes: what is staged lands first
         con = self._connection()
         for column in columns:
             if column in target.columns and column not in target.key:
@@ -326,11 +348,15 @@ class DuckDbDestination:
         target.refresh()
 
     def flush(self) -> None:
-        # Every upsert and delete is its own committed transaction, and DuckDB syncs its WAL on
-        # commit: all that is written is already durable.
+        # Staged rows are merged (each merge its own committed transaction, and DuckDB syncs its WAL
+        # on commit); every other write was committed when it was made: all is then durable.
         self._connection()
+        for target in list(self._tables.values()):
+            if target is not None:
+                self._merge_staged(target)
 
     def close(self) -> None:
+        # Rows still staged were never flushed, so no checkpoint covers them: a replay brings them again.
         if self._con is not None:
             self._con.close()
             self._con = None
@@ -352,12 +378,75 @@ class DuckDbDestination:
             raise DestinationError("The DuckDB destination is closed")
         return self._con
 
-    def _write_batch(self, rows: list[dict[str, Any]]) -> None:
+    def _write_batch(self, rows: list[dict[str, Any]]) -> int:
+        """Writes the batch file the next statement reads; returns its size in bytes."""
         if self._batch_fd is None:
             raise DestinationError("The DuckDB destination is closed")
         data = json.dumps(rows, separators=(",", ":"), default=json_default).encode()
         written = os.pwrite(self._batch_fd, data, 0)
         os.ftruncate(self._batch_fd, written)
+        return written
+
+    def _stage(self, target: _Table, size: int, synced_at: datetime) -> None:
+        """Append the batch file's rows to the table's staging table (made on first use)."""
+        con = self._connection()
+        if not target.staging:
+            staging = _ident(f"sluice_staged_{len(self._staging_names)}")
+            self._staging_names.append(staging)
+            definitions = [f"{_ident(column)} {kind}" for column, kind in target.columns.items()]
+            definitions += [f"{_ident(SYNCED_COLUMN)} {_TIMESTAMP_TZ}", f"{_ident(_STAGED_ORDER)} INTEGER"]
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {staging} ({', '.join(definitions)})")
+            target.staging = staging
+        names = ", ".join(_ident(name) for name in target.columns)
+        con.execute(
+            f"INSERT INTO {target.staging} SELECT {names}, $1, $2 FROM read_json({self._batch_literal}, "
+            f"format = 'array', columns = {_columns_arg(target.columns)})",
+            [_utc(synced_at), target.staged_batches],
+        )
+        target.staged_batches += 1
+        target.staged_bytes += size
+        if target.staged_bytes >= STAGED_BYTES_LIMIT:
+            self._merge_staged(target)
+
+    def _merge_staged(self, target: _Table) -> None:
+        """Merge what is staged for the table into it, in one statement, and empty the staging table."""
+        if not target.staged_batches:
+            return
+        con = self._connection()
+        names = ", ".join(_ident(name) for name in target.columns)
+        latest = (
+            f"QUALIFY row_number() OVER (PARTITION BY {', '.join(_ident(k) for k in target.key)} "
+            f"ORDER BY {_ident(_STAGED_ORDER)} DESC) = 1"
+            if target.staged_batches > 1
+            else ""
+        )
+        staged = f"SELECT {names}, {_ident(SYNCED_COLUMN)} FROM {target.staging} {latest}"
+        try:
+            try:
+                con.execute(
+                    f"INSERT OR REPLACE INTO {target.qualified} ({names}, {_ident(SYNCED_COLUMN)}, "
+                    f"{_ident(DELETED_COLUMN)}) SELECT * EXCLUDE ({_ident(SYNCED_COLUMN)}), "
+                    f"{_ident(SYNCED_COLUMN)}, false FROM ({staged})"
+                )
+            except (self._duckdb.BinderException, self._duckdb.CatalogException):
+                # The table changed under this run (another connection altered it): look again, and
+                # take the staged rows the evolving way.
+                self._remerge(target, con.execute(staged))
+            con.execute(f"DELETE FROM {target.staging}")
+        except self._duckdb.Error as exc:
+            raise DestinationError(f"Writing to '{target.schema}.{target.name}' failed: {exc}") from exc
+        finally:
+            target.staged_batches = target.staged_bytes = 0
+
+    def _remerge(self, stale: _Table, staged: duckdb.DuckDBPyConnection) -> None:
+        names = [column[0] for column in staged.description or ()]
+        rows = [dict(zip(names, values, strict=True)) for values in staged.fetchall()]
+        synced_at = max(row.pop(SYNCED_COLUMN) for row in rows)
+        stale.staged_batches = 0
+        self._tables.pop((stale.schema, stale.name), None)
+        fresh = self._table(stale.schema, stale.name)
+        self._write_batch(rows)
+        self._evolve_and_merge(stale.schema, stale.name, stale.key, fresh, rows, synced_at)
 
     def _merge_sql(self, target: _Table) -> str:
         if not target.merge_sql:
@@ -411,6 +500,7 @@ class DuckDbDestination:
         wants_history = table.sync_mode == "HISTORY"
         if target is None or target.history == wants_history:
             return target
+        self._merge_staged(target)  # the table is rebuilt: what is staged lands first
         con = self._connection()
         con.execute("BEGIN TRANSACTION")
         try:

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 # all find secret fields through this marker.
 Secret = Annotated[str, Field(json_schema_extra={"secret": True, "format": "password"})]
 
+# A config field most setups leave at its default: the hosted Connect Card shows it only when the card
+# was created with `connect_card_config.all_fields: true` (a hidden field keeps its stored value).
+ADVANCED = Field(json_schema_extra={"advanced": True})
+
 SecretPath = tuple[str, ...]  # "[]" stands for every item of an array
 EACH = "[]"
 

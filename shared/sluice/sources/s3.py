@@ -39,6 +39,7 @@ from sluice import aws
 from sluice.connections.model import SetupTestResult
 from sluice.contract import Checkpoint, Operation, TableSpec, Upserts
 from sluice.sources.base import (
+    ADVANCED,
     Name,
     Service,
     ServiceConfig,
@@ -49,6 +50,8 @@ from sluice.sources.base import (
 )
 from sluice.tenant_roles import ROLE_ARN_PATTERN, TenantAccountId, assumed_role_client
 
+RoleArn = Annotated[str, Field(max_length=2048, pattern=ROLE_ARN_PATTERN)]
+
 
 class S3Config(ServiceConfig):
     schema_: Name = Field(alias="schema")
@@ -58,8 +61,8 @@ class S3Config(ServiceConfig):
     pattern: str | None = None
     file_type: Literal["csv", "jsonl"] = "csv"
     primary_key: list[str] = Field(default_factory=list)
-    delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
-    role_arn: Annotated[str, Field(max_length=2048, pattern=ROLE_ARN_PATTERN)] | None = None
+    delimiter: Annotated[str, ADVANCED, Field(min_length=1, max_length=1)] = ","
+    role_arn: Annotated[RoleArn | None, ADVANCED] = None
     # The ExternalId Sluice assumes role_arn with: the connection's account id, set by Sluice.
     external_id: TenantAccountId = None
 

@@ -12,6 +12,7 @@ Every request of the storage package goes through `send`, so that:
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -43,6 +44,15 @@ TRANSIENT_REASONS = frozenset({"TransactionConflict", "ThrottlingError", "Provis
 ATTEMPTS = 8
 BASE_DELAY_SECONDS = 0.02
 MAX_DELAY_SECONDS = 1.0
+
+
+_sent = threading.local()
+
+
+def requests_sent() -> int:
+    """How many requests this thread has sent to DynamoDB (retries included). On Lambda a thread is an
+    invocation's: the difference across a sync is that sync's cost in requests."""
+    return int(getattr(_sent, "count", 0))
 
 
 class ConditionFailed(Exception):
@@ -93,6 +103,7 @@ def send(operation: Callable[..., T], **request: Any) -> T:
     from botocore.exceptions import ClientError
 
     for attempt in range(1, ATTEMPTS + 1):
+        _sent.count = requests_sent() + 1
         try:
             return operation(**request)
         except ClientError as exc:

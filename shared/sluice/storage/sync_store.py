@@ -309,12 +309,18 @@ class SyncStore:
     def add_columns(self, connection_id: str, seen: dict[str, set[str]]) -> None:
         """Remember the columns a sync saw, per table. They grow with every column ever seen, so they
         live outside the connection item, spread over COLUMN_BUCKETS string-set items per table (each
-        ADD is an atomic union: concurrent syncs lose nothing)."""
+        ADD is an atomic union: concurrent syncs lose nothing). Only names not stored yet are written:
+        one read of what is stored, instead of a write per bucket and table on every sync."""
         import zlib
 
+        if not any(seen.values()):
+            return
+        stored: dict[str, set[str]] = {}
+        for item in self.store.query_partition(connection_key(connection_id)["pk"], COLUMNS_PREFIX):
+            stored.setdefault(str(item["table"]), set()).update(str(n) for n in item.get("names") or ())
         for table, names in seen.items():
             buckets: dict[int, set[str]] = {}
-            for name in names:
+            for name in names - stored.get(table, set()):
                 buckets.setdefault(zlib.crc32(name.encode()) % COLUMN_BUCKETS, set()).add(name)
             for bucket, part in sorted(buckets.items()):
                 send(

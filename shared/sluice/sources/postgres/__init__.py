@@ -21,6 +21,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from sluice.contract import Operation, TableSpec
 from sluice.sources.base import (
+    ADVANCED,
     Name,
     Secret,
     SecretDestination,
@@ -51,7 +52,7 @@ class PostgresConfig(ServiceConfig):
     source_schema: PgName = "public"
     tables: list[PgName] | None = None
     # Setup tests create a missing slot and publication (or add missing tables to it) when set.
-    create_slot_and_publication: bool = False
+    create_slot_and_publication: Annotated[bool, ADVANCED] = False
 
     @model_validator(mode="after")
     def _replication_needs_a_slot_and_publication(self) -> PostgresConfig:

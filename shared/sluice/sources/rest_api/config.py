@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from sluice.sources.base import Name, Secret, SecretDestination, ServiceConfig
+from sluice.sources.base import ADVANCED, Name, Secret, SecretDestination, ServiceConfig
 from sluice.sources.rest_api.pagination import NoPagination, Pagination
 
 # RFC 9110 section 5.6.2: a field name is a token.
@@ -134,7 +134,7 @@ class BearerAuth(ServiceConfig):
 
 class ApiKeyAuth(ServiceConfig):
     type: Literal["api_key"]
-    header: str = "X-API-Key"
+    header: Annotated[str, ADVANCED] = "X-API-Key"
     api_key: Secret
 
     @field_validator("header")
@@ -169,8 +169,8 @@ class RestApiTable(ServiceConfig):
     records_path: str = ""
     primary_key: list[str] = Field(min_length=1)
     cursor_field: str | None = None
-    cursor_param: str | None = None
-    params: dict[str, str] = Field(default_factory=dict)
+    cursor_param: Annotated[str | None, ADVANCED] = None
+    params: Annotated[dict[str, str], ADVANCED] = Field(default_factory=dict)
     pagination: Pagination = NoPagination(type="none")
 
 
@@ -183,8 +183,8 @@ class RestApiConfig(ServiceConfig):
         SecretDestination(compare="origin"),
     ]
     auth: Auth = NoAuth(type="none")
-    headers: dict[str, str] = Field(default_factory=dict)
-    page_size: int = Field(default=100, ge=1, le=10_000)
+    headers: Annotated[dict[str, str], ADVANCED] = Field(default_factory=dict)
+    page_size: Annotated[int, ADVANCED] = Field(default=100, ge=1, le=10_000)
     tables: list[RestApiTable] = Field(min_length=1)
 
     @field_validator("base_url")

@@ -21,7 +21,7 @@ from urllib.parse import urljoin
 
 from pydantic import Field
 
-from sluice.sources.base import ServiceConfig
+from sluice.sources.base import ADVANCED, ServiceConfig
 
 if TYPE_CHECKING:
     from sluice.outbound import Reply
@@ -112,7 +112,7 @@ class NextLinkPagination(_FollowsLinks):
     type: Literal["next_link"]
     next_path: str = "next"
     # The query parameter that asks for `page_size` rows on the first page (links carry it after).
-    size_param: str | None = None
+    size_param: Annotated[str | None, ADVANCED] = None
 
     def size_params(self, page_size: int) -> Params:
         return _sized(self.size_param, page_size)
@@ -124,7 +124,7 @@ class NextLinkPagination(_FollowsLinks):
 
 class LinkHeaderPagination(_FollowsLinks):
     type: Literal["link_header"]
-    size_param: str | None = None
+    size_param: Annotated[str | None, ADVANCED] = None
 
     def size_params(self, page_size: int) -> Params:
         return _sized(self.size_param, page_size)
@@ -137,7 +137,7 @@ class CursorPagination(Paginator):
     type: Literal["cursor"]
     cursor_path: str
     cursor_param: str = "cursor"
-    size_param: str | None = None
+    size_param: Annotated[str | None, ADVANCED] = None
 
     def size_params(self, page_size: int) -> Params:
         return _sized(self.size_param, page_size)
@@ -155,8 +155,8 @@ class CursorPagination(Paginator):
 class PagePagination(Paginator):
     type: Literal["page"]
     page_param: str = "page"
-    size_param: str | None = None
-    start_page: int = Field(default=1, ge=0, le=1_000_000_000)
+    size_param: Annotated[str | None, ADVANCED] = None
+    start_page: Annotated[int, ADVANCED] = Field(default=1, ge=0, le=1_000_000_000)
 
     def size_params(self, page_size: int) -> Params:
         return _sized(self.size_param, page_size)

@@ -50,6 +50,7 @@ def dest(request: pytest.FixtureRequest, tmp_path, monkeypatch) -> Iterator[Any]
 
 
 def rows(dest: Any, order: str) -> list[dict[str, Any]]:
+    dest.flush()  # what the engine does before a checkpoint: staged batches land
     cursor = dest._connection().execute(f"SELECT * FROM crm.users ORDER BY {order}")
     names = [c[0] for c in cursor.description]  # DuckDB's tuples and psycopg's Column both index so
     return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]

@@ -92,6 +92,7 @@ class SchemaPolicy:
         config: SchemaConfig,
         salt: bytes | None,
         known_columns: dict[str, set[str]],
+        initial: bool = False,
     ) -> None:
         self._store = store
         self._connection = connection
@@ -100,6 +101,9 @@ class SchemaPolicy:
         self._salt = salt
         self._known = known_columns
         self._rules: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+        # True when this sync made the config's first capture: what it finds is no change.
+        self._initial = initial
+        self._checked: set[str] = set()  # tables looked up (and, if new, added) in this sync
 
     # ---- built at the start of a sync -----------------------------------------------------------------
 
@@ -111,9 +115,11 @@ class SchemaPolicy:
 
         source = SourceTables(schema, {n: tuple(t.primary_key) for n, t in tables.items()}, {})
         found: list[Change] = []
+        initial = False
 
         def captured(config: SchemaConfig) -> SchemaConfig | None:
-            nonlocal found
+            nonlocal found, initial
+            initial = not config.captured
             updated, found = capture(config, source)
             return updated if updated != config else None
 
@@ -126,7 +132,7 @@ class SchemaPolicy:
             salt = plain.encode()
         seen = SyncStore(store).columns_seen(connection.model_copy(update={"table_columns": {}}))
         known = {t: set(names) for t, names in seen.items()}
-        return cls(store, connection, schema, config, salt, known)
+        return cls(store, connection, schema, config, salt, known, initial)
 
     # ---- what the engine asks -------------------------------------------------------------------------
 
@@ -141,7 +147,36 @@ class SchemaPolicy:
         return schema.tables.setdefault(table, TableSetting(enabled=self.config.new_tables_enabled()))
 
     def table_enabled(self, table: str) -> bool:
+        if table not in self._checked:
+            self._checked.add(table)
+            schema = self.config.schemas.get(self.schema)
+            if schema is None or table not in schema.tables:
+                self._add_table(table)
         return self.config.table_enabled(self.schema, table)
+
+    def _add_table(self, table: str) -> None:
+        """A table the source yields without having declared it (a Connector SDK connector's): taken
+        like a declared new one, by `schema_change_handling`, recorded, and announced once."""
+        enabled = self.config.new_tables_enabled()
+        added = False
+
+        def add(config: SchemaConfig) -> SchemaConfig | None:
+            nonlocal added
+            added = False
+            schema = config.schemas.setdefault(self.schema, SchemaSetting())
+            if table in schema.tables:
+                return None  # another sync recorded it first
+            schema.tables[table] = TableSetting(enabled=enabled)
+            added = True
+            return config
+
+        stored = update_stored(self._store, self._connection.id, add)
+        setting = stored.schemas[self.schema].tables[table]
+        self.config.schemas.setdefault(self.schema, SchemaSetting()).tables[table] = setting.model_copy()
+        if added and not self._initial:
+            from sluice.schema_config.operations import announce_changes
+
+            announce_changes(self._connection, [Change(self.schema, table, None, setting.enabled)])
 
     def spec(self, spec: TableSpec) -> TableSpec:
         mode = self._table(spec.name).sync_mode

@@ -175,9 +175,11 @@ class SyncEngine:
             batch = 0
             last_commit = last_lease_check = last_heartbeat = time.monotonic()
             pending: dict[str, Any] | None = None
+            # Every declared table disabled: nothing to read. (A source that declares none, or yields
+            # tables it did not declare, is read; the policy takes those tables as new ones.)
             operations: Iterator[Operation] = (
                 service.extract(service.select_tables(config, enabled), state, deadline)
-                if enabled
+                if enabled or not tables
                 else iter(())
             )
             for operation in operations:

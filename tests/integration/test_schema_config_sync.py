@@ -373,3 +373,24 @@ def test_a_reload_that_cant_reach_the_source_still_merges_tables_and_says_why(aw
     )
     assert "tok-secret-9" not in reply.body["message"]
     assert set(reply.data["schemas"]["shop"]["tables"]) == {"items"}
+
+
+def test_a_table_the_source_never_declared_is_taken_by_the_handling_and_announced_once(
+    sdk_group, lake, bus
+) -> None:
+    from tests.support.connector_sdk import deploy, make_sdk_connection
+
+    connection = make_sdk_connection(sdk_group, deploy("never_checkpoints"))  # yields `readings`, undeclared
+    patch(connection["id"], "/reload", {}, method="POST")  # the first capture: no table declared
+    patch(connection["id"], "", {"schema_change_handling": "ALLOW_COLUMNS"})
+    bus.drain()
+    assert run_worker(sync_event(connection["id"]))["status"] == "SUCCESSFUL"
+    assert run_worker(sync_event(connection["id"]))["status"] == "SUCCESSFUL"
+    with duckdb.connect(str(lake), read_only=True) as db:
+        tables = {r[0] for r in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert "readings" not in tables  # it arrived disabled
+    got = call("get_connection_schemas", path=f"/v1/connections/{connection['id']}/schemas")
+    assert got.data["schemas"]["shop"]["tables"]["readings"]["enabled"] is False
+    assert [(c["change"], c["table"], c["enabled"]) for c in schema_changes(bus)] == [
+        ("table_added", "readings", False)
+    ]

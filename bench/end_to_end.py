@@ -28,7 +28,7 @@ from typing import Any
 
 import requests
 
-from bench.common import Figure, median
+from bench.common import Figure, median, speed_figure
 from bench.throughput import PAGE_SIZE, SampleApiProcess, source_config
 
 BUDGET = 0.8  # Sluice's speed at least 0.8x the bare loop's, end to end
@@ -49,16 +49,41 @@ class _Stack:
         self.running = start_local_stack(data_dir, env_extra=env)
         self.http = self.running.session()
 
-    def create_connection(self, api: SampleApiProcess) -> str:
+    def create_connection(self, api: SampleApiProcess, group_id: str | None = None) -> str:
         config = source_config(api.url)
         config["schema"] = "e2e_" + uuid.uuid4().hex[:8]
         reply = self.http.post(
             f"{self.running.url}/v1/connections",
-            json={"group_id": self.running.group_id, "service": "rest_api", "config": config},
+            json={"group_id": group_id or self.running.group_id, "service": "rest_api", "config": config},
             timeout=60,
         )
         reply.raise_for_status()
         return str(reply.json()["data"]["id"])
+
+    def s3(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.running.aws_endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
+    def s3_group(self, bucket: str) -> str:
+        """A group whose destination is `s3` into `bucket` (made on the stack's moto)."""
+        self.s3().create_bucket(Bucket=bucket)
+        group = self.http.post(f"{self.running.url}/v1/groups", json={"name": "e2e_s3"}, timeout=60)
+        group.raise_for_status()
+        group_id = str(group.json()["data"]["id"])
+        destination = self.http.post(
+            f"{self.running.url}/v1/destinations",
+            json={"group_id": group_id, "service": "s3", "config": {"bucket": bucket, "prefix": "sluice"}},
+            timeout=60,
+        )
+        destination.raise_for_status()
+        return group_id
 
     def connection(self, connection_id: str) -> dict[str, Any]:
         reply = self.http.get(f"{self.running.url}/v1/connections/{connection_id}", timeout=60)
@@ -200,7 +225,39 @@ class BareLoop:
         return elapsed
 
 
-def run(sizes: list[int], runs: int = 3, out: Any = print) -> list[Figure]:
+class S3BareLoop:
+    """The yardstick for the `s3` destination: the same pages, each written as one JSON-lines object
+    (the rows with `_fivetran_synced` and `_fivetran_deleted`) to the same moto S3, one after another."""
+
+    def __init__(self, api: SampleApiProcess, s3: Any, bucket: str) -> None:
+        self.api, self.s3, self.bucket = api, s3, bucket
+
+    def run(self) -> float:
+        started = time.perf_counter()
+        session = requests.Session()
+        url: str | None = f"{self.api.url}/next_link/items?limit={PAGE_SIZE}"
+        synced = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+        written, page = 0, 0
+        while url:
+            reply = session.get(url, timeout=60)
+            reply.raise_for_status()
+            body = reply.json()
+            lines = "".join(
+                json.dumps({**row, "_fivetran_synced": synced, "_fivetran_deleted": False}) + "\n"
+                for row in body["data"]
+            )
+            self.s3.put_object(Bucket=self.bucket, Key=f"bare/items/{page:06d}.jsonl", Body=lines.encode())
+            written += len(body["data"])
+            page += 1
+            following = body["links"]["next"]
+            url = self.api.url + following if following else None
+        elapsed = time.perf_counter() - started
+        if written != self.api.rows:
+            raise RuntimeError(f"the bare loop wrote {written} rows, the source has {self.api.rows}")
+        return elapsed
+
+
+def run(sizes: list[int], runs: int = 3, out: Any = print, s3_rows: int = 0) -> list[Figure]:
     figures: list[Figure] = []
     growth: dict[int, int] = {}
     with tempfile.TemporaryDirectory(prefix="sluice-bench-") as folder:
@@ -211,6 +268,12 @@ def run(sizes: list[int], runs: int = 3, out: Any = print) -> list[Figure]:
                 api = SampleApiProcess(rows)
                 try:
                     figures += _one_size(stack, api, work, runs, growth, out)
+                finally:
+                    api.stop()
+            if s3_rows:
+                api = SampleApiProcess(s3_rows)
+                try:
+                    figures.append(_s3_destination(stack, api, runs, out))
                 finally:
                     api.stop()
         finally:
@@ -232,6 +295,34 @@ def run(sizes: list[int], runs: int = 3, out: Any = print) -> list[Figure]:
         )
         out(figures[-1].line())
     return figures
+
+
+def _s3_destination(stack: _Stack, api: SampleApiProcess, runs: int, out: Any) -> Figure:
+    bucket = "sluice-e2e-" + uuid.uuid4().hex[:8]
+    connection_id = stack.create_connection(api, stack.s3_group(bucket))
+    stack.sync(connection_id, "sync")
+    bare = S3BareLoop(api, stack.s3(), bucket)
+    bare.run()
+    sluice_times, bare_times = [], []
+    for _ in range(runs):  # interleaved
+        sluice_times.append(stack.sync(connection_id, "resync")[0])
+        bare_times.append(bare.run())
+    sluice_s, bare_s = median(sluice_times), median(bare_times)
+    out(
+        f"      s3 destination, {api.rows:,} rows: POST /resync -> succeeded_at {sluice_s:.3f} s median "
+        f"({', '.join(f'{t:.3f}' for t in sluice_times)}), bare requests + put_object per page "
+        f"{bare_s:.3f} s ({', '.join(f'{t:.3f}' for t in bare_times)})"
+    )
+    figure = speed_figure(
+        f"sync e2e speed s3 Sluice / bare, {api.rows:,} rows",
+        api.rows,
+        sluice_times,
+        bare_times,
+        BUDGET,
+        median,
+    )
+    out(figure.line())
+    return figure
 
 
 def _one_size(
@@ -289,12 +380,8 @@ def _one_size(
             detail=f"{sluice_s * 1000:.0f} vs {bare_s * 1000:.0f} ms",
         )
     else:
-        figure = Figure(
-            f"sync e2e speed Sluice / bare, {rows:,} rows",
-            bare_s / sluice_s,
-            BUDGET,
-            higher_is_better=True,
-            detail=f"{rows / sluice_s:,.0f} vs {rows / bare_s:,.0f} rows/s",
+        figure = speed_figure(
+            f"sync e2e speed Sluice / bare, {rows:,} rows", rows, sluice_times, bare_times, BUDGET, median
         )
     out(figure.line())
     return [figure]

@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         "--e2e-rows", default="1000,100000,1000000", help="comma-separated sizes of the end-to-end syncs"
     )
     parser.add_argument("--e2e-runs", type=int, default=3, help="end-to-end rounds per side and size")
+    parser.add_argument(
+        "--e2e-s3-rows", type=int, default=100_000, help="end-to-end rows into the s3 destination"
+    )
     parser.add_argument("--lake-rows", type=int, default=1_000_000, help="iceberg historical rows")
     parser.add_argument("--lake-merge", type=int, default=10_000, help="iceberg merge rows")
     parser.add_argument("--lake-runs", type=int, default=1, help="iceberg runs per side")
@@ -107,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             "\n== 4. sync end to end: POST /resync -> succeeded_at over the local stack's HTTP API "
             f"/ bare requests + JSON lines + one DuckDB merge (medians of {args.e2e_runs}, interleaved)"
         )
-        figures += end_to_end.run(sizes, args.e2e_runs, out=out)
+        figures += end_to_end.run(sizes, args.e2e_runs, out=out, s3_rows=args.e2e_s3_rows)
 
     if "iceberg" in parts:
         from bench import iceberg

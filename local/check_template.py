@@ -1,6 +1,7 @@
 """The template checks cfn-lint cannot do on a SAM template: every Ref/GetAtt/Sub names a real resource,
 every function's CodeUri/Handler names a real module and function, runtimes are real, and the API
-routes are exactly sluice.api.routes.ROUTES (+ their /v1/connectors aliases and the catch-all).
+routes are exactly sluice.api.routes.ROUTES (+ their /v1/connectors aliases and the catch-all), alarms
+watch metrics the code emits and every asynchronous target has somewhere to put what fails.
 
     python -m local.check_template      (part of `make lint`)
 """
@@ -132,13 +133,63 @@ def route_errors() -> list[str]:
     ]
 
 
+ASYNC_EVENTS = ("EventBridgeRule", "Schedule", "ScheduleV2")
+
+
+def _dashboard_errors(name: str, body: Any, namespace: str, emitted: frozenset[str]) -> list[str]:
+    """A dashboard body (JSON in a !Sub) must parse, and its widgets on `namespace` show emitted metrics."""
+    import json
+
+    text = str(
+        body.value[0]
+        if isinstance(body, Tag) and isinstance(body.value, list)
+        else getattr(body, "value", body)
+    )
+    try:
+        widgets = json.loads(re.sub(r"\$\{[^}]*\}", "x", text))["widgets"]
+    except (ValueError, KeyError, TypeError):
+        return [f"{name}'s DashboardBody is not JSON with widgets"]
+    shown = [m[1] for w in widgets for m in w.get("properties", {}).get("metrics", []) if m[0] == namespace]
+    return [
+        f"{name} shows {namespace}/{metric}, which nothing emits" for metric in shown if metric not in emitted
+    ]
+
+
+def operations_errors(template: dict[str, Any]) -> list[str]:
+    """Every alarm on Sluice's own namespace names a metric the code emits (sluice.metrics.EMITTED),
+    and every asynchronous target keeps what fails: a rule or schedule event has a dead-letter queue,
+    and its function an on-failure destination for invocations that keep failing."""
+    from sluice.metrics import EMITTED, NAMESPACE
+
+    errors = []
+    for name, resource in template.get("Resources", {}).items():
+        props = resource.get("Properties") or {}
+        alarm = resource["Type"] == "AWS::CloudWatch::Alarm" and props.get("Namespace") == NAMESPACE
+        if alarm and props.get("MetricName") not in EMITTED:
+            errors.append(f"{name} watches {NAMESPACE}/{props.get('MetricName')}, which nothing emits")
+        if resource["Type"] == "AWS::CloudWatch::Dashboard":
+            errors += _dashboard_errors(name, props.get("DashboardBody"), NAMESPACE, EMITTED)
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        events = {k: e for k, e in (props.get("Events") or {}).items() if e["Type"] in ASYNC_EVENTS}
+        for event_name, event in events.items():
+            if not (event.get("Properties") or {}).get("DeadLetterConfig"):
+                errors.append(f"{name}.{event_name} has no DeadLetterConfig")
+        on_failure = ((props.get("EventInvokeConfig") or {}).get("DestinationConfig") or {}).get("OnFailure")
+        if events and not on_failure:
+            errors.append(f"{name} is invoked asynchronously but has no OnFailure destination")
+    return errors
+
+
 def main() -> int:
     template = load_template()
-    errors = reference_errors(template) + function_errors(template) + route_errors()
+    errors = (
+        reference_errors(template) + function_errors(template) + route_errors() + operations_errors(template)
+    )
     for error in errors:
         print(f"template.yaml: {error}", file=sys.stderr)
     if not errors:
-        print("template.yaml: references, handlers and routes check out")
+        print("template.yaml: references, handlers, routes, alarms and dead-letter queues check out")
     return 1 if errors else 0
 
 

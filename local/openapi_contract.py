@@ -92,8 +92,8 @@ CONNECTION = obj(
                 "is_historical_sync": BOOLEAN,
                 "rescheduled_for": nullable(TIMESTAMP),
                 "schema_status": {"enum": ["blocked_on_capture", "ready"]},
-                "tasks": {"type": "array"},
-                "warnings": {"type": "array"},
+                "tasks": {"type": "array", "items": ref("Alert")},
+                "warnings": {"type": "array", "items": ref("Alert")},
             }
         ),
         # Present when the setup tests ran / when a connect card was asked for on create.
@@ -121,6 +121,31 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": obj({"code": STRING, "message": STRING}, extra=False),
     "Action": obj({"code": {"const": "Success"}, "message": STRING}, extra=False),
     "SetupTest": SETUP_TEST,
+    # Fivetran's Alert (status.tasks and status.warnings).
+    "Alert": obj({"code": STRING, "message": STRING, "details": STRING}),
+    # Ours: a sync's run record (history and live progress).
+    "Sync": obj(
+        {
+            "id": STRING,
+            "connection_id": STRING,
+            "status": {"enum": ["RUNNING", "SUCCESSFUL", "FAILURE_WITH_TASK", "RESCHEDULED", "CANCELLED"]},
+            "trigger": nullable("string"),
+            "started_at": TIMESTAMP,
+            "finished_at": nullable(TIMESTAMP),
+            "duration_seconds": nullable("number"),
+            "last_checkpoint_at": nullable(TIMESTAMP),
+            "rows_upserted": INTEGER,
+            "rows_deleted": INTEGER,
+            "tables": {
+                "type": "object",
+                "additionalProperties": obj({"rows_upserted": INTEGER, "rows_deleted": INTEGER}),
+            },
+            "continuations": INTEGER,
+            "reason": nullable("string"),
+            "reason_code": nullable("string"),
+        }
+    ),
+    "SyncPage": page_of("Sync"),
     "Connection": CONNECTION,
     "ConnectionPage": page_of("Connection"),
     "Group": obj({"id": STRING, "name": STRING, "created_at": TIMESTAMP}),
@@ -244,6 +269,22 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
         }
     ),
     "PackagePage": page_of("Package"),
+    "Webhook": obj(
+        {
+            "id": STRING,
+            "type": {"enum": ["account", "group"]},
+            "url": STRING,
+            "events": {"type": "array", "items": STRING},
+            "active": BOOLEAN,
+            "secret": nullable("string"),
+            "group_id": STRING,
+            "created_at": TIMESTAMP,
+            "created_by": STRING,
+        },
+        ["id", "type", "url", "events", "active", "created_at", "created_by"],
+    ),
+    "WebhookPage": page_of("Webhook"),
+    "WebhookTest": obj({"succeed": BOOLEAN, "status": INTEGER, "message": STRING}),
     "MigrationConnection": ANY_OBJECT,
     "MigrationConnectionPage": page_of("MigrationConnection"),
 }
@@ -286,6 +327,10 @@ OPERATIONS: dict[tuple[str, str], Responses] = {
     ("POST", C + "/schemas/tables/resync"): Responses(None, (400, 401, 404)),
     ("POST", C + "/schemas/{schema}/tables/{table}/resync"): Responses(None, (400, 401, 404)),
     ("GET", C + "/state"): Responses("State", (400, 401, 404)),
+    ("GET", C + "/syncs"): Responses("SyncPage", (400, 401, 404)),
+    ("GET", C + "/syncs/{sync_id}"): Responses("Sync", (401, 404)),
+    ("POST", C + "/syncs/{sync_id}/cancel"): Responses("Sync", (401, 404, 409)),
+    ("POST", C + "/sync/cancel"): Responses("Sync", (401, 404, 409)),
     ("PATCH", C + "/state"): Responses("State", (400, 401, 404, 409)),
     ("GET", C + "/schemas"): Responses("SchemaConfig", (401, 404)),
     ("GET", C + "/schemas/{schema}/tables/{table}/columns"): Responses("TableColumns", (401, 404)),
@@ -314,6 +359,14 @@ OPERATIONS: dict[tuple[str, str], Responses] = {
     ("DELETE", "/v1/connector-sdk/packages/{package_id}"): Responses(None, (401, 404, 409)),
     ("GET", "/v1/connector-sdk/migration/connections"): Responses("MigrationConnectionPage", (400, 401)),
     ("DELETE", "/v1/api-keys/{api_key}"): Responses(None, (401, 404)),
+    # Fivetran answers 200 (not 201) to a webhook's creation, and go-fivetran checks for it.
+    ("POST", "/v1/webhooks/account"): Responses("Webhook", (400, 401)),
+    ("POST", "/v1/webhooks/group/{group_id}"): Responses("Webhook", (400, 401, 404)),
+    ("GET", "/v1/webhooks"): Responses("WebhookPage", (400, 401)),
+    ("GET", "/v1/webhooks/{webhook_id}"): Responses("Webhook", (401, 404)),
+    ("PATCH", "/v1/webhooks/{webhook_id}"): Responses("Webhook", (400, 401, 404)),
+    ("DELETE", "/v1/webhooks/{webhook_id}"): Responses(None, (401, 404)),
+    ("POST", "/v1/webhooks/{webhook_id}/test"): Responses("WebhookTest", (400, 401, 404)),
 }
 
 ERROR_DESCRIPTIONS = {

@@ -60,7 +60,11 @@ HTTP_BACKLOG = 256
 # A rule's message stays invisible while its function runs (Lambda's 15 minutes and a margin); a failed
 # invocation's message comes back after RETRY_AFTER_SECONDS, as Lambda retries an event.
 WORKER_VISIBILITY_SECONDS = 960
-RETRY_AFTER_SECONDS = 60
+RETRY_AFTER_SECONDS = float(os.environ.get("SLUICE_LOCAL_RETRY_AFTER_SECONDS") or 60)
+# Lambda runs a failed asynchronous event at most three times (two retries), then sends it to the
+# function's on-failure destination: here, a line in <data dir>/dead-letters.jsonl.
+INVOCATION_ATTEMPTS = 3
+DEAD_LETTERS_FILE = "dead-letters.jsonl"
 
 
 def _json_error(
@@ -281,6 +285,7 @@ class LocalStack:
                     MaxNumberOfMessages=1,
                     WaitTimeSeconds=1,
                     VisibilityTimeout=WORKER_VISIBILITY_SECONDS,
+                    MessageSystemAttributeNames=["ApproximateReceiveCount"],
                 ).get("Messages", [])
             except Exception:  # the server is going away
                 slots.release()
@@ -302,27 +307,42 @@ class LocalStack:
     def _run_message(
         self, sqs: Any, queue_url: str, function_id: str, message: dict[str, Any], slots: Any
     ) -> None:
+        attempt = int((message.get("Attributes") or {}).get("ApproximateReceiveCount") or 1)
         try:
-            self.invoke_worker(function_id, json.loads(message["Body"]))
+            line = describe_worker_result(self.invoke_worker(function_id, json.loads(message["Body"])))
+            if line:
+                log.info("%s", line)
         except Exception:
+            if attempt >= INVOCATION_ATTEMPTS:
+                # As Lambda's on-failure destination: kept, not retried again.
+                log.exception("%s failed %d times; the event is dead-lettered", function_id, attempt)
+                with (self.data_dir / DEAD_LETTERS_FILE).open("a") as dead:
+                    dead.write(
+                        json.dumps({"function": function_id, "event": json.loads(message["Body"])}) + "\n"
+                    )
+                self._delete(sqs, queue_url, message)
+                return
             log.exception("%s failed; the event will be retried", function_id)
             try:  # back on the queue after a while, as Lambda retries a failed event
                 sqs.change_message_visibility(
                     QueueUrl=queue_url,
                     ReceiptHandle=message["ReceiptHandle"],
-                    VisibilityTimeout=RETRY_AFTER_SECONDS,
+                    VisibilityTimeout=round(RETRY_AFTER_SECONDS),
                 )
             except Exception:
                 if not self._stop.is_set():
                     log.exception("could not return the event to %s", queue_url)
         else:
-            try:
-                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-            except Exception:
-                if not self._stop.is_set():
-                    log.exception("could not delete the event from %s", queue_url)
+            self._delete(sqs, queue_url, message)
         finally:
             slots.release()
+
+    def _delete(self, sqs: Any, queue_url: str, message: dict[str, Any]) -> None:
+        try:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        except Exception:
+            if not self._stop.is_set():
+                log.exception("could not delete the event from %s", queue_url)
 
     def _run_schedule(self, expression: str, function_id: str) -> None:
         period = _rate_seconds(expression)
@@ -419,6 +439,18 @@ def describe_event(event: dict[str, Any]) -> str:
             line += f": {run['message']}"
         return line
     return f"event: {kind} {connection}".rstrip()
+
+
+def describe_worker_result(result: Any) -> str | None:
+    """The console line for a sync worker's invocation that did not end its sync (a sync's end has its
+    own line, from its event): it stopped (lease lost, deleted...) or goes on in a continuation."""
+    if not isinstance(result, dict) or result.get("status") not in ("SKIPPED", "CONTINUED"):
+        return None
+    line = f"sync worker: connection {result.get('connection_id')} (sync {result.get('sync_id')}) "
+    if result["status"] == "CONTINUED":
+        rows = result.get("rows_upserted", 0)
+        return line + f"continues in a new invocation ({rows} rows upserted in this one)"
+    return line + f"stopped: {result.get('message') or 'skipped'}"
 
 
 def _sync_run(connection_id: str, sync_id: str) -> dict[str, Any]:

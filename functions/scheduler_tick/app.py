@@ -8,6 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from sluice.metrics import tick_ran
 from sluice.observability import logger
 from sluice.scheduler.tick import Scheduler
 from sluice.settings import get_settings
@@ -19,4 +20,6 @@ from sluice.timestamps import utc_now
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     report = Scheduler(get_store(), get_settings().scheduler_shards).tick(utc_now())
     logger.info("tick", extra={"report": asdict(report)})
+    requested = len(report.syncs_requested) + len(report.resyncs_requested)
+    tick_ran(requested, report.lag_seconds, len(report.failed))
     return asdict(report)

@@ -24,6 +24,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         sync_id=str(event["id"]),
         remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
     )
-    summary = {k: v for k, v in asdict(result).items() if k != "columns"}
-    logger.info("sync ended", extra={"connection_id": request.connection_id, "result": summary})
+    summary = {
+        "connection_id": request.connection_id,
+        "sync_id": request.sync_id or str(event["id"]),
+        **{k: v for k, v in asdict(result).items() if k not in ("columns", "alert", "progress")},
+    }
+    logger.info("sync ended", extra={"result": summary})
     return summary

@@ -49,6 +49,13 @@ class GroupNotFound(NotFound):
         super().__init__(f"Group with id '{group_id}' doesn't exist")
 
 
+class WebhookNotFound(NotFound):
+    code = "NotFound_Webhook"
+
+    def __init__(self, webhook_id: str) -> None:
+        super().__init__(f"Webhook with id '{webhook_id}' doesn't exist")
+
+
 class DestinationNotFound(NotFound):
     code = "NotFound_Destination"
 

@@ -81,7 +81,12 @@ def test_create_returns_201_with_every_key_and_fivetran_defaults(aws) -> None:
     assert data["status"]["update_state"] == "on_schedule"
     assert data["status"]["is_historical_sync"] is True
     assert data["status"]["rescheduled_for"] is None
-    assert data["status"]["tasks"] == [] and data["status"]["warnings"] == []
+    # The setup tests ran (api.example.com does not resolve here): each failed one is a task.
+    failed = [t["title"] for t in data["setup_tests"] if t["status"] in ("FAILED", "JOB_FAILED")]
+    assert failed
+    tasks = data["status"]["tasks"]
+    assert [(t["code"], t["message"]) for t in tasks] == [("setup_test_failed", title) for title in failed]
+    assert data["status"]["warnings"] == []
 
 
 def test_config_is_returned_without_naming_keys_and_with_secrets_masked(aws) -> None:

@@ -87,6 +87,12 @@ class World:
         assert reply.status == 201, reply.body
         return str(reply.data["id"])
 
+    def webhook(self) -> str:
+        body = {"url": self.api.url + "/hook", "events": ["sync_end"], "active": False}
+        reply = call("create_account_webhook", body=body)
+        assert reply.status == 200, reply.body
+        return str(reply.data["id"])
+
     def with_state(self) -> str:
         connection_id = self.connection(paused=True)
         reply = call("update_connection_state", path=f"{C}/{connection_id}/state", body={"state": {"c": 1}})
@@ -115,6 +121,22 @@ class World:
             event = api_event("update_connection_schemas", path=path, body={"enabled": False}, method="PATCH")
             assert invoke("update_connection_schemas", event).status == 200
         return connection_id
+
+    def running_sync(self) -> tuple[str, str]:
+        """A connection and the sync running on it (its lease and its run record)."""
+        from sluice.storage.sync_store import SyncStore
+
+        connection_id = self.connection()
+        syncs = SyncStore(get_store())
+        syncs.acquire(connection_id, "sync1", utc_now(), timedelta(minutes=10))
+        assert syncs.start_run(connection_id, "sync1", utc_now(), "api")
+        return connection_id, "sync1"
+
+    def ended_sync(self) -> tuple[str, str]:
+        connection_id, sync_id = self.running_sync()
+        reply = call("cancel_connection_sync", path=f"{C}/{connection_id}/syncs/{sync_id}/cancel")
+        assert reply.status == 200, reply.body
+        return connection_id, sync_id
 
     def card_query(self, connection_id: str) -> dict[str, str]:
         reply = call("create_connect_card", path=f"{C}/{connection_id}/connect-card", body={})
@@ -193,6 +215,47 @@ SCENARIOS: dict[tuple[str, str], dict[int, Scenario]] = {
     ("DELETE", "/v1/api-keys/{api_key}"): {
         200: _own_api_key,
         404: lambda w: Request("/v1/api-keys/nope"),
+    },
+    ("POST", "/v1/webhooks/account"): {
+        200: lambda w: Request(
+            "/v1/webhooks/account", body={"url": w.api.url + "/hook", "events": ["sync_end"], "active": False}
+        ),
+        400: lambda w: Request(
+            "/v1/webhooks/account", body={"url": "http://x.example", "events": ["sync_end"]}
+        ),
+    },
+    ("POST", "/v1/webhooks/group/{group_id}"): {
+        200: lambda w: Request(
+            f"/v1/webhooks/group/{w.group()}",
+            body={"url": w.api.url + "/hook", "events": ["sync_end"], "active": False},
+        ),
+        400: lambda w: Request(f"/v1/webhooks/group/{w.group()}", body={"url": w.api.url, "events": ["x"]}),
+        404: lambda w: Request(
+            "/v1/webhooks/group/nope",
+            body={"url": w.api.url + "/hook", "events": ["sync_end"], "active": False},
+        ),
+    },
+    ("GET", "/v1/webhooks"): {
+        200: lambda w: Request("/v1/webhooks"),
+        400: lambda w: Request("/v1/webhooks", query={"limit": "0"}),
+    },
+    ("GET", "/v1/webhooks/{webhook_id}"): {
+        200: lambda w: Request(f"/v1/webhooks/{w.webhook()}"),
+        404: lambda w: Request("/v1/webhooks/nope"),
+    },
+    ("PATCH", "/v1/webhooks/{webhook_id}"): {
+        200: lambda w: Request(f"/v1/webhooks/{w.webhook()}", body={"events": ["sync_start"]}),
+        400: lambda w: Request(f"/v1/webhooks/{w.webhook()}", body={"events": ["nope"]}),
+        404: lambda w: Request("/v1/webhooks/nope", body={"events": ["sync_start"]}),
+    },
+    ("DELETE", "/v1/webhooks/{webhook_id}"): {
+        200: lambda w: Request(f"/v1/webhooks/{w.webhook()}"),
+        404: lambda w: Request("/v1/webhooks/nope"),
+    },
+    ("POST", "/v1/webhooks/{webhook_id}/test"): {
+        200: lambda w: Request(f"/v1/webhooks/{w.webhook()}/test", body={"event": "sync_end"}),
+        400: lambda w: Request(f"/v1/webhooks/{w.webhook()}/test", body={"event": "nope"}),
+        404: lambda w: Request("/v1/webhooks/nope/test", body={"event": "sync_end"}),
     },
     ("POST", "/v1/groups"): {
         201: lambda w: Request("/v1/groups", body={"name": "team"}),
@@ -315,6 +378,25 @@ SCENARIOS: dict[tuple[str, str], dict[int, Scenario]] = {
         400: lambda w: Request(f"{C}/{w.connection(paused=True)}/state", body={"state": "c"}),
         404: lambda w: Request(f"{C}/nope/state", body={"state": {}}),
         409: lambda w: Request(f"{C}/{w.connection()}/state", body={"state": {"c": 2}}),
+    },
+    ("GET", C + "/{connection_id}/syncs"): {
+        200: lambda w: Request(f"{C}/{w.running_sync()[0]}/syncs"),
+        400: lambda w: Request(f"{C}/{w.connection()}/syncs", query={"limit": "0"}),
+        404: lambda w: Request(f"{C}/nope/syncs"),
+    },
+    ("GET", C + "/{connection_id}/syncs/{sync_id}"): {
+        200: lambda w: Request("{}/{}/syncs/{}".format(C, *w.running_sync())),
+        404: lambda w: Request(f"{C}/{w.connection()}/syncs/nope"),
+    },
+    ("POST", C + "/{connection_id}/syncs/{sync_id}/cancel"): {
+        200: lambda w: Request("{}/{}/syncs/{}/cancel".format(C, *w.running_sync())),
+        404: lambda w: Request(f"{C}/nope/syncs/sync1/cancel"),
+        409: lambda w: Request("{}/{}/syncs/{}/cancel".format(C, *w.ended_sync())),
+    },
+    ("POST", C + "/{connection_id}/sync/cancel"): {
+        200: lambda w: Request(f"{C}/{w.running_sync()[0]}/sync/cancel"),
+        404: lambda w: Request(f"{C}/nope/sync/cancel"),
+        409: lambda w: Request(f"{C}/{w.connection()}/sync/cancel"),
     },
     ("GET", C + "/{connection_id}/schemas"): {
         200: lambda w: Request(f"{C}/{w.connection()}/schemas"),

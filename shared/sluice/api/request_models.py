@@ -216,3 +216,30 @@ class DropColumnsSchema(Body):
 
 class DropColumnsBody(Body):
     schemas: dict[str, DropColumnsSchema]
+
+
+WebhookUrl = Annotated[str, Field(min_length=1, max_length=2048)]
+WebhookEvents = Annotated[list[Annotated[str, Field(max_length=64)]], Field(min_length=1, max_length=64)]
+
+
+class CreateWebhookRequest(Body):
+    """POST /v1/webhooks/account and /v1/webhooks/group/{group_id} (Fivetran's WebhookRequest)."""
+
+    url: WebhookUrl
+    events: WebhookEvents
+    active: bool = True
+    secret: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
+
+
+class UpdateWebhookRequest(Body):
+    """PATCH /v1/webhooks/{id}: what is given changes; `run_tests` (go-fivetran) tests the result."""
+
+    url: WebhookUrl | None = None
+    events: WebhookEvents | None = None
+    active: bool | None = None
+    secret: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
+    run_tests: bool | None = None
+
+
+class TestWebhookRequest(Body):
+    event: Annotated[str, Field(max_length=64)] = "sync_start"

@@ -34,6 +34,11 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/v1/connections/{connection_id}/schemas/{schema}/tables/{table}/resync", "resync_connection"),
     ("GET", "/v1/connections/{connection_id}/state", "get_connection_state"),
     ("PATCH", "/v1/connections/{connection_id}/state", "update_connection_state"),
+    # Ours: sync history and live progress, and cancelling a running sync.
+    ("GET", "/v1/connections/{connection_id}/syncs", "get_connection_syncs"),
+    ("GET", "/v1/connections/{connection_id}/syncs/{sync_id}", "get_connection_syncs"),
+    ("POST", "/v1/connections/{connection_id}/syncs/{sync_id}/cancel", "cancel_connection_sync"),
+    ("POST", "/v1/connections/{connection_id}/sync/cancel", "cancel_connection_sync"),
     ("GET", "/v1/connections/{connection_id}/schemas", "get_connection_schemas"),
     (
         "GET",
@@ -62,6 +67,14 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/connect-card/setup", "connect_card_page"),
     ("GET", "/v1/metadata/connector-types", "get_metadata"),
     ("GET", "/v1/metadata/connector-types/{service}", "get_metadata"),
+    # Webhooks (Fivetran's Webhooks API)
+    ("POST", "/v1/webhooks/account", "create_account_webhook"),
+    ("POST", "/v1/webhooks/group/{group_id}", "create_group_webhook"),
+    ("GET", "/v1/webhooks", "list_webhooks"),
+    ("GET", "/v1/webhooks/{webhook_id}", "get_webhook"),
+    ("PATCH", "/v1/webhooks/{webhook_id}", "update_webhook"),
+    ("DELETE", "/v1/webhooks/{webhook_id}", "delete_webhook"),
+    ("POST", "/v1/webhooks/{webhook_id}/test", "test_webhook"),
     # Connector SDK packages (`fivetran deploy` uploads them)
     ("POST", "/v1/connector-sdk/packages", "create_package"),
     ("GET", "/v1/connector-sdk/packages", "list_packages"),

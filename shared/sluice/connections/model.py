@@ -34,6 +34,14 @@ class SetupTestResult(BaseModel):
     details: Any = None
 
 
+class Alert(BaseModel):
+    """An item of `status.tasks` (what the user must do) or `status.warnings` (Fivetran's Alert)."""
+
+    code: str  # machine-readable, e.g. destination_locked
+    message: str  # a short human label, e.g. "Destination Locked"
+    details: str = ""  # the reason, in the user's terms, with what to do about it
+
+
 class Connection(BaseModel):
     """A connection as the domain sees it; storage keys live elsewhere."""
 
@@ -78,6 +86,9 @@ class Connection(BaseModel):
     is_historical_sync: bool = True
     rescheduled_for: datetime | None = None
     setup_tests: list[SetupTestResult] | None = None
+    # Why the last sync or setup tests failed, and what to do (see connections.alerts).
+    tasks: list[Alert] = Field(default_factory=list)
+    warnings: list[Alert] = Field(default_factory=list)
     version: int = 0
     # Internal bookkeeping, never on the wire.
     active_sync_id: str | None = None  # the sync holding the lease
@@ -160,8 +171,8 @@ def response_data(
             "is_historical_sync": c.is_historical_sync,
             "rescheduled_for": format_timestamp(c.rescheduled_for) if c.sync_state == "rescheduled" else None,
             "schema_status": c.schema_status,
-            "tasks": [],
-            "warnings": [],
+            "tasks": [a.model_dump() for a in c.tasks],
+            "warnings": [a.model_dump() for a in c.warnings],
         },
     }
     if c.setup_tests is not None:

@@ -256,7 +256,7 @@ def update(caller: Caller, connection_id: str, request: UpdateConnectionRequest,
         saved = test_and_record(
             store, caller.account_id, saved.id, _test_options(request), secret_box().decrypt
         )
-    publish("Connection Updated", _event_detail(saved))
+    publish("Connection Updated", {**_event_detail(saved), "was_paused": current.paused})
     if current.resync_pending and not saved.resync_pending:
         request_sync(SyncRequest(saved.account_id, saved.id, reason="unpause", historical=True))
     return saved

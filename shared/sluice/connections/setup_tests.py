@@ -12,6 +12,7 @@ from traceback import format_exception
 from typing import Any
 
 from sluice.config_secrets import AUTH_POINTER, Scrubber, reveal
+from sluice.connections.alerts import after_setup_tests
 from sluice.connections.model import Connection, SetupState, SetupTestResult
 from sluice.observability import logger
 from sluice.scheduler.grid import connection_next_sync_at
@@ -23,6 +24,8 @@ from sluice.timestamps import utc_now
 _FAILURES = {"FAILED", "JOB_FAILED"}
 RETEST_BROKEN_AFTER = timedelta(days=1)
 SETUP_TESTS_REQUESTED = "Setup Tests Requested"
+# Published once a run's results are stored (webhooks: connection_successful, connection_failure).
+SETUP_TESTS_COMPLETED = "Setup Tests Completed"
 
 
 def setup_state_after(results: list[SetupTestResult], previous: Connection) -> SetupState:
@@ -52,6 +55,9 @@ def run_tests(service_name: str, config: dict[str, Any], options: SetupTestOptio
                 message=f"The setup tests could not run ({type(exc).__name__}); try again or contact support",
             )
         ]
+    from sluice.metrics import setup_tests_ran
+
+    setup_tests_ran(any(r.status in _FAILURES for r in results))
     return [_scrubbed(result, scrubber) for result in results]
 
 
@@ -82,6 +88,7 @@ def with_results(connection: Connection, results: list[SetupTestResult], now: da
         "setup_state": state,
         # A broken connection is tested again daily by the scheduler, until it is fixed.
         "retest_at": now + RETEST_BROKEN_AFTER if state == "broken" else None,
+        **after_setup_tests(connection, results),
     }
     if state == "connected" and connection.connected_since is None:
         changes["connected_since"] = now
@@ -121,4 +128,22 @@ def record(store: Store, connection: Connection, results: list[SetupTestResult])
         return with_results(current, results, utc_now())
 
     current, saved = store.modify_connection(None, connection.id, store_results)
+    if saved is not None:
+        from sluice.events import publish
+
+        publish(
+            SETUP_TESTS_COMPLETED,
+            {
+                "account_id": saved.account_id,
+                "connection_id": saved.id,
+                "group_id": saved.group_id,
+                "setup_state": saved.setup_state,
+                "setup_tests": [result.model_dump() for result in results],
+                "connection": {
+                    "service": saved.service,
+                    "schema": saved.schema_name,
+                    "group_id": saved.group_id,
+                },
+            },
+        )
     return saved or current

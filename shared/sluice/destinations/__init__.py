@@ -116,6 +116,10 @@ class DestinationError(SluiceError):
     code = "DestinationError"
 
 
+class DestinationLocked(DestinationError):
+    """Another process holds the destination's lock (a DuckDB file open in a shell or notebook)."""
+
+
 class Destination(Protocol):
     """Where one sync run writes its rows. The engine opens one per run and closes it at the end.
 

@@ -39,7 +39,7 @@ from sluice.contract import (
     START_COLUMN,
     SYNCED_COLUMN,
 )
-from sluice.destinations import DestinationError, DuckDbConfig, fivetran_id, json_default
+from sluice.destinations import DestinationError, DestinationLocked, DuckDbConfig, fivetran_id, json_default
 from sluice.settings import get_settings
 
 if TYPE_CHECKING:
@@ -122,7 +122,7 @@ def resolve_path(path: str, account_id: str) -> str:
     return str(resolved)
 
 
-def _open_failure(path: str, exc: Exception) -> str:
+def _open_failure(path: str, exc: Exception) -> DestinationError:
     """Why a file could not be opened, in the user's terms (DuckDB's own text names server paths)."""
     import re
 
@@ -130,11 +130,11 @@ def _open_failure(path: str, exc: Exception) -> str:
     if "Conflicting lock" in text or "Could not set lock" in text:
         pid = re.search(r"\(PID (\d+)\)", text)
         holder = f"another process (PID {pid.group(1)})" if pid else "another process"
-        return (
+        return DestinationLocked(
             f"DuckDB database '{path}' is open in {holder}, which holds its lock: close it there "
             "(a DuckDB shell or notebook, say), then sync again"
         )
-    return f"Cannot open DuckDB database '{path}': {text.split(': ', 1)[-1]}"
+    return DestinationError(f"Cannot open DuckDB database '{path}': {text.split(': ', 1)[-1]}")
 
 
 # ---- types -------------------------------------------------------------------------------------------------
@@ -240,7 +240,7 @@ class DuckDbDestination:
             self._con.execute(f"SET memory_limit = '{MEMORY_LIMIT_MIB}MB'")
             found = self._con.execute("SELECT current_database()").fetchone()
         except duckdb.IOException as exc:
-            raise DestinationError(_open_failure(config.path, exc)) from exc
+            raise _open_failure(config.path, exc) from exc
         except duckdb.Error as exc:
             raise DestinationError(f"Cannot open DuckDB database '{config.path}': {exc}") from exc
         self._catalog = str(found[0]) if found else "memory"

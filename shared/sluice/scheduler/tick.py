@@ -41,6 +41,8 @@ class TickReport:
     paused_after_trial: list[str] = field(default_factory=list)
     purged: list[str] = field(default_factory=list)  # deleted connections whose children are all gone
     failed: list[str] = field(default_factory=list)
+    # How late the latest-served sync was requested after its due time (0: nothing was due).
+    lag_seconds: float = 0.0
 
 
 class Scheduler:
@@ -116,6 +118,9 @@ class Scheduler:
             report.resyncs_requested.append(due.id)
         else:
             report.syncs_requested.append(due.id)
+        due_at = resync.due_at if resync is not None else due_sync
+        if due_at is not None:
+            report.lag_seconds = max(report.lag_seconds, (now - due_at).total_seconds())
 
     # ---- re-tests of broken connections ------------------------------------------------------------
 

@@ -31,6 +31,8 @@ _JSON_ATTRIBUTES = (
     "config",
     "secrets",
     "setup_tests",
+    "tasks",
+    "warnings",
     "table_columns",
     "destination_configuration",
     "external_secrets_keys_config",

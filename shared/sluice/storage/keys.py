@@ -65,6 +65,11 @@ def run_key(connection_id: str, sync_id: str) -> dict[str, str]:
     return {"pk": f"CONN#{connection_id}", "sk": f"RUN#{sync_id}"}
 
 
+def connection_syncs_partition(connection_id: str) -> str:
+    """The gsi1 partition of a connection's run records, sorted by start (the sync history)."""
+    return f"CONN#{connection_id}#SYNCS"
+
+
 def schedule_partition(shard: int) -> str:
     return f"SCHED#{shard}"
 
@@ -104,3 +109,16 @@ def package_key(package_id: str) -> dict[str, str]:
 
 def account_packages_partition(account_id: str) -> str:
     return f"ACCT#{account_id}#PACKAGE"
+
+
+def webhook_key(webhook_id: str) -> dict[str, str]:
+    return {"pk": f"WEBHOOK#{webhook_id}", "sk": "WEBHOOK"}
+
+
+def account_webhooks_partition(account_id: str) -> str:
+    return f"ACCT#{account_id}#WEBHOOK"
+
+
+def webhook_delivery_key(webhook_id: str, event_id: str) -> dict[str, str]:
+    """The record that one bus event was delivered to one webhook (a retry skips it)."""
+    return {"pk": f"WEBHOOK#{webhook_id}", "sk": f"DELIVERED#{event_id}"}

@@ -40,6 +40,7 @@ from sluice.storage.keys import (
     account_groups_partition,
     account_key,
     account_packages_partition,
+    account_webhooks_partition,
     api_key_key,
     connection_key,
     destination_key,
@@ -48,6 +49,8 @@ from sluice.storage.keys import (
     package_key,
     purge_key,
     schema_guard_key,
+    webhook_delivery_key,
+    webhook_key,
 )
 from sluice.timestamps import format_timestamp, parse_timestamp
 
@@ -385,8 +388,10 @@ class Store:
         sk_prefix: str | None = None,
         exact: bool = False,
         where: tuple[str, Any] | None = None,
+        newest_first: bool = False,
     ) -> Page:
-        """One page of the gsi1 partition, in sort-key order, `limit` items at most.
+        """One page of the gsi1 partition, in sort-key order (`newest_first`: reversed), `limit` items
+        at most.
 
         `sk_prefix` narrows the key range (`exact`: the sort key equals it); `where` keeps the items
         whose attribute equals a value. Its work is bounded: a filtered page reads at most
@@ -416,6 +421,7 @@ class Store:
                 "KeyConditionExpression": condition,
                 "ExpressionAttributeValues": to_dynamo(values),
                 "Limit": wanted - len(items) if filter_expression is None else PAGE_READ_BUDGET - read,
+                "ScanIndexForward": not newest_first,
             }
             if filter_expression is not None:
                 request["FilterExpression"] = filter_expression
@@ -600,13 +606,17 @@ class Store:
 
     def put_package(self, item: dict[str, Any], expected_version: int | None) -> None:
         """Create a package item (`expected_version` None) or replace it if nobody changed it since."""
-        package_id = str(item["id"])
-        full = {
-            **item,
-            **package_key(package_id),
-            "gsi1pk": account_packages_partition(str(item["account_id"])),
-            "gsi1sk": package_id,
-        }
+        key = package_key(str(item["id"]))
+        self._put_account_item(
+            item, key, account_packages_partition(str(item["account_id"])), expected_version
+        )
+
+    def _put_account_item(
+        self, item: dict[str, Any], key: dict[str, str], partition: str, expected_version: int | None
+    ) -> None:
+        """Write an item an account lists (in its gsi1 `partition`, by id): new when `expected_version` is
+        None, else only over that version (ConcurrentUpdate when another write came first)."""
+        full = {**item, **key, "gsi1pk": partition, "gsi1sk": str(item["id"])}
         condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
         if expected_version is not None:
             condition = {
@@ -650,6 +660,57 @@ class Store:
 
     def connections_using_package(self, account_id: str, package_id: str) -> list[str]:
         return self.package_users(account_id).get(package_id, [])
+
+    # -- webhooks ----------------------------------------------------------------------------------------
+
+    def get_webhook(self, account_id: str, webhook_id: str) -> dict[str, Any] | None:
+        return self._get_owned(webhook_key(webhook_id), account_id)
+
+    def list_webhooks(self, account_id: str, cursor: str | None, limit: int) -> Page:
+        return self.query_page(account_webhooks_partition(account_id), limit, cursor)
+
+    def account_webhooks(self, account_id: str) -> list[dict[str, Any]]:
+        """Every webhook of an account (one Query of the account's index partition)."""
+        return list(
+            self.query_all(
+                {
+                    "IndexName": "gsi1",
+                    "KeyConditionExpression": "gsi1pk = :p",
+                    "ExpressionAttributeValues": to_dynamo({":p": account_webhooks_partition(account_id)}),
+                }
+            )
+        )
+
+    def put_webhook(self, item: dict[str, Any], expected_version: int | None) -> None:
+        """Create a webhook item (`expected_version` None) or replace it if nobody changed it since."""
+        key = webhook_key(str(item["id"]))
+        self._put_account_item(
+            item, key, account_webhooks_partition(str(item["account_id"])), expected_version
+        )
+
+    def delete_webhook(self, account_id: str, webhook_id: str) -> bool:
+        try:
+            send(
+                self.client.delete_item,
+                TableName=self.name,
+                Key=to_dynamo(webhook_key(webhook_id)),
+                ConditionExpression="account_id = :a",
+                ExpressionAttributeValues=to_dynamo({":a": account_id}),
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def webhook_delivered(self, webhook_id: str, event_id: str) -> bool:
+        return self.get(webhook_delivery_key(webhook_id, event_id)) is not None
+
+    def mark_webhook_delivered(self, webhook_id: str, event_id: str, expires_at: int) -> None:
+        item = {
+            **webhook_delivery_key(webhook_id, event_id),
+            "type": "webhook_delivery",
+            "expires_at": expires_at,
+        }
+        send(self.client.put_item, TableName=self.name, Item=to_dynamo(item))
 
 
 def get_store() -> Store:

@@ -6,9 +6,8 @@ stale or duplicate worker fails harmlessly with LeaseLost.
 
 from __future__ import annotations
 
-import contextlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,12 +19,13 @@ from sluice.storage.keys import (
     COLUMNS_PREFIX,
     columns_key,
     connection_key,
+    connection_syncs_partition,
     run_key,
     state_key,
     state_part_key,
     state_part_prefix,
 )
-from sluice.storage.store import Store
+from sluice.storage.store import Page, Store
 from sluice.timestamps import format_timestamp
 
 
@@ -49,6 +49,53 @@ class Snapshot:
     created_at: str
 
 
+@dataclass
+class RunProgress:
+    """What a sync has written so far, over all its invocations: rows per table and in total, and how
+    many continuations it asked for. Its run record holds it as of the latest checkpoint."""
+
+    rows_upserted: int = 0
+    rows_deleted: int = 0
+    tables: dict[str, dict[str, int]] = field(default_factory=dict)
+    continuations: int = 0
+
+    def add(self, table: str, upserted: int = 0, deleted: int = 0) -> None:
+        counts = self.tables.setdefault(table, {"rows_upserted": 0, "rows_deleted": 0})
+        counts["rows_upserted"] += upserted
+        counts["rows_deleted"] += deleted
+        self.rows_upserted += upserted
+        self.rows_deleted += deleted
+
+    @classmethod
+    def of(cls, record: dict[str, Any] | None) -> RunProgress:
+        record = record or {}
+        tables = record.get("tables") or {}
+        return cls(
+            rows_upserted=int(record.get("rows_upserted") or 0),
+            rows_deleted=int(record.get("rows_deleted") or 0),
+            tables={
+                str(t): {"rows_upserted": int(c["rows_upserted"]), "rows_deleted": int(c["rows_deleted"])}
+                for t, c in tables.items()
+            },
+            continuations=int(record.get("continuations") or 0),
+        )
+
+    def update(self) -> tuple[str, dict[str, str], dict[str, Any]]:
+        """The SET clause that records it on a run record, with its names and values."""
+        return (
+            "rows_upserted = :u, rows_deleted = :d, #tables = :tables, continuations = :c",
+            {"#tables": "tables"},
+            {
+                ":u": self.rows_upserted,
+                ":d": self.rows_deleted,
+                ":tables": self.tables,
+                ":c": self.continuations,
+            },
+        )
+
+
+RUN_RUNNING = "running"
+RUN_CANCELLED = "CANCELLED"
 RUN_RECORDS_KEPT = timedelta(days=90)
 COLUMN_BUCKETS = 16  # items per table holding its column names (each under 400 KB)
 STATE_PART_BYTES = 300_000  # a snapshot's share of one item (DynamoDB's limit is 400 KB per item)
@@ -171,10 +218,28 @@ class SyncStore:
         state: dict[str, Any],
         now: datetime,
         lease: timedelta,
+        progress: RunProgress | None = None,
     ) -> None:
-        """Store `state` as snapshot `seq` and move the connection to it, in one transaction.
+        """Store `state` as snapshot `seq` and move the connection to it, in one transaction, with the
+        run record's `progress` (the rows the state covers) while the run is still running.
         Call only after everything the state covers is durable in the destination."""
         puts = self._snapshot_puts(connection_id, seq, state, sync_id, now)
+        if progress is not None:
+            clause, names, values = progress.update()
+            puts.append(
+                {
+                    "Update": {
+                        "TableName": self._name,
+                        "Key": to_dynamo(run_key(connection_id, sync_id)),
+                        "UpdateExpression": f"SET {clause}, checkpoint_at = :now",
+                        "ConditionExpression": "#status = :running",
+                        "ExpressionAttributeNames": {**names, "#status": "status"},
+                        "ExpressionAttributeValues": to_dynamo(
+                            {**values, ":now": format_timestamp(now), ":running": RUN_RUNNING}
+                        ),
+                    }
+                }
+            )
         try:
             send(
                 self.client.transact_write_items,
@@ -203,8 +268,9 @@ class SyncStore:
                 ],
             )
         except ConditionFailed:
-            # Only a failed condition means another sync holds the connection (the lease moved) or
-            # a duplicate of this one committed this checkpoint first; conflicts were retried.
+            # Only a failed condition means another sync holds the connection (the lease moved), the
+            # run was ended (cancelled) or a duplicate of this one committed this checkpoint first;
+            # conflicts were retried.
             raise LeaseLost(sync_id) from None
 
     def _snapshot_puts(
@@ -369,11 +435,14 @@ class SyncStore:
         """Open the run record of a sync; False when it exists already (a replay of this sync id)."""
         item = {
             **run_key(connection_id, sync_id),
+            "gsi1pk": connection_syncs_partition(connection_id),
+            "gsi1sk": f"{format_timestamp(started_at)}#{sync_id}",
             "type": "sync_run",
+            "connection_id": connection_id,
             "sync_id": sync_id,
             "started_at": format_timestamp(started_at),
             "reason": reason,
-            "status": "running",
+            "status": RUN_RUNNING,
             "rows_upserted": 0,
             "rows_deleted": 0,
             # The table's TTL removes run records after this (epoch seconds).
@@ -390,52 +459,41 @@ class SyncStore:
             return False
         return True
 
-    def add_run_totals(self, connection_id: str, sync_id: str, upserted: int, deleted: int) -> None:
-        """Add one invocation's rows to its run's totals (a sync may take several invocations)."""
-        # A run ended meanwhile (forced out, deleted) keeps its totals: they are final.
-        with contextlib.suppress(ConditionFailed):
-            send(
-                self.client.update_item,
-                TableName=self._name,
-                Key=to_dynamo(run_key(connection_id, sync_id)),
-                UpdateExpression="ADD rows_upserted :u, rows_deleted :d",
-                ConditionExpression="#status = :running",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=to_dynamo({":u": upserted, ":d": deleted, ":running": "running"}),
-            )
-
     def end_run(
         self,
         connection_id: str,
         sync_id: str,
         status: str,
         message: str,
-        upserted: int,
-        deleted: int,
         now: datetime,
+        progress: RunProgress | None = None,
+        reason_code: str = "",
     ) -> dict[str, Any] | None:
-        """End a run that is still running, adding the last invocation's rows: the ended record (with
-        totals over all its invocations), or None when it had ended already or does not exist.
-        Conditional, so each run ends exactly once whoever ends it (its worker, a forced sync, a DELETE)."""
+        """End a run that is still running: the ended record, or None when it had ended already or does
+        not exist. Conditional, so each run ends exactly once whoever ends it (its worker, a forced sync,
+        a cancel, a DELETE). `message` is why it did not succeed, `reason_code` the code of the task it
+        left; `progress` (its worker's, over all its invocations) replaces the totals of its last
+        checkpoint, which are kept when another party ends it."""
+        clause, names, values = progress.update() if progress is not None else ("", {}, {})
         try:
             response = send(
                 self.client.update_item,
                 TableName=self._name,
                 Key=to_dynamo(run_key(connection_id, sync_id)),
                 UpdateExpression=(
-                    "SET #status = :status, finished_at = :now, message = :message "
-                    "ADD rows_upserted :u, rows_deleted :d"
+                    "SET #status = :status, finished_at = :now, message = :message, reason_code = :code"
+                    + (f", {clause}" if clause else "")
                 ),
                 ConditionExpression="#status = :running",
-                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeNames={**names, "#status": "status"},
                 ExpressionAttributeValues=to_dynamo(
                     {
+                        **values,
                         ":status": status,
                         ":now": format_timestamp(now),
                         ":message": message,
-                        ":u": upserted,
-                        ":d": deleted,
-                        ":running": "running",
+                        ":code": reason_code,
+                        ":running": RUN_RUNNING,
                     }
                 ),
                 ReturnValues="ALL_NEW",
@@ -443,6 +501,68 @@ class SyncStore:
         except ConditionFailed:
             return None
         return from_dynamo(response["Attributes"])
+
+    def cancel(
+        self, connection_id: str, sync_id: str, message: str, now: datetime, failed_at: datetime
+    ) -> bool:
+        """Stop `sync_id` for good: in one transaction the connection drops its lease, returns to
+        `scheduled` and sets `failed_at` (orchestrators poll for it to move), and the run ends as
+        CANCELLED. False when that sync no longer holds the connection or has ended."""
+        try:
+            send(
+                self.client.transact_write_items,
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self._name,
+                            "Key": to_dynamo(connection_key(connection_id)),
+                            "UpdateExpression": (
+                                "REMOVE active_sync_id, lease_expires_at "
+                                "SET sync_state = :scheduled, failed_at = :failed, version = version + :one"
+                            ),
+                            "ConditionExpression": "active_sync_id = :sid",
+                            "ExpressionAttributeValues": to_dynamo(
+                                {
+                                    ":scheduled": "scheduled",
+                                    ":failed": format_timestamp(failed_at),
+                                    ":one": 1,
+                                    ":sid": sync_id,
+                                }
+                            ),
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self._name,
+                            "Key": to_dynamo(run_key(connection_id, sync_id)),
+                            "UpdateExpression": (
+                                "SET #status = :cancelled, finished_at = :now, message = :message, "
+                                "reason_code = :code"
+                            ),
+                            "ConditionExpression": "#status = :running",
+                            "ExpressionAttributeNames": {"#status": "status"},
+                            "ExpressionAttributeValues": to_dynamo(
+                                {
+                                    ":cancelled": RUN_CANCELLED,
+                                    ":now": format_timestamp(now),
+                                    ":message": message,
+                                    ":code": "",
+                                    ":running": RUN_RUNNING,
+                                }
+                            ),
+                        }
+                    },
+                ],
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def list_runs(self, connection_id: str, cursor: str | None, limit: int) -> Page:
+        """One page of a connection's run records, the latest started first (gsi1, like every list)."""
+        return self.store.query_page(
+            connection_syncs_partition(connection_id), limit, cursor, newest_first=True
+        )
 
     def heartbeat(self, connection_id: str, sync_id: str, now: datetime) -> bool:
         """Record that the lease holder is alive; False when it no longer holds the lease."""

@@ -21,7 +21,8 @@ from traceback import format_exception
 from typing import Any
 
 from sluice.config_secrets import AUTH_POINTER, Scrubber, reveal
-from sluice.connections.model import Connection
+from sluice.connections.alerts import after_sync, rate_limited_warning, sync_task
+from sluice.connections.model import Alert, Connection
 from sluice.contract import Checkpoint, Deletes, Operation, TableSpec, Upserts
 from sluice.destinations import Destination, open_destination
 from sluice.errors import Conflict, ConnectionNotFound
@@ -31,7 +32,7 @@ from sluice.schema_config.policy import SchemaPolicy
 from sluice.sources import get_service
 from sluice.sources.base import SourceAuthError, SourceRateLimited
 from sluice.storage.store import Store
-from sluice.storage.sync_store import LeaseBusy, LeaseLost, SyncStore
+from sluice.storage.sync_store import LeaseBusy, LeaseLost, RunProgress, SyncStore
 from sluice.sync.events import SyncRequest, announce_end, announce_start, request_sync
 from sluice.sync.runs import DELETED, FORCED_OUT, HEARTBEAT_EVERY, end_stopped_run
 from sluice.timestamps import parse_timestamp, utc_now
@@ -49,14 +50,18 @@ class SyncResult:
     rows_upserted: int = 0
     rows_deleted: int = 0
     message: str = ""
+    # Why it did not succeed, as the task (or, rescheduled, the warning) it leaves on the connection.
+    alert: Alert | None = field(default=None, repr=False)
     # Columns seen per table (the schemas and columns endpoints report them).
     columns: dict[str, set[str]] = field(default_factory=dict, repr=False)
-    # Of these rows, how many are already added to the run record's totals (at each checkpoint).
-    counted_upserted: int = field(default=0, repr=False)
-    counted_deleted: int = field(default=0, repr=False)
+    # Rows per table over every invocation of this sync (rows_* above are this invocation's): each
+    # checkpoint records it on the run record, in the checkpoint's own transaction.
+    progress: RunProgress = field(default_factory=RunProgress, repr=False)
 
-    def uncounted(self) -> tuple[int, int]:
-        return self.rows_upserted - self.counted_upserted, self.rows_deleted - self.counted_deleted
+    def add(self, table: str, upserted: int = 0, deleted: int = 0) -> None:
+        self.rows_upserted += upserted
+        self.rows_deleted += deleted
+        self.progress.add(table, upserted, deleted)
 
 
 def strictly_after(now: datetime, *previous: datetime | None) -> datetime:
@@ -110,12 +115,16 @@ class SyncEngine:
                 "a sync is running or already served this request", extra={"connection_id": current.id}
             )
             return SyncResult("SKIPPED", message="busy")
-        result = SyncResult("SUCCESSFUL")
+        # A continuation (or a replay after a crash) carries on from the totals of its last checkpoint.
+        result = SyncResult("SUCCESSFUL", progress=RunProgress.of(existing))
         try:
             return self._run_locked(connection, request, sync_id, remaining_seconds, result)
         except LeaseLost:
             logger.info("lease lost; this sync stops without writing", extra={"sync_id": sync_id})
-            self._end_stopped(connection, sync_id, FORCED_OUT, result)
+            # Still this sync's lease: a duplicate delivery of it committed first and runs on; its run is
+            # that worker's to end.
+            if not self.sync_store.holds_lease(connection.id, sync_id):
+                self._end_stopped(connection, sync_id, FORCED_OUT, result)
             return SyncResult("SKIPPED", message="lease lost")
         except ConnectionNotFound:
             logger.info("the connection was deleted; this sync stops", extra={"sync_id": sync_id})
@@ -123,16 +132,9 @@ class SyncEngine:
             return SyncResult("SKIPPED", message="deleted")
 
     def _end_stopped(self, connection: Connection, sync_id: str, message: str, result: SyncResult) -> None:
-        """End this sync's run if nobody did (the forcing API call or the DELETE usually has)."""
-        end_stopped_run(self.sync_store, connection, sync_id, message, utc_now(), *result.uncounted())
-
-    def _count(self, connection_id: str, sync_id: str, result: SyncResult) -> None:
-        """After a checkpoint: add the rows it covers to the run's totals, which thus span every
-        invocation and are there for whoever ends the run."""
-        upserted, deleted = result.uncounted()
-        if upserted or deleted:
-            self.sync_store.add_run_totals(connection_id, sync_id, upserted, deleted)
-        result.counted_upserted, result.counted_deleted = result.rows_upserted, result.rows_deleted
+        """End this sync's run if nobody did (the forcing or cancelling API call or the DELETE usually
+        has); its totals stay those of its last checkpoint."""
+        end_stopped_run(self.sync_store, connection, sync_id, message, utc_now())
 
     # ---- the work ----------------------------------------------------------------------------------
 
@@ -191,10 +193,11 @@ class SyncEngine:
                     if out_of_time or time.monotonic() - last_commit >= self.commit_every:
                         destination.flush()
                         seq += 1
+                        if out_of_time:
+                            result.progress.continuations += 1
                         self.sync_store.commit_checkpoint(
-                            connection.id, sync_id, seq, pending, utc_now(), LEASE
+                            connection.id, sync_id, seq, pending, utc_now(), LEASE, result.progress
                         )
-                        self._count(connection.id, sync_id, result)
                         policy.served_resyncs(serving)
                         serving = {}
                         pending, batch, last_commit = None, 0, time.monotonic()
@@ -228,24 +231,27 @@ class SyncEngine:
                     landed = set(map(scrubber.text, names)) if scrubber else names
                     rows = policy.rows(operation.table, rows, landed)
                     result.columns.setdefault(operation.table, set()).update(landed)
-                    result.rows_upserted += destination.upsert(schema, spec, rows, utc_now(), batch_id)
+                    upserted = destination.upsert(schema, spec, rows, utc_now(), batch_id)
+                    result.add(operation.table, upserted=upserted)
                 elif isinstance(operation, Deletes):
                     keys = policy.rows(operation.table, operation.keys)
-                    result.rows_deleted += destination.delete(schema, spec, keys, utc_now(), batch_id)
+                    deleted = destination.delete(schema, spec, keys, utc_now(), batch_id)
+                    result.add(operation.table, deleted=deleted)
             destination.flush()
             if pending is not None:
                 seq += 1
-                self.sync_store.commit_checkpoint(connection.id, sync_id, seq, pending, utc_now(), LEASE)
-                self._count(connection.id, sync_id, result)
+                self.sync_store.commit_checkpoint(
+                    connection.id, sync_id, seq, pending, utc_now(), LEASE, result.progress
+                )
                 policy.served_resyncs(serving)
         except LeaseLost:
             raise
         except SourceRateLimited as exc:
-            result = replace(result, status="RESCHEDULED", message=scrubber.text(str(exc)))
+            result = _ended_by(result, "RESCHEDULED", rate_limited_warning(scrubber.text(str(exc))))
             self._finish(connection.id, sync_id, result, rescheduled_for=exc.retry_at)
             return result
         except SourceAuthError as exc:
-            result = replace(result, status="FAILURE_WITH_TASK", message=scrubber.text(str(exc)))
+            result = _ended_by(result, "FAILURE_WITH_TASK", sync_task(exc, scrubber.text(str(exc))))
             self._finish(connection.id, sync_id, result, broken=True)
             return result
         except Exception as exc:
@@ -257,7 +263,7 @@ class SyncEngine:
                     "error": scrubber.text("".join(format_exception(exc))),
                 },
             )
-            result = replace(result, status="FAILURE_WITH_TASK", message=scrubber.text(_safe_message(exc)))
+            result = _ended_by(result, "FAILURE_WITH_TASK", sync_task(exc, scrubber.text(_safe_message(exc))))
             self._finish(connection.id, sync_id, result)
             return result
         finally:
@@ -354,16 +360,12 @@ class SyncEngine:
             sync_id,
             result.status,
             result.message,
-            *result.uncounted(),
             utc_now(),
+            progress=result.progress,
+            reason_code=result.alert.code if result.alert else "",
         )
         if ended is not None:  # ended exactly once, with the totals of every invocation
-            announce_end(
-                saved,
-                sync_id,
-                result.status,
-                {"rows_upserted": int(ended["rows_upserted"]), "rows_deleted": int(ended["rows_deleted"])},
-            )
+            announce_end(saved, sync_id, result.status, ended, result.alert)
         if result.status == "FAILURE_WITH_TASK" and saved.consecutive_failures == FAILING_AFTER:
             from sluice.events import publish
 
@@ -383,7 +385,11 @@ class SyncEngine:
     ) -> Connection:
         now = utc_now()
         # Columns seen are not here: they grow with use and live in their own items (add_columns).
-        changes: dict[str, Any] = {"rescheduled_for": None, "sync_state": "scheduled"}
+        changes: dict[str, Any] = {
+            "rescheduled_for": None,
+            "sync_state": "scheduled",
+            **after_sync(current, result.status, result.alert),
+        }
         if result.status == "SUCCESSFUL":
             changes.update(
                 succeeded_at=strictly_after(now, current.succeeded_at, current.failed_at),
@@ -424,6 +430,11 @@ class SyncEngine:
             logger.info(
                 "connection changed; resync pending not recorded", extra={"connection_id": current.id}
             )
+
+
+def _ended_by(result: SyncResult, status: str, alert: Alert) -> SyncResult:
+    """The result of a sync that did not succeed: its reason is the alert it leaves on the connection."""
+    return replace(result, status=status, message=alert.details, alert=alert)
 
 
 def _exhausted(operations: Iterator[Operation]) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sluice.connections.model import Connection
+from sluice.connections.model import Alert, Connection
 from sluice.events import publish
 from sluice.timestamps import format_timestamp, utc_now
 
@@ -57,5 +57,25 @@ def announce_start(connection: Connection, sync_id: str) -> None:
     publish("Sync Started", webhook_detail("sync_start", connection, sync_id, {}))
 
 
-def announce_end(connection: Connection, sync_id: str, status: str, extra: dict[str, Any]) -> None:
-    publish("Sync Completed", webhook_detail("sync_end", connection, sync_id, {"status": status, **extra}))
+def announce_end(
+    connection: Connection, sync_id: str, status: str, run: dict[str, Any], alert: Alert | None = None
+) -> None:
+    """`Sync Completed` from the ended run record: its totals (over every invocation) and, unless it
+    succeeded, its reason (Fivetran's `reason`, and `taskType`: the task it left on the connection)."""
+    from sluice.storage.sync_store import RunProgress
+
+    progress = RunProgress.of(run)
+    data: dict[str, Any] = {
+        "status": status,
+        "rows_upserted": progress.rows_upserted,
+        "rows_deleted": progress.rows_deleted,
+        "tables": progress.tables,  # ours: {"<table>": {"rows_upserted": n, "rows_deleted": n}}
+    }
+    if status != "SUCCESSFUL":
+        data["reason"] = alert.details if alert is not None else str(run.get("message") or "")
+        if alert is not None:
+            data["taskType"] = alert.code
+    publish("Sync Completed", webhook_detail("sync_end", connection, sync_id, data))
+    from sluice.metrics import sync_ended
+
+    sync_ended(status, run)

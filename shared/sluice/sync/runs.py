@@ -31,20 +31,11 @@ def end_stopped_run(
     sync_id: str,
     message: str,
     now: datetime,
-    upserted: int = 0,
-    deleted: int = 0,
 ) -> bool:
-    """End `sync_id`'s run if it is still running; True when this call ended it (and announced it)."""
-    ended = sync_store.end_run(connection.id, sync_id, STOPPED_STATUS, message, upserted, deleted, now)
+    """End `sync_id`'s run if it is still running, with the totals of its last checkpoint; True when
+    this call ended it (and announced it)."""
+    ended = sync_store.end_run(connection.id, sync_id, STOPPED_STATUS, message, now)
     if ended is None:
         return False
-    announce_end(
-        connection,
-        sync_id,
-        STOPPED_STATUS,
-        {
-            "rows_upserted": int(ended.get("rows_upserted", 0)),
-            "rows_deleted": int(ended.get("rows_deleted", 0)),
-        },
-    )
+    announce_end(connection, sync_id, STOPPED_STATUS, ended)
     return True

@@ -104,6 +104,17 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> A
         time.sleep(0.1)
 
 
+def replaced(element: Any) -> bool:
+    """Whether the page holding `element` has been replaced by another one."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    try:
+        element.tag_name  # noqa: B018 (touching it is the check)
+    except StaleElementReferenceException:
+        return True
+    return False
+
+
 def screenshot(driver: Any, name: str) -> Path:
     BUILD.mkdir(exist_ok=True)
     path = BUILD / name
@@ -160,7 +171,10 @@ def test_fixing_the_token_in_the_connect_card_connects_and_returns(
         form_shot = screenshot(browser, "connect-card-form.png")
 
         token_field.send_keys("right")
+        form_page = browser.find_element(By.TAG_NAME, "html")
         browser.find_element(By.ID, "save").click()
+        # The form page shows the create's failed results too: wait for the page the POST answered.
+        wait_for(lambda: replaced(form_page), "the page after Save & test")
         wait_for(lambda: browser.find_elements(By.ID, "setup-tests"), "the setup test results")
         assert "is connected" in browser.find_element(By.TAG_NAME, "h1").text
         badges = [b.text for b in browser.find_elements(By.CSS_SELECTOR, "#setup-tests .badge")]

@@ -1,6 +1,6 @@
 """`make bench`: measures the budgets of DESIGN.md and prints each figure, its budget and PASS/OVER.
 
-    python -m bench.run [--only cold,warm,sync,e2e,iceberg,postgres,sdk] [--rows 100000] [--runs 3]
+    python -m bench.run [--only cold,warm,sync,e2e,iceberg,postgres,sdk,schema] [--rows 100000] [--runs 3]
 
 Exit status 1 when any figure is over its budget. Everything listens on 127.0.0.1 and stops itself.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.common import ROOT, Figure
 
-PARTS = ("cold", "warm", "sync", "e2e", "iceberg", "postgres", "sdk")
+PARTS = ("cold", "warm", "sync", "e2e", "iceberg", "postgres", "sdk", "schema")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         figures += cold_start.run(args.imports, out=out)
 
-    if {"warm", "sync", "sdk"} & set(parts):
+    if {"warm", "sync", "sdk", "schema"} & set(parts):
         from bench import moto_env
 
         # One moto for these parts: Sluice's clients and key box are made once per process.
@@ -91,6 +91,14 @@ def main(argv: list[str] | None = None) -> int:
 
                     out("\n== 7. connector_sdk sync throughput: SyncEngine -> duckdb / fivetran debug")
                     figures += connector_sdk.run(env, rows=args.rows, runs=args.runs, out=out)
+                if "schema" in parts:
+                    from bench import schema_config
+
+                    out(
+                        "\n== 8. schema config: 50-column sync with 10 columns disabled and 5 hashed / "
+                        "everything enabled"
+                    )
+                    figures += schema_config.run(env, rows=args.rows, runs=args.runs, out=out)
             finally:
                 env.stop()
 

@@ -62,6 +62,10 @@ def _body_optional_when_empty_passes(operation: dict[str, Any], schemas: dict[st
     if not body:
         return
     schema = body["content"]["application/json"]["schema"]
+    options = schema.get("anyOf") or []
+    if {"type": "null"} in options:  # an optional model (`Model | None`): no body at all is fine
+        body["required"] = False
+        return
     name = str(schema.get("$ref", "")).rsplit("/", 1)[-1]
     # An inline schema (a free-form map, such as the table-resync scope) needs at least one entry.
     body["required"] = bool(schemas[name].get("required")) if name else True

@@ -180,10 +180,50 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
         }
     ),
     "State": obj({"state": ANY_OBJECT}),
-    "SchemaConfig": obj(
-        {"enable_new_by_default": BOOLEAN, "schema_change_handling": STRING, "schemas": ANY_OBJECT}
+    # Fivetran's StandardConfigResponse, key by key (go-fivetran and Terraform read every one).
+    "EnabledPatchSettings": obj(
+        {
+            "allowed": BOOLEAN,
+            "reason_code": {"enum": ["SYSTEM_COLUMN", "SYSTEM_TABLE", "DELETED", "OTHER"]},
+            "reason": STRING,
+        },
+        ["allowed"],
     ),
-    "TableColumns": obj({"columns": ANY_OBJECT}),
+    "ColumnConfig": obj(
+        {
+            "name_in_destination": STRING,
+            "enabled": BOOLEAN,
+            "hashed": BOOLEAN,
+            "is_primary_key": BOOLEAN,
+            "enabled_patch_settings": ref("EnabledPatchSettings"),
+        }
+    ),
+    "TableConfig": obj(
+        {
+            "name_in_destination": STRING,
+            "enabled": BOOLEAN,
+            "sync_mode": {"enum": ["SOFT_DELETE", "HISTORY", "LIVE"]},
+            "enabled_patch_settings": ref("EnabledPatchSettings"),
+            "supports_columns_config": BOOLEAN,
+            "supports_history_mode": BOOLEAN,
+            "columns": {"type": "object", "additionalProperties": ref("ColumnConfig")},
+        }
+    ),
+    "SchemaConfigSchema": obj(
+        {
+            "name_in_destination": STRING,
+            "enabled": BOOLEAN,
+            "tables": {"type": "object", "additionalProperties": ref("TableConfig")},
+        }
+    ),
+    "SchemaConfig": obj(
+        {
+            "enable_new_by_default": BOOLEAN,
+            "schema_change_handling": {"enum": ["ALLOW_ALL", "ALLOW_COLUMNS", "BLOCK_ALL"]},
+            "schemas": {"type": "object", "additionalProperties": ref("SchemaConfigSchema")},
+        }
+    ),
+    "TableColumns": obj({"columns": {"type": "object", "additionalProperties": ref("ColumnConfig")}}),
     "ConnectCardLink": obj({"token": STRING, "uri": STRING}),
     "ConnectCard": obj(
         {
@@ -353,6 +393,16 @@ OPERATIONS: dict[tuple[str, str], Responses] = {
     ("PATCH", C + "/state"): Responses("State", (400, 401, 404, 409)),
     ("GET", C + "/schemas"): Responses("SchemaConfig", (401, 404)),
     ("GET", C + "/schemas/{schema}/tables/{table}/columns"): Responses("TableColumns", (401, 404)),
+    ("POST", C + "/schemas"): Responses("SchemaConfig", (400, 401, 404, 409)),
+    ("PATCH", C + "/schemas"): Responses("SchemaConfig", (400, 401, 404)),
+    ("POST", C + "/schemas/reload"): Responses("SchemaConfig", (400, 401, 404)),
+    ("POST", C + "/schemas/drop-columns"): Responses(None, (400, 401, 404, 409)),
+    ("PATCH", C + "/schemas/{schema}"): Responses("SchemaConfig", (400, 401, 404)),
+    ("PATCH", C + "/schemas/{schema}/tables/{table}"): Responses("SchemaConfig", (400, 401, 404)),
+    ("PATCH", C + "/schemas/{schema}/tables/{table}/columns/{column}"): Responses(
+        "SchemaConfig", (400, 401, 404)
+    ),
+    ("DELETE", C + "/schemas/{schema}/tables/{table}/columns/{column}"): Responses(None, (401, 404, 409)),
     ("POST", C + "/test"): Responses("Connection", (400, 401, 404)),
     ("POST", C + "/connect-card"): Responses("ConnectCard", (400, 401, 404)),
     ("GET", C + "/certificates"): Responses("CertificatePage", (400, 401, 404)),

@@ -15,6 +15,10 @@ SYNCED_COLUMN = "_fivetran_synced"
 DELETED_COLUMN = "_fivetran_deleted"
 # The key of a table whose source has no primary key: a hash of the row (see `fivetran_id`).
 ID_COLUMN = "_fivetran_id"
+# A HISTORY table's version columns: when a version began and ended, and whether it is the current one.
+START_COLUMN = "_fivetran_start"
+END_COLUMN = "_fivetran_end"
+ACTIVE_COLUMN = "_fivetran_active"
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,9 @@ class TableSpec:
 
     name: str
     primary_key: tuple[str, ...]
+    # From the schema config: SOFT_DELETE (deletes flagged), LIVE (deleted rows removed) or HISTORY
+    # (every version kept). The engine sets it; a destination that lacks a mode fails the sync.
+    sync_mode: str = "SOFT_DELETE"
 
 
 @dataclass(frozen=True)

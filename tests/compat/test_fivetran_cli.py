@@ -153,3 +153,139 @@ def test_cli_connection_test_account_and_group_update_delete(stack: LocalStackPr
     fivetran("beta", "connection", "delete", "--connection-id", connection_id, "--yes")
     deleted = fivetran("beta", "group", "delete", "--group-id", group["id"], "--yes")
     assert deleted["code"] == "Success" and group["id"] in deleted["message"]
+
+
+def test_cli_connection_schema_commands(stack: LocalStackProcess, fivetran) -> None:
+    import requests
+
+    http = requests.Session()
+    http.auth = stack.auth
+    schema = "cli_schema_" + uuid.uuid4().hex[:6]
+    created = http.post(
+        f"{stack.url}/v1/connections",
+        json={
+            "group_id": stack.group_id,
+            "service": "rest_api",
+            "paused": True,
+            "run_setup_tests": False,
+            "config": {
+                "schema": schema,
+                "base_url": "https://api.example.com",
+                "tables": [
+                    {"name": "orders", "path": "/orders", "primary_key": ["id"]},
+                    {"name": "refunds", "path": "/refunds", "primary_key": ["id"]},
+                ],
+            },
+        },
+    )
+    assert created.status_code == 201, created.text
+    cid = ["--connection-id", created.json()["data"]["id"]]
+
+    setup = {
+        "schemas": {
+            schema: {"enabled": True, "tables": {"orders": {"columns": {"email": {"enabled": False}}}}}
+        }
+    }
+    made = fivetran("beta", "connection-schema", "setup", *cid, "--config", json.dumps(setup))
+    assert made["message"] == "Schema configuration pre-created successfully"
+
+    reloaded = fivetran(
+        "beta",
+        "connection-schema",
+        "reload",
+        *cid,
+        "--config",
+        json.dumps({"exclude_mode": "PRESERVE"}),
+        "--yes",
+    )
+    assert set(reloaded["data"]["schemas"][schema]["tables"]) == {"orders", "refunds"}
+
+    got = fivetran("beta", "connection-schema", "get", *cid)
+    assert got["data"]["schema_change_handling"] == "ALLOW_ALL"
+    orders = got["data"]["schemas"][schema]["tables"]["orders"]
+    assert (
+        orders["columns"]["email"]["enabled"] is False and orders["columns"]["id"]["is_primary_key"] is True
+    )
+
+    updated = fivetran(
+        "beta", "connection-schema", "update", *cid, "--config", '{"schema_change_handling": "BLOCK_ALL"}'
+    )
+    assert updated["data"]["schema_change_handling"] == "BLOCK_ALL"
+
+    one = fivetran(
+        "beta",
+        "connection-schema",
+        "schema",
+        "update",
+        *cid,
+        "--schema-name",
+        schema,
+        "--config",
+        '{"enabled": true}',
+    )
+    assert one["message"] == "Database schema configuration has been modified"
+
+    table = fivetran(
+        "beta",
+        "connection-schema",
+        "table",
+        "update",
+        *cid,
+        "--schema-name",
+        schema,
+        "--table-name",
+        "refunds",
+        "--config",
+        '{"enabled": false}',
+    )
+    assert table["data"]["schemas"][schema]["tables"]["refunds"]["enabled"] is False
+
+    columns = fivetran(
+        "beta", "connection-schema", "column", "list", *cid, "--schema", schema, "--table", "orders"
+    )
+    assert set(columns["data"]["columns"]) == {"id", "email"}
+
+    column = fivetran(
+        "beta",
+        "connection-schema",
+        "column",
+        "update",
+        *cid,
+        "--schema-name",
+        schema,
+        "--table-name",
+        "orders",
+        "--column-name",
+        "email",
+        "--config",
+        '{"enabled": false, "hashed": true}',
+    )
+    assert column["data"]["schemas"][schema]["tables"]["orders"]["columns"]["email"]["hashed"] is True
+
+    dropped = fivetran(
+        "beta",
+        "connection-schema",
+        "column",
+        "drop",
+        *cid,
+        "--schema-name",
+        schema,
+        "--table-name",
+        "orders",
+        "--column-name",
+        "email",
+        "--yes",
+    )
+    assert dropped == {"code": "Success", "message": "Column successfully marked for deletion"}
+    drop_body = {"schemas": {schema: {"tables": {"orders": {"columns": ["email"]}}}}}
+    many = fivetran(
+        "beta",
+        "connection-schema",
+        "column",
+        "drop-blocked",
+        *cid,
+        "--config",
+        json.dumps(drop_body),
+        "--yes",
+    )
+    assert many["message"] == "Column(s) successfully marked for deletion"

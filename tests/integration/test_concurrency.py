@@ -155,3 +155,29 @@ def test_a_stolen_lease_stops_the_old_worker_and_keeps_the_new_ones_checkpoints(
         i for i in store.query_partition(f"CONN#{connection_id}", "STATE#") if i["sync_id"] == "old"
     ]
     assert sorted(int(i["seq"]) for i in old_snapshots) == committed
+
+
+def test_racing_schema_config_patches_lose_no_change(aws, store) -> None:
+    from sluice.schema_config import operations as schema_config
+    from sluice.schema_config import rules
+
+    created = make_connection(make_group())
+    caller = Caller(DEFAULT.account_id, DEFAULT.user_id)
+    columns = [f"c{i}" for i in range(6)]
+    SyncStore(store).add_columns(created["id"], {"orders": {"id", *columns}})
+
+    def disable(column: str) -> Callable[[], Any]:
+        def change(config: Any, loaded: Any, effects: Any) -> None:
+            rules.patch_column(config, "shop", "orders", column, {"enabled": False}, loaded.source, effects)
+
+        return lambda: schema_config.modify(caller, created["id"], store, change, "modified")
+
+    results = race(*(disable(c) for c in columns))
+    assert not [r for r in results if isinstance(r, Exception) and not isinstance(r, ConcurrentUpdate)]
+    succeeded = {c for c, r in zip(columns, results, strict=True) if not isinstance(r, Exception)}
+    assert succeeded  # at least the first writer of each round gets through
+    got = schema_config.schema_config(caller, created["id"], store)
+    disabled = {
+        c for c, v in got["schemas"]["shop"]["tables"]["orders"]["columns"].items() if not v["enabled"]
+    }
+    assert succeeded <= disabled  # every change that reported success is there

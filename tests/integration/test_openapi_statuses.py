@@ -115,6 +115,18 @@ class World:
         store.modify_connection(None, connection_id, hold)
         return connection_id
 
+    def with_columns(self, blocked: bool = False) -> str:
+        """A connection whose table `orders` has had columns id and email (email disabled if `blocked`)."""
+        from sluice.storage.sync_store import SyncStore
+
+        connection_id = self.connection()
+        SyncStore(get_store()).add_columns(connection_id, {"orders": {"id", "email"}})
+        if blocked:
+            path = f"{C}/{connection_id}/schemas/shop/tables/orders/columns/email"
+            event = api_event("update_connection_schemas", path=path, body={"enabled": False}, method="PATCH")
+            assert invoke("update_connection_schemas", event).status == 200
+        return connection_id
+
     def running_sync(self) -> tuple[str, str]:
         """A connection and the sync running on it (its lease and its run record)."""
         from sluice.storage.sync_store import SyncStore
@@ -466,6 +478,65 @@ SCENARIOS: dict[tuple[str, str], dict[int, Scenario]] = {
     ("GET", C + "/{connection_id}/schemas/{schema}/tables/{table}/columns"): {
         200: lambda w: Request(f"{C}/{w.connection()}/schemas/shop/tables/orders/columns"),
         404: lambda w: Request(f"{C}/{w.connection()}/schemas/shop/tables/nope/columns"),
+    },
+    ("POST", C + "/{connection_id}/schemas"): {
+        200: lambda w: Request(
+            f"{C}/{w.connection()}/schemas", body={"schemas": {"shop": {"enabled": True}}}
+        ),
+        400: lambda w: Request(f"{C}/{w.connection()}/schemas", body={"schema_change_handling": "SOME"}),
+        404: lambda w: Request(f"{C}/nope/schemas", body={}),
+        409: lambda w: Request(f"{C}/{w.with_columns(blocked=True)}/schemas", body={}),
+    },
+    ("PATCH", C + "/{connection_id}/schemas"): {
+        200: lambda w: Request(f"{C}/{w.connection()}/schemas", body={"schema_change_handling": "BLOCK_ALL"}),
+        400: lambda w: Request(f"{C}/{w.connection()}/schemas", body={"schemas": {"shop": {"enabled": [1]}}}),
+        404: lambda w: Request(
+            f"{C}/{w.connection()}/schemas", body={"schemas": {"nope": {"enabled": True}}}
+        ),
+    },
+    ("POST", C + "/{connection_id}/schemas/reload"): {
+        200: lambda w: Request(f"{C}/{w.connection()}/schemas/reload", body={"exclude_mode": "PRESERVE"}),
+        400: lambda w: Request(f"{C}/{w.connection()}/schemas/reload", body={"exclude_mode": "ALL"}),
+        404: lambda w: Request(f"{C}/nope/schemas/reload", body={}),
+    },
+    ("POST", C + "/{connection_id}/schemas/drop-columns"): {
+        200: lambda w: Request(
+            f"{C}/{w.with_columns(blocked=True)}/schemas/drop-columns",
+            body={"schemas": {"shop": {"tables": {"orders": {"columns": ["email"]}}}}},
+        ),
+        400: lambda w: Request(f"{C}/{w.connection()}/schemas/drop-columns", body={"schemas": []}),
+        404: lambda w: Request(
+            f"{C}/{w.connection()}/schemas/drop-columns",
+            body={"schemas": {"shop": {"tables": {"nope": {"columns": ["email"]}}}}},
+        ),
+        409: lambda w: Request(
+            f"{C}/{w.with_columns()}/schemas/drop-columns",
+            body={"schemas": {"shop": {"tables": {"orders": {"columns": ["email"]}}}}},
+        ),
+    },
+    ("PATCH", C + "/{connection_id}/schemas/{schema}"): {
+        200: lambda w: Request(f"{C}/{w.connection()}/schemas/shop", body={"enabled": True}),
+        400: lambda w: Request(f"{C}/{w.connection()}/schemas/shop", body={"tables": []}),
+        404: lambda w: Request(f"{C}/{w.connection()}/schemas/nope", body={"enabled": True}),
+    },
+    ("PATCH", C + "/{connection_id}/schemas/{schema}/tables/{table}"): {
+        200: lambda w: Request(f"{C}/{w.connection()}/schemas/shop/tables/orders", body={"enabled": False}),
+        400: lambda w: Request(f"{C}/{w.connection()}/schemas/shop/tables/orders", body={"sync_mode": "X"}),
+        404: lambda w: Request(f"{C}/{w.connection()}/schemas/shop/tables/nope", body={"enabled": True}),
+    },
+    ("PATCH", C + "/{connection_id}/schemas/{schema}/tables/{table}/columns/{column}"): {
+        200: lambda w: Request(f"{C}/{w.with_columns()}/schemas/shop/tables/orders/columns/email", body={}),
+        400: lambda w: Request(
+            f"{C}/{w.with_columns()}/schemas/shop/tables/orders/columns/id", body={"enabled": False}
+        ),
+        404: lambda w: Request(f"{C}/{w.connection()}/schemas/shop/tables/orders/columns/nope", body={}),
+    },
+    ("DELETE", C + "/{connection_id}/schemas/{schema}/tables/{table}/columns/{column}"): {
+        200: lambda w: Request(
+            f"{C}/{w.with_columns(blocked=True)}/schemas/shop/tables/orders/columns/email"
+        ),
+        404: lambda w: Request(f"{C}/{w.connection()}/schemas/shop/tables/orders/columns/nope"),
+        409: lambda w: Request(f"{C}/{w.with_columns()}/schemas/shop/tables/orders/columns/email"),
     },
     ("POST", C + "/{connection_id}/test"): {
         200: lambda w: Request(f"{C}/{w.reachable_connection()}/test"),

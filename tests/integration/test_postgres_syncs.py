@@ -185,6 +185,34 @@ def test_postgres_to_duckdb_with_changes_between_syncs_and_a_crash_in_each(
     assert get_connection(connection["id"])["status"]["sync_state"] == "scheduled"
 
 
+def test_reload_asks_postgres_for_its_tables_and_a_live_table_loses_deleted_rows(
+    aws: Any, pg_server: PostgresServer, source_db: str, lake: Path
+) -> None:
+    connection = make_postgres_connection(
+        make_group_with_duckdb(lake.name), postgres_source_config(pg_server, source_db)
+    )
+    path = f"/v1/connections/{connection['id']}/schemas"
+    before = call("get_connection_schemas", path=path)
+    assert before.status == 200 and before.data["schemas"]["shop"]["tables"] == {}  # the API can't ask
+    reloaded = call("update_connection_schemas", path=f"{path}/reload", method="POST", body={})
+    assert reloaded.status == 200, reloaded.body
+    items = reloaded.data["schemas"]["shop"]["tables"]["items"]
+    assert items["columns"]["id"]["is_primary_key"] is True
+    table = call(
+        "update_connection_schemas",
+        path=f"{path}/shop/tables/items",
+        method="PATCH",
+        body={"sync_mode": "LIVE"},
+    )
+    assert table.status == 200, table.body
+    sync(connection["id"])
+    change_source(pg_server, source_db, 1)
+    assert sync(connection["id"])["rows_deleted"] >= 2
+    landed = duckdb_rows(lake)
+    assert set(landed) == set(table_rows(pg_server, source_db, "items"))  # deleted rows are gone
+    assert not any(row["_fivetran_deleted"] for row in landed.values())
+
+
 def test_xmin_connection_to_duckdb_moves_changed_rows(
     aws: Any, pg_server: PostgresServer, source_db: str, lake: Path
 ) -> None:

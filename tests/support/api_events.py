@@ -37,10 +37,13 @@ def api_event(
     query: dict[str, str] | None = _UNSET,
     account: Account = DEFAULT,
     headers: dict[str, str] | None = None,
+    method: str | None = None,
 ) -> dict[str, Any]:
     event = copy.deepcopy(sample_event(op))
     if path is not None:
         event["path"] = path
+    if method is not None:  # a function that serves several methods (the sample holds one)
+        event["httpMethod"] = event["requestContext"]["httpMethod"] = method
     if body is not _UNSET:
         event["body"] = json.dumps(body)
     if raw_body is not _UNSET:

@@ -189,6 +189,52 @@ class CreateProxyAgentRequest(Body):
     proxy_url: Annotated[str, Field(max_length=2048)] | None = None
 
 
+# ---- the Connection Schema config (go-fivetran's request bodies; `null` means "leave as it is") ----------
+
+SchemaChangeHandlingIn = Literal["ALLOW_ALL", "ALLOW_COLUMNS", "BLOCK_ALL"]
+
+
+class ColumnUpdate(Body):
+    enabled: bool | None = None
+    hashed: bool | None = None
+    # go-fivetran always sends it, usually as null; a value must match the source's key.
+    is_primary_key: bool | None = None
+
+
+class TableUpdate(Body):
+    enabled: bool | None = None
+    sync_mode: Literal["SOFT_DELETE", "HISTORY", "LIVE"] | None = None
+    columns: dict[str, ColumnUpdate] | None = None
+
+
+class SchemaUpdate(Body):
+    enabled: bool | None = None
+    tables: dict[str, TableUpdate] | None = None
+
+
+class SchemaConfigUpdate(Body):
+    schema_change_handling: SchemaChangeHandlingIn | None = None
+    schemas: dict[str, SchemaUpdate] | None = None
+    # Accepted for Fivetran's clients; Sluice's destinations always follow the source's types.
+    is_type_locked: bool | None = None
+
+
+class ReloadBody(Body):
+    exclude_mode: Literal["PRESERVE", "EXCLUDE"] | None = None
+
+
+class DropColumnsTable(Body):
+    columns: list[str]
+
+
+class DropColumnsSchema(Body):
+    tables: dict[str, DropColumnsTable]
+
+
+class DropColumnsBody(Body):
+    schemas: dict[str, DropColumnsSchema]
+
+
 WebhookUrl = Annotated[str, Field(min_length=1, max_length=2048)]
 WebhookEvents = Annotated[list[Annotated[str, Field(max_length=64)]], Field(min_length=1, max_length=64)]
 

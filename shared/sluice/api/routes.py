@@ -46,6 +46,22 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
         "/v1/connections/{connection_id}/schemas/{schema}/tables/{table}/columns",
         "get_connection_schemas",
     ),
+    ("POST", "/v1/connections/{connection_id}/schemas", "update_connection_schemas"),
+    ("PATCH", "/v1/connections/{connection_id}/schemas", "update_connection_schemas"),
+    ("POST", "/v1/connections/{connection_id}/schemas/reload", "update_connection_schemas"),
+    ("POST", "/v1/connections/{connection_id}/schemas/drop-columns", "update_connection_schemas"),
+    ("PATCH", "/v1/connections/{connection_id}/schemas/{schema}", "update_connection_schemas"),
+    ("PATCH", "/v1/connections/{connection_id}/schemas/{schema}/tables/{table}", "update_connection_schemas"),
+    (
+        "PATCH",
+        "/v1/connections/{connection_id}/schemas/{schema}/tables/{table}/columns/{column}",
+        "update_connection_schemas",
+    ),
+    (
+        "DELETE",
+        "/v1/connections/{connection_id}/schemas/{schema}/tables/{table}/columns/{column}",
+        "update_connection_schemas",
+    ),
     ("POST", "/v1/connections/{connection_id}/test", "test_connection"),
     # Trust: approved TLS certificates and SSH host keys (Terraform's fivetran_connector_certificates
     # and fivetran_connector_fingerprints)

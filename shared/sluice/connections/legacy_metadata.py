@@ -8,8 +8,8 @@ import base64
 from typing import Any
 
 from sluice.api.caller import Caller
+from sluice.schema_config.operations import effective_schemas as schemas
 from sluice.storage.store import Store
-from sluice.sync.operations import schemas
 
 
 def metadata_id(*names: str) -> str:

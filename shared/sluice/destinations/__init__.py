@@ -93,6 +93,20 @@ DESTINATION_CONFIGS: dict[str, type[DestinationConfig]] = {
 }
 
 
+# The table sync modes each writer keeps (SOFT_DELETE: deletes are flagged; LIVE: deleted rows are removed;
+# HISTORY: every version is kept with _fivetran_start/_fivetran_end/_fivetran_active).
+SYNC_MODES: dict[str, frozenset[str]] = {
+    "duckdb": frozenset({"SOFT_DELETE", "LIVE", "HISTORY"}),
+    "s3": frozenset({"SOFT_DELETE"}),
+    "postgres": frozenset({"SOFT_DELETE", "LIVE", "HISTORY"}),
+    "iceberg": frozenset({"SOFT_DELETE", "LIVE"}),
+}
+
+
+def sync_modes_of(service: str) -> frozenset[str]:
+    return SYNC_MODES.get(service, frozenset({"SOFT_DELETE"}))
+
+
 # ---- the writer contract ----------------------------------------------------------------------------------
 
 
@@ -134,11 +148,17 @@ class Destination(Protocol):
     def delete(
         self, schema: str, table: TableSpec, keys: list[dict[str, Any]], synced_at: datetime, batch_id: str
     ) -> int:
-        """Soft-delete rows by primary key: they stay, with `_fivetran_deleted = true`.
+        """Delete rows by primary key, as the table's `sync_mode` says: SOFT_DELETE keeps them with
+        `_fivetran_deleted = true`, LIVE removes them, HISTORY ends their current version.
 
         `keys` hold the primary key columns (for a table without one: the whole row, or `_fivetran_id`).
         Returns the number of delete records written (`duckdb`: rows that matched).
         """
+        ...
+
+    def drop_columns(self, schema: str, table: str, columns: list[str]) -> None:
+        """Remove columns (blocked ones the user marked for deletion) from a table, if it has them.
+        Safe to repeat."""
         ...
 
     def flush(self) -> None:

@@ -31,7 +31,14 @@ from types import NoneType
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from sluice.contract import DELETED_COLUMN, ID_COLUMN, SYNCED_COLUMN
+from sluice.contract import (
+    ACTIVE_COLUMN,
+    DELETED_COLUMN,
+    END_COLUMN,
+    ID_COLUMN,
+    START_COLUMN,
+    SYNCED_COLUMN,
+)
 from sluice.destinations import DestinationError, DestinationLocked, DuckDbConfig, fivetran_id, json_default
 from sluice.settings import get_settings
 
@@ -40,7 +47,11 @@ if TYPE_CHECKING:
 
     from sluice.contract import TableSpec
 
-SYSTEM_COLUMNS = frozenset({SYNCED_COLUMN, DELETED_COLUMN})
+SYSTEM_COLUMNS = frozenset({SYNCED_COLUMN, DELETED_COLUMN, START_COLUMN, END_COLUMN, ACTIVE_COLUMN})
+# The `_fivetran_end` of a current version (Fivetran's), and how long before the next version's start
+# an old version ends.
+_OPEN_END = "TIMESTAMP WITH TIME ZONE '9999-12-31 23:59:59.999+00'"
+_VERSION_GAP = "INTERVAL 1 MILLISECOND"
 # Staged batches of one table are merged once their JSON passes this size (or at the next flush).
 STAGED_BYTES_LIMIT = 16 * 2**20
 # DuckDB's own memory (its cache of the file's blocks, the key index, the staging tables): by default
@@ -189,6 +200,8 @@ class _Table:
     staging: str = ""  # the run's staging table for it, while it holds rows (see _stage)
     staged_bytes: int = 0
     staged_batches: int = 0
+    # A HISTORY table: one row per version, keyed by (key, _fivetran_start), no _fivetran_deleted.
+    history: bool = False
 
     @property
     def qualified(self) -> str:
@@ -249,11 +262,13 @@ class DuckDbDestination:
         key = table.primary_key or (ID_COLUMN,)
         if not table.primary_key:
             rows = [{**row, ID_COLUMN: fivetran_id(row)} for row in rows]
-        target = self._table(schema, table.name)
+        target = self._shaped(schema, table, key)
         rows = _names_apart(rows, table.name, key, target)
         rows = _last_per_key(rows, key, table.name)
         names = set().union(*rows) - SYSTEM_COLUMNS
         size = self._write_batch(rows)
+        if table.sync_mode == "HISTORY":
+            return self._add_versions(schema, table.name, key, target, rows, synced_at)
         if target is not None and target.fits(rows, names):
             try:
                 self._stage(target, size, synced_at)
@@ -272,7 +287,7 @@ class DuckDbDestination:
     ) -> int:
         if not keys:
             return 0
-        target = self._table(schema, table.name)
+        target = self._shaped(schema, table, table.primary_key or (ID_COLUMN,))
         if target is None:
             return 0  # nothing was ever written: nothing to delete
         self._merge_staged(target)  # upserts staged before this delete land before it
@@ -291,17 +306,46 @@ class DuckDbDestination:
             read[name] = kind if kind in ("VARCHAR", "JSON") else "VARCHAR"
             value = f"k.{_ident(name)}" if read[name] == kind else f"TRY_CAST(k.{_ident(name)} AS {kind})"
             match.append(f"t.{_ident(name)} = {value}")
-        sql = (
-            f"UPDATE {target.qualified} AS t "
-            f"SET {_ident(DELETED_COLUMN)} = true, {_ident(SYNCED_COLUMN)} = $1 "
+        matched = (
             f"FROM (SELECT DISTINCT * FROM read_json({self._batch_literal}, format = 'array', "
             f"columns = {_columns_arg(read)})) AS k WHERE {' AND '.join(match)}"
         )
+        if table.sync_mode == "HISTORY":
+            # The current version ends; a replay finds none current and changes nothing.
+            sql = (
+                f"UPDATE {target.qualified} AS t SET {_ident(ACTIVE_COLUMN)} = false, "
+                f"{_ident(END_COLUMN)} = $1, {_ident(SYNCED_COLUMN)} = $1 {matched} "
+                f"AND t.{_ident(ACTIVE_COLUMN)}"
+            )
+        elif table.sync_mode == "LIVE":
+            sql = f"DELETE FROM {target.qualified} AS t USING " + matched.removeprefix("FROM ")
+        else:
+            sql = (
+                f"UPDATE {target.qualified} AS t "
+                f"SET {_ident(DELETED_COLUMN)} = true, {_ident(SYNCED_COLUMN)} = $1 {matched}"
+            )
         try:
-            result = self._connection().execute(sql, [_utc(synced_at)]).fetchone()
+            params = [] if table.sync_mode == "LIVE" else [_utc(synced_at)]
+            result = self._connection().execute(sql, params).fetchone()
         except self._duckdb.Error as exc:
             raise DestinationError(f"Deleting from '{schema}.{table.name}' failed: {exc}") from exc
         return int(result[0]) if result else 0
+
+    def drop_columns(self, schema: str, table: str, columns: list[str]) -> None:
+        target = self._table(schema, table)
+        if target is None:
+            return
+        self._merge_staged(target)  # the table changes: what is staged lands first
+        con = self._connection()
+        for column in columns:
+            if column in target.columns and column not in target.key:
+                try:
+                    con.execute(f"ALTER TABLE {target.qualified} DROP COLUMN {_ident(column)}")
+                except self._duckdb.Error as exc:
+                    raise DestinationError(f"Dropping '{schema}.{table}.{column}' failed: {exc}") from exc
+                target.columns.pop(column)
+                target.untyped.discard(column)
+        target.refresh()
 
     def flush(self) -> None:
         # Staged rows are merged (each merge its own committed transaction, and DuckDB syncs its WAL
@@ -441,10 +485,140 @@ class DuckDbDestination:
                 if column not in SYSTEM_COLUMNS
             }
             untyped = {column for _, _, column, _, comment in found if comment == _UNTYPED}
-            key = tuple(key_row[0]) if key_row else ()
-            target = _Table(self._catalog, real_schema, real_name, key, columns, untyped)
+            history = any(column == START_COLUMN for _, _, column, _, _ in found)
+            key = tuple(c for c in (key_row[0] if key_row else ()) if c != START_COLUMN)
+            target = _Table(self._catalog, real_schema, real_name, key, columns, untyped, history=history)
         self._tables[(schema, name)] = target
         return target
+
+    # -- sync modes: HISTORY keeps every version, the others one row per key ---------------------------------
+
+    def _shaped(self, schema: str, table: TableSpec, key: tuple[str, ...]) -> _Table | None:
+        """The table, rebuilt first if it has the other shape (one row per key vs one per version): the
+        schema config changed the table's sync mode."""
+        target = self._table(schema, table.name)
+        wants_history = table.sync_mode == "HISTORY"
+        if target is None or target.history == wants_history:
+            return target
+        self._merge_staged(target)  # the table is rebuilt: what is staged lands first
+        con = self._connection()
+        con.execute("BEGIN TRANSACTION")
+        try:
+            self._reshape(target, wants_history)
+            con.execute("COMMIT")
+        except Exception as exc:
+            con.execute("ROLLBACK")
+            self._tables.pop((schema, table.name), None)
+            if isinstance(exc, self._duckdb.Error):
+                raise DestinationError(
+                    f"Changing the sync mode of '{schema}.{table.name}' failed: {exc}"
+                ) from exc
+            raise
+        self._tables.pop((schema, table.name), None)
+        return self._table(schema, table.name)
+
+    def _reshape(self, target: _Table, history: bool) -> None:
+        con = self._connection()
+        data = [f"{_ident(c)} {kind}" for c, kind in target.columns.items()]
+        names = ", ".join(_ident(c) for c in target.columns)
+        keys = ", ".join(_ident(c) for c in target.key)
+        staging = f"{_ident(target.catalog)}.{_ident(target.schema)}.{_ident(target.name + '__sluice_mode')}"
+        synced = _ident(SYNCED_COLUMN)
+        if history:
+            # Each row becomes its first version: current unless it was deleted.
+            deleted = f"coalesce({_ident(DELETED_COLUMN)}, false)"
+            columns = [*data, *_history_columns(), f"PRIMARY KEY ({keys}, {_ident(START_COLUMN)})"]
+            select = (
+                f"SELECT {names}, {synced}, coalesce({synced}, now()), "
+                f"CASE WHEN {deleted} THEN {synced} ELSE {_OPEN_END} END, NOT {deleted} "
+                f"FROM {target.qualified}"
+            )
+        else:
+            # The last version of each key stays, deleted unless it is current.
+            columns = [
+                *data,
+                f"{synced} {_TIMESTAMP_TZ}",
+                f"{_ident(DELETED_COLUMN)} BOOLEAN",
+                f"PRIMARY KEY ({keys})",
+            ]
+            select = (
+                f"SELECT {names}, {synced}, NOT {_ident(ACTIVE_COLUMN)} FROM {target.qualified} "
+                f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {_ident(START_COLUMN)} DESC) = 1"
+            )
+        con.execute(f"CREATE TABLE {staging} ({', '.join(columns)})")
+        con.execute(f"INSERT INTO {staging} {select}")
+        con.execute(f"DROP TABLE {target.qualified}")
+        con.execute(f"ALTER TABLE {staging} RENAME TO {_ident(target.name)}")
+        for column in target.untyped:
+            self._mark_untyped(target, column, untyped=True)
+
+    def _add_versions(
+        self,
+        schema: str,
+        name: str,
+        key: tuple[str, ...],
+        target: _Table | None,
+        rows: list[dict[str, Any]],
+        synced_at: datetime,
+    ) -> int:
+        """HISTORY: a row that differs from its key's current version (or has none) becomes the new
+        current version, and the old one ends just before it. A row equal to the current version adds
+        nothing, so a replayed batch leaves exactly one version per change."""
+        con = self._connection()
+        try:
+            inferred = self._infer(rows, key)
+        except self._duckdb.Error as exc:
+            raise DestinationError(f"Reading a batch for '{schema}.{name}' failed: {exc}") from exc
+        if target is not None and target.key != key:
+            raise DestinationError(
+                f"Table '{schema}.{name}' has primary key {list(target.key)}, the source now has "
+                f"{list(key)}: a historical resync into a fresh table is needed"
+            )
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if target is None:
+                target = self._create(schema, name, key, inferred, history=True)
+            else:
+                if any(
+                    kind and c in target.key and widen(target.columns[c], kind) != target.columns[c]
+                    for c, kind in inferred.items()
+                ):  # DuckDB can't retype a key column in place (and history tables are not rebuilt)
+                    raise DestinationError(
+                        f"A key column of history table '{schema}.{name}' changed its type"
+                    )
+                self._evolve(target, inferred)
+            names = ", ".join(_ident(c) for c in target.columns)
+            same_key = " AND ".join(f"t.{_ident(c)} = s.{_ident(c)}" for c in key)
+            same_values = " AND ".join(
+                f"t.{_ident(c)} IS NOT DISTINCT FROM s.{_ident(c)}" for c in target.columns
+            )
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE sluice_versions AS SELECT {names} FROM read_json("
+                f"{self._batch_literal}, format = 'array', columns = {_columns_arg(target.columns)}) AS s "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {target.qualified} AS t WHERE t.{_ident(ACTIVE_COLUMN)} "
+                f"AND {same_values})"
+            )
+            con.execute(
+                f"UPDATE {target.qualified} AS t SET {_ident(ACTIVE_COLUMN)} = false, "
+                f"{_ident(END_COLUMN)} = $1 - {_VERSION_GAP} FROM sluice_versions AS s "
+                f"WHERE t.{_ident(ACTIVE_COLUMN)} AND {same_key}",
+                [_utc(synced_at)],
+            )
+            found = con.execute(
+                f"INSERT INTO {target.qualified} ({names}, {_ident(SYNCED_COLUMN)}, {_ident(START_COLUMN)}, "
+                f"{_ident(END_COLUMN)}, {_ident(ACTIVE_COLUMN)}) SELECT {names}, $1, $1, {_OPEN_END}, true "
+                f"FROM sluice_versions",
+                [_utc(synced_at)],
+            ).fetchone()
+            con.execute("DROP TABLE sluice_versions")
+            con.execute("COMMIT")
+        except Exception as exc:
+            con.execute("ROLLBACK")
+            self._tables.pop((schema, name), None)
+            if isinstance(exc, self._duckdb.Error):
+                raise DestinationError(f"Writing to '{schema}.{name}' failed: {exc}") from exc
+            raise
+        return int(found[0]) if found else 0
 
     def _infer(self, rows: list[dict[str, Any]], key: tuple[str, ...]) -> dict[str, str | None]:
         """The batch's columns and the types DuckDB infers for them from all its rows (None: only nulls)."""
@@ -500,18 +674,27 @@ class DuckDbDestination:
             raise
 
     def _create(
-        self, schema: str, name: str, key: tuple[str, ...], inferred: dict[str, str | None]
+        self,
+        schema: str,
+        name: str,
+        key: tuple[str, ...],
+        inferred: dict[str, str | None],
+        history: bool = False,
     ) -> _Table:
         missing = [column for column in key if column not in inferred]
         if missing:
             raise DestinationError(f"Rows for table '{name}' lack primary key column '{missing[0]}'")
         columns = {column: kind or "VARCHAR" for column, kind in inferred.items()}
         definitions = [f"{_ident(column)} {kind}" for column, kind in columns.items()]
-        definitions += [f"{_ident(SYNCED_COLUMN)} {_TIMESTAMP_TZ}", f"{_ident(DELETED_COLUMN)} BOOLEAN"]
-        definitions.append(f"PRIMARY KEY ({', '.join(_ident(column) for column in key)})")
+        keys = ", ".join(_ident(column) for column in key)
+        if history:
+            definitions += [*_history_columns(), f"PRIMARY KEY ({keys}, {_ident(START_COLUMN)})"]
+        else:
+            definitions += [f"{_ident(SYNCED_COLUMN)} {_TIMESTAMP_TZ}", f"{_ident(DELETED_COLUMN)} BOOLEAN"]
+            definitions.append(f"PRIMARY KEY ({keys})")
         con = self._connection()
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(self._catalog)}.{_ident(schema)}")
-        target = _Table(self._catalog, schema, name, key, columns, set())
+        target = _Table(self._catalog, schema, name, key, columns, set(), history=history)
         con.execute(f"CREATE TABLE {target.qualified} ({', '.join(definitions)})")
         for column, kind in inferred.items():
             if kind is None:
@@ -594,6 +777,15 @@ class DuckDbDestination:
         con.execute(f"ALTER TABLE {staging} RENAME TO {_ident(target.name)}")
         for column in target.untyped - changed.keys():
             self._mark_untyped(target, column, untyped=True)  # comments stay with the old table
+
+
+def _history_columns() -> list[str]:
+    return [
+        f"{_ident(SYNCED_COLUMN)} {_TIMESTAMP_TZ}",
+        f"{_ident(START_COLUMN)} {_TIMESTAMP_TZ} NOT NULL",
+        f"{_ident(END_COLUMN)} {_TIMESTAMP_TZ}",
+        f"{_ident(ACTIVE_COLUMN)} BOOLEAN",
+    ]
 
 
 def _convert(column: str, kind: str) -> str:

@@ -405,6 +405,7 @@ class _Lake:
     table: Table | None  # None until the first commit creates it
     committed: dict[str, int] = field(default_factory=dict)  # batch segment -> last committed number
     pending: _Pending = field(default_factory=_Pending)
+    live: bool = False  # LIVE sync mode: deleted rows leave the table instead of being flagged
 
 
 def _segment(batch_id: str) -> tuple[str, int | None]:
@@ -515,6 +516,30 @@ class IcebergDestination:
         self._note_batch(lake, batch_id)
         return len(keys)
 
+    def drop_columns(self, schema: str, table: str, columns: list[str]) -> None:
+        """An Iceberg schema change: the columns leave the table's schema (older data files keep their
+        bytes, which readers no longer project). A key column is never dropped."""
+        from pyiceberg.exceptions import NoSuchTableError
+
+        self._open()
+        identifier = (self.config.database, table_name(schema, table))
+        try:
+            existing = self._catalog_client().load_table(identifier)
+        except NoSuchTableError:
+            return
+        key = json.loads(existing.metadata.properties.get(KEY_PROPERTY) or "[]")
+        present = {f.name for f in existing.metadata.schema().fields}
+        gone = [c for c in columns if c in present and c not in key and c not in SYSTEM_COLUMNS]
+        if not gone:
+            return
+        try:
+            with existing.update_schema() as update:
+                for column in gone:
+                    update.delete_column(column)
+        except Exception as exc:
+            raise DestinationError(f"Dropping columns of '{schema}.{table}' failed: {exc}") from exc
+        self._lakes.pop((schema, table), None)  # read the table again at its next write
+
     def flush(self) -> None:
         self._open()
         for lake in self._lakes.values():
@@ -562,6 +587,7 @@ class IcebergDestination:
         self._open()
         found = self._lakes.get((schema, spec.name))
         if found is not None:
+            found.live = spec.sync_mode == "LIVE"
             return found
         from pyiceberg.exceptions import NoSuchTableError
 
@@ -581,6 +607,7 @@ class IcebergDestination:
                     f"has {list(key)}: a historical resync into a fresh table is needed"
                 )
         lake = _Lake(schema, spec.name, key, existing, _committed_batches(existing) if existing else {})
+        lake.live = spec.sync_mode == "LIVE"
         self._lakes[(schema, spec.name)] = lake
         return lake
 
@@ -712,6 +739,9 @@ class IcebergDestination:
             [key in pending.deleted for key in pending.rows] if pending.deleted else [False] * len(rows)
         )
         new_rows = _to_arrow(len(rows), values, kinds, target)
+        if lake.live and pending.deleted:
+            # Buffered rows deleted since: in LIVE mode they are not written at all.
+            new_rows = new_rows.filter(pa.array([key not in pending.deleted for key in pending.rows]))
         if new_rows.num_rows and any(new_rows.column(c).null_count for c in lake.key):
             raise DestinationError(
                 f"A row of table '{lake.name}' lacks a value of its primary key {list(lake.key)}"
@@ -741,7 +771,7 @@ class IcebergDestination:
                 else existing
             )
             parts.append(kept.select(target.names).cast(target))
-            if pending.deletes:
+            if pending.deletes and not lake.live:  # LIVE: the deleted rows stay out of the rewrite
                 deleted_keys = _keys_table(list(pending.deletes), lake.key, target)
                 synced_values = pa.array(list(pending.deletes.values()), type=pa.timestamp("us", tz="UTC"))
                 deleted_keys = deleted_keys.append_column("__synced", synced_values)

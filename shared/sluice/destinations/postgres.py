@@ -34,7 +34,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from sluice.contract import DELETED_COLUMN, ID_COLUMN, SYNCED_COLUMN
+from sluice.contract import ACTIVE_COLUMN, DELETED_COLUMN, END_COLUMN, ID_COLUMN, START_COLUMN, SYNCED_COLUMN
 from sluice.destinations import DestinationError, PostgresDestinationConfig, fivetran_id, json_default
 
 if TYPE_CHECKING:
@@ -43,7 +43,10 @@ if TYPE_CHECKING:
     from sluice.connections.model import SetupTestResult
     from sluice.contract import TableSpec
 
-SYSTEM_COLUMNS = frozenset({SYNCED_COLUMN, DELETED_COLUMN})
+SYSTEM_COLUMNS = frozenset({SYNCED_COLUMN, DELETED_COLUMN, START_COLUMN, END_COLUMN, ACTIVE_COLUMN})
+# A current version's `_fivetran_end` (Fivetran's), and how long before the next start an old one ends.
+_OPEN_END = "'9999-12-31 23:59:59.999+00'::timestamptz"
+_VERSION_GAP = "interval '1 millisecond'"
 CONNECT_TIMEOUT_SECONDS = 10
 _UNTYPED = "sluice:untyped"
 _MAX_IDENTIFIER_BYTES = 63
@@ -167,6 +170,8 @@ class _Table:
     key: tuple[str, ...]
     columns: dict[str, str]  # data columns (not the system ones) -> type, in table order
     untyped: set[str] = field(default_factory=set)
+    # A HISTORY table: one row per version, keyed by (key, _fivetran_start), no _fivetran_deleted.
+    history: bool = False
 
     @property
     def qualified(self) -> str:
@@ -242,11 +247,16 @@ class PostgresDestination:
             raise self._failure(str(exc)) from None
         plain: dict[str, type] = {}
         incoming = _batch_types(rows, plain)
+        history = table.sync_mode == "HISTORY"
         try:
             with self._connection().transaction():
-                target = self._prepare(schema, table.name, key, incoming)
+                target = self._prepare(schema, table.name, key, incoming, history)
                 self._copy_into_staging(target, target.columns, rows, incoming, plain)
-                self._connection().execute(self._merge_sql(target), [_utc(synced_at)])
+                if history:
+                    stamp = _utc(synced_at)
+                    self._connection().execute(self._versions_sql(target), [stamp, stamp, stamp])
+                else:
+                    self._connection().execute(self._merge_sql(target), [_utc(synced_at)])
         except self._psycopg.Error as exc:
             self._tables.pop((schema, table.name), None)  # re-read the catalog next time
             raise self._failure(f"Writing to '{schema}.{table.name}' failed: {_first_line(exc)}") from None
@@ -270,22 +280,70 @@ class PostgresDestination:
         missing = [name for name in target.key if any(row.get(name) is None for row in keys)]
         if missing:
             raise self._failure(f"Deletes for table '{table.name}' lack key column '{missing[0]}'")
+        history = table.sync_mode == "HISTORY"
+        if target.history != history:
+            try:
+                with self._connection().transaction():
+                    self._reshape(target, history)
+            except self._psycopg.Error as exc:
+                self._tables.pop((schema, table.name), None)
+                raise self._failure(
+                    f"Changing the sync mode of '{schema}.{table.name}' failed: {_first_line(exc)}"
+                ) from None
         key_columns = {name: target.columns[name] for name in target.key}
         match = " AND ".join(f"t.{_ident(name)} = k.{_ident(name)}" for name in target.key)
         names = ", ".join(_ident(name) for name in target.key)
-        sql = (
-            f"UPDATE {target.qualified} AS t SET {_ident(DELETED_COLUMN)} = true, "
-            f"{_ident(SYNCED_COLUMN)} = %s FROM (SELECT DISTINCT {names} FROM sluice_stage) AS k "
-            f"WHERE {match} AND t.{_ident(DELETED_COLUMN)} IS NOT TRUE"
-        )
+        if history:
+            # The current version ends; a replay finds none current and changes nothing.
+            sql = (
+                f"UPDATE {target.qualified} AS t SET {_ident(ACTIVE_COLUMN)} = false, "
+                f"{_ident(END_COLUMN)} = %s, {_ident(SYNCED_COLUMN)} = %s "
+                f"FROM (SELECT DISTINCT {names} FROM sluice_stage) AS k "
+                f"WHERE {match} AND t.{_ident(ACTIVE_COLUMN)}"
+            )
+            params: list[Any] = [_utc(synced_at), _utc(synced_at)]
+        elif table.sync_mode == "LIVE":
+            sql = (
+                f"DELETE FROM {target.qualified} AS t USING (SELECT DISTINCT {names} FROM sluice_stage) "
+                f"AS k WHERE {match}"
+            )
+            params = []
+        else:
+            sql = (
+                f"UPDATE {target.qualified} AS t SET {_ident(DELETED_COLUMN)} = true, "
+                f"{_ident(SYNCED_COLUMN)} = %s FROM (SELECT DISTINCT {names} FROM sluice_stage) AS k "
+                f"WHERE {match} AND t.{_ident(DELETED_COLUMN)} IS NOT TRUE"
+            )
+            params = [_utc(synced_at)]
         try:
             with self._connection().transaction():
                 self._copy_into_staging(target, key_columns, keys)
-                cursor = self._connection().execute(_sql(sql), [_utc(synced_at)])
+                cursor = self._connection().execute(_sql(sql), params)
                 return max(0, cursor.rowcount)
         except self._psycopg.Error as exc:
             self._tables.pop((schema, table.name), None)
             raise self._failure(f"Deleting from '{schema}.{table.name}' failed: {_first_line(exc)}") from None
+
+    def drop_columns(self, schema: str, table: str, columns: list[str]) -> None:
+        schema = self.schema_for(schema)
+        target = self._table(schema, table)
+        if target is None:
+            return
+        dropped = [c for c in columns if c in target.columns and c not in target.key]
+        if not dropped:
+            return
+        sql = f"ALTER TABLE {target.qualified} " + ", ".join(
+            f"DROP COLUMN IF EXISTS {_ident(c)}" for c in dropped
+        )
+        try:
+            with self._connection().transaction():
+                self._connection().execute(_sql(sql))
+        except self._psycopg.Error as exc:
+            raise self._failure(
+                f"Dropping columns of '{schema}.{table}' failed: {_first_line(exc)}"
+            ) from None
+        finally:
+            self._tables.pop((schema, table), None)
 
     def flush(self) -> None:
         # Every upsert and delete is its own committed transaction: what is written is durable.
@@ -338,22 +396,32 @@ class PostgresDestination:
             ).fetchall()
             columns = {column: kind for column, kind, _ in found if column not in SYSTEM_COLUMNS}
             untyped = {column for column, _, comment in found if comment == _UNTYPED}
-            target = _Table(schema, name, tuple(row[0] for row in key_rows), columns, untyped)
+            history = any(column == START_COLUMN for column, _, _ in found)
+            key = tuple(row[0] for row in key_rows if row[0] != START_COLUMN)
+            target = _Table(schema, name, key, columns, untyped, history)
         self._tables[(schema, name)] = target
         return target
 
     def _prepare(
-        self, schema: str, name: str, key: tuple[str, ...], incoming: dict[str, str | None]
+        self,
+        schema: str,
+        name: str,
+        key: tuple[str, ...],
+        incoming: dict[str, str | None],
+        history: bool = False,
     ) -> _Table:
-        """The target table, created or evolved (new columns added, types widened) for this batch."""
+        """The target table, created or evolved (new columns added, types widened) for this batch, in
+        the shape its sync mode needs (one row per key, or one per version)."""
         target = self._table(schema, name)
         if target is None:
-            return self._create(schema, name, key, incoming)
+            return self._create(schema, name, key, incoming, history)
         if target.key != key:
             raise DestinationError(
                 f"Table '{schema}.{name}' has primary key {list(target.key)}, the source now has "
                 f"{list(key)}: a historical resync into a fresh table is needed"
             )
+        if target.history != history:
+            self._reshape(target, history)
         con = self._connection()
         for column, kind in incoming.items():
             if column not in target.columns:
@@ -381,19 +449,34 @@ class PostgresDestination:
         return target
 
     def _create(
-        self, schema: str, name: str, key: tuple[str, ...], incoming: dict[str, str | None]
+        self,
+        schema: str,
+        name: str,
+        key: tuple[str, ...],
+        incoming: dict[str, str | None],
+        history: bool = False,
     ) -> _Table:
         missing = [column for column in key if column not in incoming]
         if missing:
             raise DestinationError(f"Rows for table '{name}' lack primary key column '{missing[0]}'")
         columns = {column: kind or "text" for column, kind in incoming.items()}
-        target = _Table(schema, name, key, columns)
+        target = _Table(schema, name, key, columns, history=history)
         definitions = [f"{_ident(column)} {kind}" for column, kind in columns.items()]
-        definitions += [
-            f"{_ident(SYNCED_COLUMN)} timestamp with time zone NOT NULL",
-            f"{_ident(DELETED_COLUMN)} boolean NOT NULL DEFAULT false",
-            f"PRIMARY KEY ({', '.join(_ident(column) for column in key)})",
-        ]
+        keys = ", ".join(_ident(column) for column in key)
+        if history:
+            definitions += [
+                f"{_ident(SYNCED_COLUMN)} timestamp with time zone NOT NULL",
+                f"{_ident(START_COLUMN)} timestamp with time zone NOT NULL",
+                f"{_ident(END_COLUMN)} timestamp with time zone NOT NULL",
+                f"{_ident(ACTIVE_COLUMN)} boolean NOT NULL",
+                f"PRIMARY KEY ({keys}, {_ident(START_COLUMN)})",
+            ]
+        else:
+            definitions += [
+                f"{_ident(SYNCED_COLUMN)} timestamp with time zone NOT NULL",
+                f"{_ident(DELETED_COLUMN)} boolean NOT NULL DEFAULT false",
+                f"PRIMARY KEY ({keys})",
+            ]
         con = self._connection()
         con.execute(_sql(f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)}"))
         con.execute(_sql(f"CREATE TABLE {target.qualified} ({', '.join(definitions)})"))
@@ -402,6 +485,71 @@ class PostgresDestination:
                 self._mark_untyped(target, column, untyped=True)
         self._tables[(schema, name)] = target
         return target
+
+    def _reshape(self, target: _Table, history: bool) -> None:
+        """Turn a table into the other shape, in the caller's transaction: each row becomes its first
+        version, or (back from history) each key's last version stays, deleted unless current."""
+        con = self._connection()
+        found = con.execute(
+            "SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(%s) AND contype = 'p'",
+            [target.qualified],
+        ).fetchone()
+        drop_key = f"DROP CONSTRAINT {_ident(str(found[0]))}, " if found else ""
+        keys = ", ".join(_ident(c) for c in target.key)
+        t, synced, deleted = target.qualified, _ident(SYNCED_COLUMN), _ident(DELETED_COLUMN)
+        start, end, active = _ident(START_COLUMN), _ident(END_COLUMN), _ident(ACTIVE_COLUMN)
+        if history:
+            con.execute(
+                _sql(
+                    f"ALTER TABLE {t} ADD COLUMN {start} timestamp with time zone, "
+                    f"ADD COLUMN {end} timestamp with time zone, ADD COLUMN {active} boolean"
+                )
+            )
+            con.execute(
+                _sql(
+                    f"UPDATE {t} SET {start} = {synced}, {active} = NOT {deleted}, "
+                    f"{end} = CASE WHEN {deleted} THEN {synced} ELSE {_OPEN_END} END"
+                )
+            )
+            con.execute(
+                _sql(
+                    f"ALTER TABLE {t} ALTER COLUMN {start} SET NOT NULL, ALTER COLUMN {end} SET NOT NULL, "
+                    f"ALTER COLUMN {active} SET NOT NULL, {drop_key}ADD PRIMARY KEY ({keys}, {start}), "
+                    f"DROP COLUMN {deleted}"
+                )
+            )
+        else:
+            match = " AND ".join(f"n.{_ident(c)} = o.{_ident(c)}" for c in target.key)
+            con.execute(_sql(f"DELETE FROM {t} AS o USING {t} AS n WHERE {match} AND n.{start} > o.{start}"))
+            con.execute(_sql(f"ALTER TABLE {t} ADD COLUMN {deleted} boolean NOT NULL DEFAULT false"))
+            con.execute(_sql(f"UPDATE {t} SET {deleted} = NOT {active}"))
+            con.execute(
+                _sql(
+                    f"ALTER TABLE {t} {drop_key}ADD PRIMARY KEY ({keys}), DROP COLUMN {start}, "
+                    f"DROP COLUMN {end}, DROP COLUMN {active}"
+                )
+            )
+        target.history = history
+
+    def _versions_sql(self, target: _Table) -> Any:
+        """HISTORY: staged rows that differ from their key's current version (or have none) become the
+        current version; the old one ends just before. A row equal to its current version adds
+        nothing, so a replayed batch leaves exactly one version per change. Parameters: synced_at x3."""
+        names = list(target.columns)
+        quoted = ", ".join(_ident(name) for name in names)
+        t = target.qualified
+        active, end = _ident(ACTIVE_COLUMN), _ident(END_COLUMN)
+        mine = ", ".join(_comparable(f"t.{_ident(n)}", target.columns[n]) for n in names)
+        theirs = ", ".join(_comparable(f"s.{_ident(n)}", target.columns[n]) for n in names)
+        same_key = " AND ".join(f"t.{_ident(c)} = c.{_ident(c)}" for c in target.key)
+        return _sql(
+            f"WITH changed AS (SELECT {quoted} FROM sluice_stage AS s WHERE NOT EXISTS ("
+            f"SELECT 1 FROM {t} AS t WHERE t.{active} AND ROW({mine}) IS NOT DISTINCT FROM ROW({theirs}))), "
+            f"ended AS (UPDATE {t} AS t SET {active} = false, {end} = %s - {_VERSION_GAP} "
+            f"FROM changed AS c WHERE t.{active} AND {same_key}) "
+            f"INSERT INTO {t} ({quoted}, {_ident(SYNCED_COLUMN)}, {_ident(START_COLUMN)}, {end}, {active}) "
+            f"SELECT {quoted}, %s, %s, {_OPEN_END}, true FROM changed"
+        )
 
     def _mark_untyped(self, target: _Table, column: str, *, untyped: bool) -> None:
         comment = _literal(_UNTYPED) if untyped else "NULL"

@@ -104,6 +104,11 @@ class S3Destination:
         self._put(object_key(self.prefix, schema, table.name, batch_id, deletes=True), records)
         return len(records)
 
+    def drop_columns(self, schema: str, table: str, columns: list[str]) -> None:
+        # Objects already written are immutable batches: a dropped column only stops appearing in new
+        # ones (a blocked column already does), which readers see as null.
+        del schema, table, columns
+
     def flush(self) -> None:
         self._open()
         while self._pending:

@@ -163,6 +163,10 @@ def _references_nothing(*_: Any) -> None:
     return None
 
 
+def _reads_every_table(config: dict[str, Any], _enabled: set[str]) -> dict[str, Any]:
+    return config
+
+
 @dataclass(frozen=True)
 class Service:
     """A source service: `rest_api`, `s3`, ..."""
@@ -179,6 +183,9 @@ class Service:
     # Other forms the secrets of a (revealed) config take on the wire, for scrubbing (see Scrubber).
     secret_forms: Callable[[dict[str, Any]], list[str]] = _no_other_forms
     tables: Tables = _not_built
+    # Whether `tables` asks the source (and so needs the config's secrets): the read API then shows the
+    # tables the last capture recorded instead of calling it.
+    tables_need_source: bool = False
     extract: Extract = _not_built
     setup_tests: SetupTests = _not_built
     # Called with the connection's account before its config is stored, tested, synced or read
@@ -188,6 +195,12 @@ class Service:
     # source that opens no sockets through sluice.outbound (AWS APIs, Connector SDK code in its own
     # process) can't be sent through a proxy agent or a bastion.
     networking_methods: frozenset[str] = frozenset({"Directly"})
+    # select_tables(config, enabled table names) -> the config that reads only those tables. Services
+    # without it read every table; the engine then drops what a disabled table yields.
+    select_tables: Callable[[dict[str, Any], set[str]], dict[str, Any]] = _reads_every_table
+    # columns(config with secrets revealed, deadline) -> each table's columns as the source shows them
+    # now (POST .../schemas/reload). None: columns are learnt by syncs only.
+    columns: Callable[[dict[str, Any], float], dict[str, set[str]]] | None = None
 
     def schema_name(self, config: dict[str, Any]) -> str:
         return ".".join(str(config[key]) for key in self.naming_keys)

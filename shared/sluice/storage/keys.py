@@ -2,8 +2,8 @@
 
 Main table: an aggregate's partition `CONN#<id>` / `GROUP#<id>` / `APIKEY#<key>` / `ACCOUNT#<id>`
 holds the aggregate (sk `CONN`, `GROUP`, ...) and its children (`STATE#<seq>`, `RUN#<sync id>`,
-`DEST`, `SCHEMA#<name>`). Indexes: `gsi1` lists an account's connections and groups; `schedule` and
-`timers` are the scheduler's sparse, sharded indexes.
+`DEST`, `SCHEMA#<name>`, `SCHEMACFG`). Indexes: `gsi1` lists an account's connections and groups;
+`schedule` and `timers` are the scheduler's sparse, sharded indexes.
 """
 
 from __future__ import annotations
@@ -54,6 +54,11 @@ COLUMNS_PREFIX = "COLS#"
 def columns_key(connection_id: str, table: str, bucket: int) -> dict[str, str]:
     """One of a table's column-name buckets (columns seen by syncs grow with use: their own items)."""
     return {"pk": f"CONN#{connection_id}", "sk": f"{COLUMNS_PREFIX}{bucket:02d}#{table}"}
+
+
+def schema_config_key(connection_id: str) -> dict[str, str]:
+    """A connection's schema config (its tables' and columns' settings): one bounded item."""
+    return {"pk": f"CONN#{connection_id}", "sk": "SCHEMACFG"}
 
 
 def run_key(connection_id: str, sync_id: str) -> dict[str, str]:

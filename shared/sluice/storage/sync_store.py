@@ -174,7 +174,7 @@ class SyncStore:
                 UpdateExpression="REMOVE active_sync_id, lease_expires_at SET version = version + :one",
                 ConditionExpression="attribute_exists(active_sync_id)",
                 ExpressionAttributeValues=to_dynamo({":one": 1}),
-                ReturnValues="UPDATED_OLD",
+                ReturnValues="ALL_OLD",  # the item as it was (UPDATED_OLD omits an unchanged set)
             )
         except ConditionFailed:
             return None
@@ -397,6 +397,30 @@ class SyncStore:
                     ExpressionAttributeNames={"#t": "table", "#type": "type", "#names": "names"},
                     ExpressionAttributeValues=to_dynamo({":t": table, ":type": "columns", ":names": part}),
                 )
+
+    def add_columns_reporting_new(self, connection_id: str, table: str, names: set[str]) -> set[str]:
+        """Like `add_columns` for one table, and which of `names` no writer had added before: the
+        atomic ADD returns each bucket's old set, so a column is new to exactly one caller (a replayed
+        or concurrent sync finds it known)."""
+        import zlib
+
+        buckets: dict[int, set[str]] = {}
+        for name in names:
+            buckets.setdefault(zlib.crc32(name.encode()) % COLUMN_BUCKETS, set()).add(name)
+        new: set[str] = set()
+        for bucket, part in sorted(buckets.items()):
+            response = send(
+                self.client.update_item,
+                TableName=self._name,
+                Key=to_dynamo(columns_key(connection_id, table, bucket)),
+                UpdateExpression="SET #t = :t, #type = :type ADD #names :names",
+                ExpressionAttributeNames={"#t": "table", "#type": "type", "#names": "names"},
+                ExpressionAttributeValues=to_dynamo({":t": table, ":type": "columns", ":names": part}),
+                ReturnValues="ALL_OLD",  # the item as it was (UPDATED_OLD omits an unchanged set)
+            )
+            old = from_dynamo(response.get("Attributes") or {}).get("names") or set()
+            new |= part - {str(n) for n in old}
+        return new
 
     def columns_seen(self, connection: Connection) -> dict[str, list[str]]:
         """Columns seen per table, sorted (with what older versions kept on the connection item)."""

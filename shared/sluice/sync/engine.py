@@ -30,6 +30,7 @@ from sluice.errors import Conflict, ConnectionNotFound
 from sluice.network_path import within
 from sluice.observability import logger
 from sluice.scheduler.grid import connection_next_sync_at
+from sluice.schema_config.policy import SchemaPolicy
 from sluice.sources import get_service
 from sluice.sources.base import SourceAuthError, SourceRateLimited
 from sluice.storage.store import Store
@@ -162,17 +163,32 @@ class SyncEngine:
             scrubber = service.scrubber(config)
             service.check_references(self.store, connection.account_id, config)
             tables = {t.name: t for t in service.tables(config)}
-            destination = self._open_destination(connection)
-            state = self._starting_state(connection, request, sync_id, tables)
             schema = str(config["schema"])
+            # The schema config, applied here once for every destination (see SchemaPolicy).
+            policy = SchemaPolicy.prepare(self.store, connection, schema, tables, self.decrypt)
+            enabled = {name for name in tables if policy.table_enabled(name)}
+            destination = self._open_destination(connection)
+            self._check_sync_modes(connection, policy, enabled)
+            self._drop_blocked_columns(destination, schema, policy)
+            resyncs = {t: n for t, n in policy.resync_requests().items() if t in enabled}
+            state, resumed = self._starting_state(connection, request, sync_id, tables, set(resyncs))
+            # Only the invocation that started these tables over clears their requests (after it commits).
+            serving = {} if resumed else resyncs
             deadline = time.monotonic() + max(0.0, remaining_seconds() - self.stop_before_deadline)
             seq = connection.state_seq
             batch = 0
             last_commit = last_lease_check = last_heartbeat = time.monotonic()
             pending: dict[str, Any] | None = None
+            # Every declared table disabled: nothing to read. (A source that declares none, or yields
+            # tables it did not declare, is read; the policy takes those tables as new ones.)
             # On the connection's network path: its approved certificates pinned, through its proxy agent.
             path = network_path_for(connection, self.store)
-            operations = within(path, service.extract(config, state, deadline))
+            operations: Iterator[Operation] = within(
+                path,
+                service.extract(service.select_tables(config, enabled), state, deadline)
+                if enabled or not tables
+                else iter(()),
+            )
             for operation in operations:
                 if isinstance(operation, Checkpoint):
                     pending = operation.state
@@ -187,6 +203,8 @@ class SyncEngine:
                         self.sync_store.commit_checkpoint(
                             connection.id, sync_id, seq, pending, utc_now(), LEASE, result.progress
                         )
+                        policy.served_resyncs(serving)
+                        serving = {}
                         pending, batch, last_commit = None, 0, time.monotonic()
                         if out_of_time:
                             self.sync_store.add_columns(connection.id, result.columns)
@@ -209,15 +227,20 @@ class SyncEngine:
                 # Deterministic for a replay of this sync (same id), distinct from any other sync's.
                 batch_id = f"{seq:012d}-{sync_id}-{batch:06d}"
                 batch += 1
-                spec = tables.get(operation.table) or TableSpec(operation.table, ())
+                if not policy.table_enabled(operation.table):
+                    continue  # a disabled table (of a source that can't skip it): nothing lands
+                spec = policy.spec(tables.get(operation.table) or TableSpec(operation.table, ()))
                 if isinstance(operation, Upserts):
                     names: set[str] = set().union(*operation.rows)
                     rows = scrubber.row_keys(operation.rows, names)
-                    result.columns.setdefault(operation.table, set()).update(map(scrubber.text, names))
+                    landed = set(map(scrubber.text, names)) if scrubber else names
+                    rows = policy.rows(operation.table, rows, landed)
+                    result.columns.setdefault(operation.table, set()).update(landed)
                     upserted = destination.upsert(schema, spec, rows, utc_now(), batch_id)
                     result.add(operation.table, upserted=upserted)
                 elif isinstance(operation, Deletes):
-                    deleted = destination.delete(schema, spec, operation.keys, utc_now(), batch_id)
+                    keys = policy.rows(operation.table, operation.keys)
+                    deleted = destination.delete(schema, spec, keys, utc_now(), batch_id)
                     result.add(operation.table, deleted=deleted)
             destination.flush()
             if pending is not None:
@@ -225,6 +248,7 @@ class SyncEngine:
                 self.sync_store.commit_checkpoint(
                     connection.id, sync_id, seq, pending, utc_now(), LEASE, result.progress
                 )
+                policy.served_resyncs(serving)
         except LeaseLost:
             raise
         except SourceRateLimited as exc:
@@ -266,16 +290,50 @@ class SyncEngine:
         )
 
     def _starting_state(
-        self, connection: Connection, request: SyncRequest, sync_id: str, tables: dict[str, TableSpec]
-    ) -> dict[str, Any]:
+        self,
+        connection: Connection,
+        request: SyncRequest,
+        sync_id: str,
+        tables: dict[str, TableSpec],
+        resync: set[str],
+    ) -> tuple[dict[str, Any], bool]:
+        """The state to extract from, and whether it is this sync's own (a continuation or a replay).
+        Tables in `resync` (the schema config asks for them) start over unless it is."""
         snapshot = self.sync_store.latest_snapshot(connection.id)
         mine = snapshot is not None and snapshot.sync_id == sync_id
+        if mine and snapshot is not None:
+            return snapshot.state, True
         if connection.is_historical_sync or request.historical:
-            if request.scope and not mine and snapshot is not None:
-                return _without_tables(snapshot.state, _scoped_tables(request.scope, tables))
+            if request.scope and snapshot is not None:
+                scoped = _scoped_tables(request.scope, tables) | resync
+                return _without_tables(snapshot.state, scoped), False
             # A historical sync starts from nothing; its own checkpoints carry a continuation forward.
-            return snapshot.state if mine and snapshot else {}
-        return snapshot.state if snapshot else {}
+            return {}, False
+        state = snapshot.state if snapshot else {}
+        return (_without_tables(state, resync) if resync and state else state), False
+
+    def _check_sync_modes(self, connection: Connection, policy: SchemaPolicy, enabled: set[str]) -> None:
+        """A table whose sync mode the destination can't keep fails the sync before anything lands (the
+        API refuses such a mode; this catches a destination changed since)."""
+        from sluice.destinations import DestinationError, sync_modes_of
+
+        item = self.store.get_destination(None, connection.group_id)
+        service = str(item["service"]) if item else ""
+        modes = sync_modes_of(service)
+        for table in sorted(enabled):
+            mode = policy.spec(TableSpec(table, ())).sync_mode
+            if mode not in modes:
+                raise DestinationError(
+                    f"Table '{policy.schema}.{table}' is in {mode} mode, which the '{service}' "
+                    "destination can't keep; change its sync_mode"
+                )
+
+    def _drop_blocked_columns(self, destination: Destination, schema: str, policy: SchemaPolicy) -> None:
+        """Columns marked for deletion (DELETE .../columns/{column}) leave the destination, then the mark."""
+        marked = policy.columns_to_drop()
+        for table, columns in marked.items():
+            destination.drop_columns(schema, table, columns)
+        policy.dropped(marked)
 
     # ---- finishing ---------------------------------------------------------------------------------
 

@@ -6,20 +6,13 @@ from typing import Any
 
 from sluice.api.caller import Caller
 from sluice.connections.model import Connection, sync_in_progress
-from sluice.errors import Conflict, InvalidInput, NotFound
+from sluice.errors import Conflict, InvalidInput
 from sluice.sources import get_service
 from sluice.storage.store import Store
 from sluice.storage.sync_store import SyncStore
 from sluice.sync.events import SyncRequest, request_sync
 from sluice.sync.runs import FORCED_OUT, WORKER_SILENT, end_stopped_run, worker_silent
 from sluice.timestamps import utc_now
-
-
-class TableNotFound(NotFound):
-    code = "NotFound_Table"
-
-    def __init__(self, schema: str, table: str) -> None:
-        super().__init__(f"Table '{schema}.{table}' doesn't exist in this connection")
 
 
 def sync_running(connection: Connection) -> bool:
@@ -77,7 +70,9 @@ def trigger_resync(
 
 
 def _check_scope(connection: Connection, scope: dict[str, list[str]], store: Store) -> None:
-    known = {name for _, tables in schemas(connection, store).items() for name in tables["tables"]}
+    from sluice.schema_config.operations import effective_schemas
+
+    known = {name for _, tables in effective_schemas(connection, store).items() for name in tables["tables"]}
     for schema_name, tables in scope.items():
         if not isinstance(tables, list) or not all(isinstance(t, str) for t in tables):
             raise InvalidInput(f"Field '{schema_name}' must be a list of table names")
@@ -102,64 +97,3 @@ def replace_state(caller: Caller, connection_id: str, state: dict[str, Any], sto
         raise Conflict("Pause the connection before changing its state")
     SyncStore(store).replace_state(connection, state, utc_now())
     return state
-
-
-def _with_columns(store: Store, connection: Connection) -> Connection:
-    """The connection with the columns syncs have seen (stored apart from it, see SyncStore)."""
-    return connection.model_copy(update={"table_columns": SyncStore(store).columns_seen(connection)})
-
-
-def schemas(connection: Connection, store: Store) -> dict[str, Any]:
-    """Fivetran's schema config: the connection's destination schema, the source's tables, and the
-    columns syncs have seen in each."""
-    service = get_service(connection.service)
-    _check_references(connection, store)
-    schema_name = str(connection.config.get("schema", connection.schema_name))
-    return {
-        schema_name: {
-            "name_in_destination": schema_name,
-            "enabled": True,
-            "tables": {
-                table.name: {
-                    "name_in_destination": table.name,
-                    "enabled": True,
-                    "sync_mode": "SOFT_DELETE",
-                    "columns": _columns(connection, table.name, table.primary_key),
-                }
-                for table in service.tables(connection.config)
-            },
-        }
-    }
-
-
-def _columns(connection: Connection, table: str, primary_key: tuple[str, ...]) -> dict[str, Any]:
-    names = list(dict.fromkeys([*primary_key, *connection.table_columns.get(table, [])]))
-    return {
-        name: {
-            "name_in_destination": name,
-            "enabled": True,
-            "hashed": False,
-            "is_primary_key": name in primary_key,
-        }
-        for name in names
-    }
-
-
-def table_columns(
-    caller: Caller, connection_id: str, schema: str, table: str, store: Store
-) -> dict[str, Any]:
-    """Columns of one table, found by its source or destination name (they are the same here)."""
-    connection = _with_columns(store, store.get_connection(caller.account_id, connection_id))
-    for schema_name, schema_config in schemas(connection, store).items():
-        if schema == schema_name and table in schema_config["tables"]:
-            return {"columns": schema_config["tables"][table]["columns"]}
-    raise TableNotFound(schema, table)
-
-
-def schema_config(caller: Caller, connection_id: str, store: Store) -> dict[str, Any]:
-    connection = _with_columns(store, store.get_connection(caller.account_id, connection_id))
-    return {
-        "enable_new_by_default": True,
-        "schema_change_handling": "ALLOW_ALL",
-        "schemas": schemas(connection, store),
-    }

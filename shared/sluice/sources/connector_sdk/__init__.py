@@ -317,6 +317,7 @@ SERVICE = Service(
     config_model=ConnectorSdkConfig,
     secret_paths=frozenset(secret_paths(ConnectorSdkConfig)),
     tables=tables,
+    tables_need_source=True,
     extract=extract,
     setup_tests=setup_tests,
     check_references=check_references,

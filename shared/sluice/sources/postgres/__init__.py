@@ -104,6 +104,7 @@ SERVICE = Service(
     secret_paths=frozenset(secret_paths(PostgresConfig)),
     secret_destinations=secret_destinations(PostgresConfig),
     tables=tables,
+    tables_need_source=True,
     extract=extract,
     setup_tests=setup_tests,
     networking_methods=ALL_NETWORKING_METHODS,

@@ -14,7 +14,7 @@ from typing import Any
 
 from sluice.sources.base import ALL_NETWORKING_METHODS, Service, secret_destinations, secret_paths
 from sluice.sources.rest_api.config import RestApiConfig, secret_values
-from sluice.sources.rest_api.extract import extract, tables
+from sluice.sources.rest_api.extract import columns, extract, tables
 from sluice.sources.rest_api.setup_tests import setup_tests
 
 __all__ = ["SERVICE", "RestApiConfig", "extract", "secret_values", "setup_tests", "tables"]
@@ -22,6 +22,10 @@ __all__ = ["SERVICE", "RestApiConfig", "extract", "secret_values", "setup_tests"
 
 def _secret_forms(plain_config: dict[str, Any]) -> list[str]:
     return secret_values(RestApiConfig.model_validate(plain_config))
+
+
+def _select_tables(config: dict[str, Any], enabled: set[str]) -> dict[str, Any]:
+    return {**config, "tables": [t for t in config.get("tables") or [] if t.get("name") in enabled]}
 
 
 SERVICE = Service(
@@ -37,4 +41,6 @@ SERVICE = Service(
     extract=extract,
     setup_tests=setup_tests,
     networking_methods=ALL_NETWORKING_METHODS,
+    select_tables=_select_tables,
+    columns=columns,
 )

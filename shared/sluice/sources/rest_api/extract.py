@@ -139,6 +139,18 @@ def tables(config: dict[str, Any]) -> list[TableSpec]:
     return [TableSpec(t.name, tuple(t.primary_key)) for t in parsed.tables]
 
 
+def columns(config: dict[str, Any], deadline: float) -> dict[str, set[str]]:
+    """The columns of each table's first page (a schema reload: what the source shows now)."""
+    parsed = parse_config(config)
+    found: dict[str, set[str]] = {}
+    with session_for(parsed) as session:
+        client = Client(parsed, session)
+        for table in parsed.tables:
+            rows, _ = next(_pages(client, table, None, None, deadline))
+            found[table.name] = set().union(*rows) if rows else set()
+    return found
+
+
 def parse_config(config: dict[str, Any]) -> RestApiConfig:
     try:
         return RestApiConfig.model_validate(config)

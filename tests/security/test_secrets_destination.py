@@ -125,10 +125,13 @@ class _PlainBox(SecretBox):
 
 def test_the_rule_lives_in_seal_config_and_reads_the_service_declaration() -> None:
     service = rest_api.SERVICE
-    assert dict(service.secret_destinations).keys() == {("base_url",)}
+    # Where the credentials go: the API's origin, and the SSH bastion a tunnelled connection goes through.
+    assert dict(service.secret_destinations).keys() == {("base_url",), ("tunnel_host",), ("tunnel_port",)}
     stored_config = rest_api_config(auth={"type": "bearer", "token": MASK})
     moved = rest_api_config(base_url="http://127.0.0.1:9", auth={"type": "bearer", "token": MASK})
     assert moved_destination(stored_config, moved, service.secret_destinations) == "base_url"
+    tunnelled = rest_api_config(auth={"type": "bearer", "token": MASK}, tunnel_host="bastion.example.com")
+    assert moved_destination(stored_config, tunnelled, service.secret_destinations) == "tunnel_host"
     assert moved_destination(stored_config, stored_config, service.secret_destinations) is None
     stored = {"auth/token": "sealed:old"}
     with pytest.raises(InvalidInput):

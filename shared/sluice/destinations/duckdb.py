@@ -565,15 +565,7 @@ class DuckDbDestination:
         current version, and the old one ends just before it. A row equal to the current version adds
         nothing, so a replayed batch leaves exactly one version per change."""
         con = self._connection()
-        try:
-            inferred = self._infer(rows, key)
-        except self._duckdb.Error as exc:
-            raise DestinationError(f"Reading a batch for '{schema}.{name}' failed: {exc}") from exc
-        if target is not None and target.key != key:
-            raise DestinationError(
-                f"Table '{schema}.{name}' has primary key {list(target.key)}, the source now has "
-                f"{list(key)}: a historical resync into a fresh table is needed"
-            )
+        inferred = self._batch_columns(schema, name, key, target, rows)
         con.execute("BEGIN TRANSACTION")
         try:
             if target is None:
@@ -649,15 +641,7 @@ class DuckDbDestination:
     ) -> None:
         """Create the table or add and widen its columns for this batch, then merge it: one transaction."""
         con = self._connection()
-        try:
-            inferred = self._infer(rows, key)
-        except self._duckdb.Error as exc:
-            raise DestinationError(f"Reading a batch for '{schema}.{name}' failed: {exc}") from exc
-        if target is not None and target.key != key:
-            raise DestinationError(
-                f"Table '{schema}.{name}' has primary key {list(target.key)}, the source now has "
-                f"{list(key)}: a historical resync into a fresh table is needed"
-            )
+        inferred = self._batch_columns(schema, name, key, target, rows)
         con.execute("BEGIN TRANSACTION")
         try:
             if target is None:
@@ -672,6 +656,21 @@ class DuckDbDestination:
             if isinstance(exc, self._duckdb.Error):
                 raise DestinationError(f"Writing to '{schema}.{name}' failed: {exc}") from exc
             raise
+
+    def _batch_columns(
+        self, schema: str, name: str, key: tuple[str, ...], target: _Table | None, rows: list[dict[str, Any]]
+    ) -> dict[str, str | None]:
+        """The batch's inferred column types, for a table that is new or has the same primary key."""
+        try:
+            inferred = self._infer(rows, key)
+        except self._duckdb.Error as exc:
+            raise DestinationError(f"Reading a batch for '{schema}.{name}' failed: {exc}") from exc
+        if target is not None and target.key != key:
+            raise DestinationError(
+                f"Table '{schema}.{name}' has primary key {list(target.key)}, the source now has "
+                f"{list(key)}: a historical resync into a fresh table is needed"
+            )
+        return inferred
 
     def _create(
         self,

@@ -60,16 +60,19 @@ class _Stack:
         reply.raise_for_status()
         return str(reply.json()["data"]["id"])
 
+    def _aws(self) -> dict[str, str]:
+        """How to reach the stack's own moto (its printed endpoint and the local credentials)."""
+        return {
+            "endpoint_url": self.running.aws_endpoint,
+            "region_name": "us-east-1",
+            "aws_access_key_id": "local",
+            "aws_secret_access_key": "local",
+        }
+
     def s3(self) -> Any:
         import boto3
 
-        return boto3.client(
-            "s3",
-            endpoint_url=self.running.aws_endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
+        return boto3.client("s3", **self._aws())
 
     def s3_group(self, bucket: str) -> str:
         """A group whose destination is `s3` into `bucket` (made on the stack's moto)."""
@@ -109,13 +112,7 @@ class _Stack:
         import boto3
         from boto3.dynamodb.conditions import Key
 
-        table = boto3.resource(
-            "dynamodb",
-            endpoint_url=self.running.aws_endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        ).Table("sluice-Table")
+        table = boto3.resource("dynamodb", **self._aws()).Table("sluice-Table")
         found = table.query(
             KeyConditionExpression=Key("pk").eq(f"CONN#{connection_id}") & Key("sk").begins_with("RUN#")
         )["Items"]

@@ -27,6 +27,14 @@ def test_the_command_revokes_a_key_and_the_authorizer_refuses_it(aws, table, cap
     assert authenticate(table, basic(kept.api_key, kept.api_secret)) is not None  # only that key
 
 
+def test_the_command_revokes_a_key_that_begins_with_a_dash(aws, table, capsys) -> None:
+    # Generated keys are URL-safe base64, so one in 64 begins with "-": it is a key, not an option.
+    key = create_api_key(table, api_key="-Ab3dEfGh1jK")
+    assert main(["revoke", key.api_key]) == 0
+    assert json.loads(capsys.readouterr().out) == {"revoked": key.api_key}
+    assert authenticate(table, basic(key.api_key, key.api_secret)) is None
+
+
 def test_the_command_says_when_there_is_no_such_key(aws, table, capsys) -> None:
     assert main(["revoke", "no-such-key"]) == 1
     assert "No API key 'no-such-key'" in capsys.readouterr().err

@@ -25,6 +25,9 @@ PROG = "python -m sluice.accounts.cli"
 def revoke(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog=f"{PROG} revoke", description="Revoke an API key.")
     parser.add_argument("api_key", help="the API key (not its secret) to revoke")
+    # A generated key is URL-safe base64 and may begin with "-": a lone argument is the key, never an option.
+    if len(argv) == 1 and argv[0] not in ("-h", "--help"):
+        argv = ["--", *argv]
     args = parser.parse_args(argv)
     if not revoke_api_key(get_store(), args.api_key):
         print(f"No API key '{args.api_key}'", file=sys.stderr)
